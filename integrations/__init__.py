@@ -1,0 +1,1 @@
+"""One small client per outside system (Twilio, Stripe, vehicle history, FX), with typed errors."""

