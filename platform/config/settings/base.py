@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "logistics",
     "messaging",
     "reports",
+    "schedules",
+    "trigger_api",
 ]
 
 MIDDLEWARE = [
