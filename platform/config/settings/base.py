@@ -141,6 +141,10 @@ JOB_MAX_COUNTDOWN_SECONDS = 3600
 CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=7200)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+    # Look for abandoned messages (older than visibility_timeout) every few seconds: one
+    # cheap ZRANGE on the unacked index (kombu's default sweeps only every ~100 s).
+    "unacked_restore_interval": min(10, max(1, CELERY_BROKER_VISIBILITY_TIMEOUT // 3)),
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 1.0,
     "socket_timeout": 5.0,
     "health_check_interval": 25,
@@ -197,14 +201,25 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# json: one JSON object per line (production's default); plain: readable lines (local runs).
+# Every record passes the phone-masking filter (config/structured_logging.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "config.structured_logging.PlainFormatter"},
+        "json": {"()": "config.structured_logging.JsonFormatter"},
+    },
+    "filters": {
+        "mask_phone_numbers": {"()": "config.structured_logging.PhoneMaskingFilter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["mask_phone_numbers"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -223,6 +238,35 @@ STRIPE_BASE_URL = env("STRIPE_BASE_URL", default="")
 VEHICLE_HISTORY_API_KEY = env("VEHICLE_HISTORY_API_KEY", default="")
 VEHICLE_HISTORY_BASE_URL = env("VEHICLE_HISTORY_BASE_URL", default="")
 FX_BASE_URL = env("FX_BASE_URL", default="")
+# Which client each integration uses, like Django's EMAIL_BACKEND: a dotted path, or empty
+# for "the real one when its credentials are set, else the console one" (integrations/backends.py).
+TWILIO_BACKEND = env("TWILIO_BACKEND", default="")
+STRIPE_BACKEND = env("STRIPE_BACKEND", default="")
+VEHICLE_HISTORY_BACKEND = env("VEHICLE_HISTORY_BACKEND", default="")
+FX_BACKEND = env("FX_BACKEND", default="")
+# Every outside HTTP call: seconds to connect, seconds to wait for each read. SDK retries are
+# off everywhere; retrying has one home, the task base (tasks/base.py).
+INTEGRATION_CONNECT_TIMEOUT = env.float("INTEGRATION_CONNECT_TIMEOUT", default=3.0)
+INTEGRATION_READ_TIMEOUT = env.float("INTEGRATION_READ_TIMEOUT", default=10.0)
+# Shared limits per integration, across all workers ("N/s", "N/m", "N/h"; integrations/ratelimit.py).
+# RATE_LIMITS="twilio=5/s" in the environment overrides one entry.
+RATE_LIMITS = {
+    "twilio": "10/s",
+    "stripe": "25/s",
+    "vehicle_history": "30/m",
+    "fx": "60/m",
+    **env.dict("RATE_LIMITS", default={}),
+}
+# The window is stretched by this fraction so network jitter between us and the provider
+# never makes the provider see more than N in one of its windows.
+RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.1)
 
 # --- Flower ---------------------------------------------------------------------------------
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
+
+# --- Marketplace thresholds (marketplace/selectors.py, audit/selectors.py) -------------------
+# A lead or deal with no activity for this many days is followed up (check_stalled_deals).
+STALLED_LEAD_AFTER_DAYS = env.int("STALLED_LEAD_AFTER_DAYS", default=3)
+STALLED_DEAL_AFTER_DAYS = env.int("STALLED_DEAL_AFTER_DAYS", default=7)
+# Audit-log rows older than this are deleted by cleanup_old_audit_logs.
+AUDIT_LOG_RETENTION_DAYS = env.int("AUDIT_LOG_RETENTION_DAYS", default=365)

@@ -7,6 +7,7 @@ class ProbeExecution(models.Model):
     marker = models.CharField(max_length=100, db_index=True)
     job_id = models.CharField(max_length=255)
     retries = models.IntegerField()
+    pid = models.IntegerField(default=0)
     eta = models.CharField(max_length=64, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True)

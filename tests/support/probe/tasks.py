@@ -1,5 +1,6 @@
 """Probe tasks on the real task base, loaded by test workers (CELERY_IMPORTS in test settings)."""
 
+import os
 import time
 
 from django.db import transaction
@@ -17,6 +18,7 @@ def _record_execution(task) -> ProbeExecution:
         marker=task.request.kwargs.get("marker", ""),
         job_id=task.request.id,
         retries=task.request.retries,
+        pid=os.getpid(),
         eta=eta.isoformat() if hasattr(eta, "isoformat") else (eta or ""),
     )
 
@@ -85,3 +87,11 @@ def effect_then_fail(self, marker: str) -> str:
     if ProbeExecution.objects.filter(marker=marker).count() == 1:
         raise PermanentError("downstream refused", provider="probe", code=400)
     return "done"
+
+
+@platform_task(name="probe.platform_module")
+def platform_module(self) -> dict:
+    """Which `platform` module the worker imported (the standard library's, never ours)."""
+    import platform
+
+    return {"file": platform.__file__, "system": platform.system()}

@@ -1,0 +1,67 @@
+"""A worker that dies mid-task: the job is redelivered and its effect happens once.
+
+Real `celery worker` subprocesses (prefork) on a private redis-server, the test database."""
+
+import os
+import signal
+
+import pytest
+
+from tests.conftest import broker_client
+from tests.support.probe.models import ProbeEffect, ProbeExecution
+from tests.support.processes import platform_env, start_worker, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
+
+
+def _started(marker: str, count: int = 1):
+    return lambda: ProbeExecution.objects.filter(marker=marker).count() >= count
+
+
+def test_job_of_a_worker_killed_outright_is_redelivered_and_its_effect_happens_once(
+    database_url, private_redis, marker
+):
+    # The whole worker dies (main process and children, like a lost machine): Redis hands the
+    # unacknowledged job out again once the visibility timeout has passed.
+    env = platform_env(database_url=database_url, redis_url=private_redis.url,
+                       CELERY_BROKER_VISIBILITY_TIMEOUT="3")
+    first = start_worker(env, name="doomed", concurrency=1)
+    try:
+        broker_client(private_redis.url).send_task(
+            "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default")
+        wait_until(_started(marker), timeout=30, what="the job to start")
+        first.kill(signal.SIGKILL)
+        first.proc.wait(10)
+    finally:
+        first.stop()
+    assert ProbeEffect.objects.filter(marker=marker).count() == 0
+
+    second = start_worker(env, name="survivor", concurrency=1)
+    try:
+        wait_until(lambda: ProbeEffect.objects.filter(marker=marker).exists(), timeout=60,
+                   what=f"the redelivered job to finish\n{second.tail()}")
+    finally:
+        second.stop()
+    assert ProbeExecution.objects.filter(marker=marker).count() == 2
+    assert ProbeEffect.objects.filter(marker=marker).count() == 1
+
+
+def test_job_of_a_killed_pool_process_is_requeued_at_once_and_its_effect_happens_once(
+    database_url, private_redis, marker
+):
+    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    worker = start_worker(env, name="pool", concurrency=1)
+    try:
+        broker_client(private_redis.url).send_task(
+            "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default")
+        wait_until(_started(marker), timeout=30, what="the job to start")
+        child = ProbeExecution.objects.get(marker=marker).pid
+        os.kill(child, signal.SIGKILL)  # task_reject_on_worker_lost: back to the queue
+        wait_until(lambda: ProbeEffect.objects.filter(marker=marker).exists(), timeout=30,
+                   what=f"the requeued job to finish\n{worker.tail()}")
+    finally:
+        worker.stop()
+    executions = ProbeExecution.objects.filter(marker=marker)
+    assert executions.count() == 2
+    assert child not in {e.pid for e in executions.exclude(pid=child)}
+    assert ProbeEffect.objects.filter(marker=marker).count() == 1
