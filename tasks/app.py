@@ -18,6 +18,7 @@ from tasks.queues import TASK_QUEUES, TASK_ROUTES, Queue  # noqa: E402
 # Every task module of the platform; a module listed here is imported by every worker.
 TASK_MODULES = [
     "tasks.diagnostics",
+    "tasks.maintenance",
 ]
 
 app = Celery("platform", include=TASK_MODULES)
@@ -27,6 +28,10 @@ app.conf.update(
     task_routes=TASK_ROUTES,
     task_default_queue=Queue.DEFAULT.value,
 )
+
+
+# Task outcome metrics and log lines, publish timestamps, paused queues (platform/jobs/).
+import jobs.task_observability  # noqa: E402,F401
 
 
 @signals.task_prerun.connect

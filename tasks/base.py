@@ -18,11 +18,15 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from celery import states
 from celery.contrib.django.task import DjangoTask
 from django import db
 
 from integrations.errors import RateLimited, TransientError
 from tasks.app import app
+
+# The message header that marks a job published from the outbox (platform/jobs/outbox.py).
+DURABLE_HEADER = "durable"
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +90,14 @@ class PlatformTask(DjangoTask):
             # The provider said when: never earlier than that, never past our bound.
             countdown = max(countdown, min(float(retry_after), self.retry_backoff_max))
         return countdown
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        # A job published from the outbox records that it is done (succeeded, or gave up
+        # into a dead letter), so the relay stops watching it. Other jobs pay nothing here.
+        if status in (states.SUCCESS, states.FAILURE) and self.request.get(DURABLE_HEADER):
+            from jobs.outbox import mark_completed
+
+            mark_completed(task_id, outcome=status)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
         from jobs.dead_letters import record_dead_letter

@@ -6,7 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from jobs.dead_letters import discard_dead_letters, replay_dead_letters
-from jobs.models import DeadLetter, Effect
+from jobs.models import DeadLetter, Effect, OutboxMessage
 
 
 @admin.register(DeadLetter)
@@ -70,6 +70,22 @@ class EffectAdmin(admin.ModelAdmin):
     list_display = ("key", "job_id", "created_at")
     search_fields = ("key", "job_id")
     readonly_fields = ("key", "job_id", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ("task_name", "job_id", "state", "created_at", "published_at", "publish_attempts",
+                    "completed_at", "outcome")
+    list_filter = ("outcome", "task_name", ("completed_at", admin.EmptyFieldListFilter),
+                   ("published_at", admin.EmptyFieldListFilter))
+    search_fields = ("job_id", "task_name")
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,0 +1,39 @@
+"""The transactional outbox: a job written in the same transaction as the data it is about."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxMessage(models.Model):
+    # The Celery task id the job is published under, every time: republishing the same row
+    # is a redelivery of one job, which the task's effect ledger makes harmless.
+    job_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task_name = models.CharField(max_length=255, db_index=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=100, blank=True)
+    eta = models.DateTimeField(null=True, blank=True, help_text="Not before this time (countdown).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, blank=True, help_text="SUCCESS, or FAILURE (a dead letter).")
+
+    class Meta:
+        indexes = [
+            # The relay's sweep reads only open rows: a partial index keeps it one cheap
+            # index scan however many completed rows the table holds.
+            models.Index(fields=["published_at"], condition=Q(completed_at__isnull=True),
+                         name="outbox_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}[{self.job_id}]"
+
+    @property
+    def state(self) -> str:
+        if self.completed_at:
+            return "completed"
+        return "published" if self.published_at else "pending"

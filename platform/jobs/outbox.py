@@ -1,0 +1,123 @@
+"""Durable enqueue: a job that survives a crash between commit and publish, and a lost broker.
+
+    from jobs.outbox import enqueue_durably
+
+    with transaction.atomic():
+        invoice = mark_invoice_processing(invoice_id=...)
+        enqueue_durably(process_invoice_payment, invoice_id=invoice.pk)
+
+The job is written to the outbox in the caller's transaction (it exists exactly when the data
+it is about exists), and published as soon as that transaction commits. The relay
+(`relay_outbox`, run by tasks.maintenance.relay_outbox on a schedule) publishes rows that never
+were (the process died between commit and publish, or the broker was down), and republishes rows
+whose job did not complete within OUTBOX_REPUBLISH_AFTER (the broker lost the message). The
+job id never changes, so a republished job is a redelivery that the task's ledger makes
+harmless. Workers record completion (tasks/base.py) for messages marked `durable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Task
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from jobs.models import OutboxMessage
+from tasks.base import DURABLE_HEADER
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_durably(task: Task | str, *, countdown: float | None = None, queue: str | None = None,
+                    **kwargs) -> str:
+    """Enqueue `task(**kwargs)` durably, in the current transaction. Returns the job id."""
+    task_name = task if isinstance(task, str) else task.name
+    message = OutboxMessage.objects.create(
+        task_name=task_name,
+        kwargs=kwargs,
+        queue=queue or "",
+        eta=timezone.now() + timedelta(seconds=countdown) if countdown else None,
+    )
+    transaction.on_commit(lambda: publish(message))
+    return str(message.job_id)
+
+
+def publish(message: OutboxMessage) -> bool:
+    """Publish one outbox message to the broker and record it; False if the broker refused."""
+    from tasks.app import app
+
+    options = {"task_id": str(message.job_id), "headers": {DURABLE_HEADER: True}}
+    if message.queue:
+        options["queue"] = message.queue
+    if message.eta and message.eta > timezone.now():
+        options["eta"] = message.eta
+    try:
+        app.send_task(message.task_name, kwargs=message.kwargs, **options)
+    except Exception as exc:  # broker down: the relay will publish it later
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
+        )
+        logger.warning("outbox: could not publish %s[%s], the relay will: %s",
+                       message.task_name, message.job_id, type(exc).__name__)
+        return False
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1, last_error=""
+    )
+    return True
+
+
+def mark_completed(job_id: str, *, outcome: str) -> None:
+    """Called by the worker when a durable job succeeded or gave up (dead letter)."""
+    OutboxMessage.objects.filter(job_id=job_id, completed_at__isnull=True).update(
+        completed_at=timezone.now(), outcome=outcome
+    )
+
+
+def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
+    """Publish what was never published; republish what never completed. One query when idle."""
+    from django_celery_results.models import TaskResult
+
+    now = timezone.now()
+    grace = timedelta(seconds=settings.OUTBOX_PUBLISH_GRACE_SECONDS)
+    republish_after = timedelta(seconds=settings.OUTBOX_REPUBLISH_AFTER_SECONDS)
+    counts = {"published": 0, "republished": 0, "completed": 0, "failed": 0}
+    due_rows = OutboxMessage.objects.filter(completed_at__isnull=True).filter(
+        Q(published_at__isnull=True, created_at__lt=now - grace)
+        | Q(published_at__lt=now - republish_after)
+    )
+    if not due_rows.exists():
+        return counts  # idle: this one indexed query is the whole cost of a sweep
+    with transaction.atomic():
+        # skip_locked: two relays running at once share the work instead of doubling it.
+        due = list(due_rows.select_for_update(skip_locked=True).order_by("created_at")[:batch_size])
+        results = {
+            task_id: (status, date_done)
+            for task_id, status, date_done in TaskResult.objects.filter(
+                task_id__in=[str(m.job_id) for m in due]
+            ).values_list("task_id", "status", "date_done")
+        }
+        for message in due:
+            state, changed_at = results.get(str(message.job_id), (None, None))
+            if state in ("SUCCESS", "FAILURE"):
+                # It ran; only the completion record was lost.
+                mark_completed(str(message.job_id), outcome=state)
+                counts["completed"] += 1
+                continue
+            if state in ("STARTED", "RETRY") and changed_at and changed_at > now - republish_after:
+                continue  # alive: running or waiting for its next attempt
+            kind = "republished" if message.published_at else "published"
+            if publish(message):
+                counts[kind] += 1
+                logger.info("outbox relay: %s %s[%s]", kind, message.task_name, message.job_id)
+            else:
+                counts["failed"] += 1
+    return counts
+
+
+def outbox_backlog() -> int:
+    """Open outbox messages (not completed): for metrics and admin."""
+    return OutboxMessage.objects.filter(completed_at__isnull=True).count()
