@@ -15,8 +15,10 @@ class IntegrationError(Exception):
         self.code = code
 
     def __str__(self) -> str:
-        prefix = f"[{self.provider}{' ' + str(self.code) if self.code is not None else ''}] " if self.provider else ""
-        return f"{prefix}{self.message}"
+        if not self.provider:
+            return self.message
+        code = f" {self.code}" if self.code is not None else ""
+        return f"[{self.provider}{code}] {self.message}"
 
 
 class TransientError(IntegrationError):
@@ -36,3 +38,18 @@ class RateLimited(TransientError):
 
 class PermanentError(IntegrationError):
     """Will not heal by waiting: 4xx, validation, auth, card declined. Never retried."""
+
+
+# Narrower kinds, for callers that act on the reason (all still Permanent: never retried).
+
+
+class InvalidRecipient(PermanentError):
+    """The provider will never deliver to this address (invalid, not WhatsApp, unsubscribed)."""
+
+
+class PaymentDeclined(PermanentError):
+    """The card or payment method was declined; `code` is the provider's decline code."""
+
+
+class InvalidSignature(PermanentError):
+    """An inbound webhook or status callback failed signature verification: reject it."""
