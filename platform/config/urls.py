@@ -3,9 +3,17 @@
 from django.contrib import admin
 from django.urls import path
 
+from jobs.dashboard import ops_dashboard
 from jobs.health import healthz
+from jobs.metrics import metrics_view
+
+# The admin index, with a link to the operations dashboard.
+admin.site.index_template = "admin/ops/index.html"
 
 urlpatterns = [
+    # Before admin.site.urls, whose catch-all would answer 404 for it.
+    path("admin/ops/", admin.site.admin_view(ops_dashboard), name="ops_dashboard"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),
 ]

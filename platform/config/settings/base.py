@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times and counts every request, redirects and errors included (jobs/metrics.py).
+    "jobs.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -198,6 +200,12 @@ CELERY_BEAT_SYNC_EVERY = 1
 BEAT_LOCK_LEASE_SECONDS = env.int("BEAT_LOCK_LEASE_SECONDS", default=30)
 
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Metrics --------------------------------------------------------------------------------
+# GET /metrics merges the metric files of every process under this directory (workers' pool
+# children, gunicorn workers), each writing to its own PROMETHEUS_MULTIPROC_DIR below it
+# (ops/systemd/). Empty: PROMETHEUS_MULTIPROC_DIR if set, else this process's metrics only.
+METRICS_DIR = env.str("METRICS_DIR", default="")
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -1,0 +1,225 @@
+"""The operations dashboard in admin (/admin/ops/): workers and their queues, queue depths, recent
+failures, dead letters by task, schedules (next run, last outcome), the beat leader; actions to
+pause or resume a queue and to replay dead letters in bulk.
+
+It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
+CONTROL_TIMEOUT_SECONDS at most, Redis reads have short socket timeouts, and a section that is
+not ready by the deadline is shown as unavailable rather than waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
+
+from jobs import queue_ops
+from jobs.dead_letters import replay_dead_letters
+from jobs.models import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+LOAD_DEADLINE_SECONDS = 2.5
+RECENT_FAILURES = 20
+REPLAY_BATCH_LIMIT = 500
+
+# Broker reads run here, side by side; a worker that never answers ties up a thread, not a request.
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ops-dashboard")
+
+
+# --- Selectors --------------------------------------------------------------------------------
+
+
+def workers_and_queues() -> dict[str, list[str]]:
+    """Worker name -> queues it consumes, from the workers that answer within the timeout."""
+    from tasks.app import app
+
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+        replies = app.control.inspect(
+            timeout=queue_ops.CONTROL_TIMEOUT_SECONDS, connection=connection
+        ).active_queues() or {}
+    return {worker: sorted(q["name"] for q in queues) for worker, queues in sorted(replies.items())}
+
+
+def broker_state() -> dict:
+    """Queue stats, paused queues, and which beat holds the lock, from Redis."""
+    from tasks.beat_scheduler import HEARTBEAT_KEY, LEADER_KEY
+
+    client = queue_ops.broker_redis()
+    leader, heartbeat = client.mget([LEADER_KEY, HEARTBEAT_KEY])
+    beat = json.loads(heartbeat) if heartbeat else None
+    return {
+        "queues": queue_ops.queue_stats(client),
+        "paused": queue_ops.paused_queues(client),
+        "beat_leader": leader.decode() if leader else None,
+        "beat_heartbeat_age": round(time.time() - beat["at"], 1) if beat else None,
+    }
+
+
+def recent_failures(*, limit: int = RECENT_FAILURES) -> list[TaskResult]:
+    return list(
+        TaskResult.objects.filter(status="FAILURE")
+        .only("task_id", "task_name", "worker", "date_done", "result")
+        .order_by("-date_done")[:limit]
+    )
+
+
+def open_dead_letters_by_task() -> list[dict]:
+    return list(
+        DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
+        .values("task_name").annotate(count=Count("id")).order_by("-count", "task_name")
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    name: str
+    task: str
+    enabled: bool
+    schedule: str
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    last_state: str | None
+    last_done_at: datetime | None
+
+
+def next_run_at(periodic_task: PeriodicTask, now: datetime) -> datetime | None:
+    """When beat will next send this schedule, as django-celery-beat's ModelEntry sees it."""
+    if not periodic_task.enabled:
+        return None
+    if periodic_task.one_off and periodic_task.total_run_count:
+        return None
+    # ModelEntry counts from the last run, or from now for a schedule that never ran.
+    last = periodic_task.last_run_at or now
+    remaining = periodic_task.schedule.remaining_estimate(last)
+    upcoming = now + max(remaining, timedelta(0))
+    if periodic_task.start_time and periodic_task.start_time > upcoming:
+        upcoming = periodic_task.start_time
+    if periodic_task.expires and upcoming > periodic_task.expires:
+        return None
+    return upcoming
+
+
+def schedules(*, now: datetime | None = None) -> list[ScheduleRow]:
+    now = now or timezone.now()
+    rows = []
+    for periodic_task in PeriodicTask.objects.select_related(
+        "interval", "crontab", "solar", "clocked"
+    ).order_by("name"):
+        last = TaskResult.objects.filter(task_name=periodic_task.task).order_by("-date_done").only(
+            "status", "date_done"
+        ).first()
+        try:
+            upcoming = next_run_at(periodic_task, now)
+            described = str(periodic_task.scheduler)
+        except Exception as exc:  # one broken row must not hide the others
+            logger.warning("schedule %s: cannot compute next run: %s", periodic_task.name, exc)
+            upcoming, described = None, "?"
+        rows.append(ScheduleRow(
+            name=periodic_task.name, task=periodic_task.task, enabled=periodic_task.enabled,
+            schedule=described, last_run_at=periodic_task.last_run_at, next_run_at=upcoming,
+            last_state=last.status if last else None, last_done_at=last.date_done if last else None,
+        ))
+    return rows
+
+
+def _within(futures: dict, deadline: float) -> dict:
+    wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+    results = {}
+    for name, future in futures.items():
+        if not future.done():
+            results[name] = {"error": "no answer in time"}
+        elif future.exception() is not None:
+            exc = future.exception()
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        else:
+            results[name] = {"value": future.result()}
+    return results
+
+
+# --- View ---------------------------------------------------------------------------------------
+
+
+def _can_act(request) -> bool:  # noqa: ANN001
+    return request.user.has_perm("jobs.change_deadletter")
+
+
+def _act(request) -> None:  # noqa: ANN001
+    action = request.POST.get("action", "")
+    user = request.user.get_username()
+    try:
+        if action in ("pause", "resume"):
+            queue = request.POST.get("queue", "")
+            if action == "pause":
+                workers = queue_ops.pause_queue(queue=queue)
+                consumers = ", ".join(workers) or "no worker that answered"
+                messages.success(request, f"Paused {queue} (was consumed by {consumers}).")
+            else:
+                workers = queue_ops.resume_queue(queue=queue)
+                messages.success(request, f"Resumed {queue} on {', '.join(workers) or 'no worker'}.")
+            logger.warning("queue %s %sd by %s", queue, action, user)
+        elif action == "replay_dead_letters":
+            letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
+            task_name = request.POST.get("task", "")
+            if task_name:
+                letters = letters.filter(task_name=task_name)
+            batch = list(letters.order_by("last_failed_at")[:REPLAY_BATCH_LIMIT])
+            count = replay_dead_letters(batch, by=user)
+            messages.success(request, f"Replayed {count} dead letter(s) of {task_name or 'every task'}.")
+        else:
+            messages.error(request, f"action: unknown action {action!r}.")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    except Exception as exc:  # the broker is down: say so instead of a 500
+        logger.exception("ops dashboard action %s failed", action)
+        messages.error(request, f"{action} failed: {type(exc).__name__}: {exc}"[:300])
+
+
+def ops_dashboard(request):  # noqa: ANN001, ANN201
+    """GET shows the dashboard; POST performs one action, then redirects back."""
+    if request.method == "POST":
+        if _can_act(request):
+            _act(request)
+        else:
+            messages.error(request, "You are not allowed to act on queues or dead letters.")
+        return redirect("ops_dashboard")
+
+    started = time.monotonic()
+    futures = {
+        "workers": _pool.submit(workers_and_queues),
+        "broker": _pool.submit(broker_state),
+    }
+    # The database answers while the workers are being asked.
+    context = {
+        "failures": recent_failures(),
+        "dead_letters": open_dead_letters_by_task(),
+        "schedules": schedules(),
+    }
+    remote = _within(futures, started + LOAD_DEADLINE_SECONDS)
+    broker = remote["broker"].get("value") or {}
+    context.update({
+        **admin.site.each_context(request),
+        "title": "Operations",
+        "workers": remote["workers"].get("value"),
+        "workers_error": remote["workers"].get("error"),
+        "broker_error": remote["broker"].get("error"),
+        "queues": broker.get("queues", []),
+        "paused": broker.get("paused", {}),
+        "beat_leader": broker.get("beat_leader"),
+        "beat_heartbeat_age": broker.get("beat_heartbeat_age"),
+        "can_act": _can_act(request),
+        "load_seconds": round(time.monotonic() - started, 2),
+    })
+    return TemplateResponse(request, "admin/ops/dashboard.html", context)
