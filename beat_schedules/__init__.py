@@ -1,0 +1,1 @@
+"""Default schedules (defaults.py) and their sync into django-celery-beat (sync.py)."""

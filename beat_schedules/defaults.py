@@ -1,0 +1,99 @@
+"""The default schedules, as plain declarations: what runs, and when, in TIME_ZONE.
+
+This is the table of CONTRACT.md section 5 plus result pruning. `python manage.py sync_schedules`
+copies it into django-celery-beat's tables, where operators edit it in admin; an edit made
+there wins over this file until someone runs `sync_schedules --reset NAME`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A crontab in TIME_ZONE (crontab(5) field syntax)."""
+
+    minute: str = "*"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+
+
+@dataclass(frozen=True)
+class DefaultSchedule:
+    name: str
+    task: str
+    when: Cron
+    description: str
+    kwargs: dict = field(default_factory=dict)
+    # A message nobody consumed within this many seconds is dropped rather than run late
+    # (a backlog of stale sweeps is worth nothing). None: never expires.
+    expire_seconds: int | None = None
+
+
+DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
+    DefaultSchedule(
+        name="update-exchange-rates-daily",
+        task="tasks.fx.update_exchange_rates",
+        when=Cron(minute="30", hour="0"),
+        description="Fetch CAD/USD/XAF exchange rates and refresh their cache.",
+    ),
+    DefaultSchedule(
+        name="check-stalled-deals-daily",
+        task="tasks.deals.check_stalled_deals",
+        when=Cron(minute="0", hour="9"),
+        description="Flag leads and deals with no activity past their threshold.",
+    ),
+    DefaultSchedule(
+        name="send-shipment-updates",
+        task="tasks.shipments.send_shipment_updates",
+        when=Cron(minute="0", hour="*/6"),
+        description="Notify buyers of shipment progress, every 6 hours on the hour.",
+    ),
+    DefaultSchedule(
+        name="process-pending-commissions",
+        task="tasks.commissions.process_pending_commissions",
+        when=Cron(minute="0", hour="10", day_of_week="1"),
+        description="Compute and settle pending broker commissions, Mondays.",
+    ),
+    DefaultSchedule(
+        name="cleanup-old-audit-logs",
+        task="tasks.maintenance.cleanup_old_audit_logs",
+        when=Cron(minute="0", hour="2", day_of_month="1"),
+        description="Delete audit-log rows past retention, on the 1st of the month.",
+    ),
+    DefaultSchedule(
+        name="send-payment-reminders-daily",
+        task="tasks.payments.send_payment_reminders",
+        when=Cron(minute="0", hour="10"),
+        description="Remind buyers of overdue invoices (at most once per invoice per day).",
+    ),
+    DefaultSchedule(
+        name="check-delayed-shipments",
+        task="tasks.shipments.check_delayed_shipments",
+        when=Cron(minute="0", hour="8"),
+        description="Alert on shipments past their ETA.",
+    ),
+    DefaultSchedule(
+        name="process-pending-payments",
+        task="tasks.payments.process_pending_payments",
+        when=Cron(minute="*/15"),
+        description="Move pending invoices forward through Stripe, every 15 minutes.",
+        # The next run is 15 minutes away: a run still queued by then is redundant.
+        expire_seconds=14 * 60,
+    ),
+    DefaultSchedule(
+        # Celery's own result pruning (deletes django-celery-results rows past
+        # CELERY_RESULT_EXPIRES). Declared here so it is visible and editable like the rest;
+        # tasks/beat_scheduler.py stops beat from adding an undeclared copy.
+        name="celery.backend_cleanup",
+        task="celery.backend_cleanup",
+        when=Cron(minute="0", hour="4"),
+        description="Delete task results older than CELERY_RESULT_EXPIRES.",
+        expire_seconds=12 * 3600,
+    ),
+)
+
+DEFAULTS_BY_NAME: dict[str, DefaultSchedule] = {s.name: s for s in DEFAULT_SCHEDULES}
