@@ -68,6 +68,8 @@ class PlatformTask(DjangoTask):
             raise self._retry_later(exc) from exc
 
     def _retry_later(self, exc: BaseException) -> BaseException:
+        # The retry carries this job's custom headers (e.g. `durable`) on, plus our own.
+        headers = dict(self.request.headers or {})
         first_failed_at = self.request.get("first_failed_at")
         if isinstance(exc, RateLimited):
             deferrals = int(self.request.get("rate_limit_deferrals") or 0)
@@ -76,9 +78,9 @@ class PlatformTask(DjangoTask):
                 # retry budget and the failure backoff are untouched.
                 self.request.retries -= 1
                 countdown = (exc.retry_after or 1.0) + random.uniform(0, 0.25)
-                headers = {"rate_limit_deferrals": deferrals + 1, "first_failed_at": first_failed_at}
+                headers.update(rate_limit_deferrals=deferrals + 1, first_failed_at=first_failed_at)
                 return self.retry(exc=exc, countdown=countdown, headers=headers)
-        headers = {"first_failed_at": first_failed_at or _now_iso()}
+        headers.update(first_failed_at=first_failed_at or _now_iso())
         return self.retry(exc=exc, countdown=self.retry_countdown(exc), headers=headers)
 
     def retry_countdown(self, exc: BaseException | None = None) -> float:

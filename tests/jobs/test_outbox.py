@@ -1,0 +1,126 @@
+"""Durable enqueue: the job exists exactly when its transaction commits, survives a crash
+between commit and publish and a broker that lost it, and runs (its effect happens) once."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django_celery_results.models import TaskResult
+
+from jobs.models import DeadLetter, OutboxMessage
+from jobs.outbox import enqueue_durably, relay_outbox
+from tests.support.probe import tasks as probe
+from tests.support.probe.models import ProbeEffect, ProbeExecution
+from tests.support.processes import ROOT, platform_env, start_worker, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _completed(job_id: str):
+    return lambda: OutboxMessage.objects.filter(job_id=job_id, completed_at__isnull=False).first()
+
+
+@pytest.mark.usefixtures("live_worker")
+def test_durable_job_runs_once_after_commit_and_is_recorded_completed(marker):
+    with transaction.atomic():
+        job_id = enqueue_durably(probe.effect, marker=marker)
+        assert OutboxMessage.objects.get(job_id=job_id).published_at is None  # not before commit
+
+    message = wait_until(_completed(job_id), timeout=30, what="the durable job to complete")
+    assert message.outcome == "SUCCESS" and message.published_at is not None
+    assert TaskResult.objects.get(task_id=job_id).status == "SUCCESS"
+    assert ProbeEffect.objects.filter(marker=marker).count() == 1
+
+
+@pytest.mark.usefixtures("live_worker")
+def test_rolled_back_transaction_leaves_no_job(marker):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        enqueue_durably(probe.effect, marker=marker)
+        raise RuntimeError("the data it was about is rolled back")
+
+    assert not OutboxMessage.objects.exists()
+    # Nothing to relay either: the job never existed.
+    assert relay_outbox() == {"published": 0, "republished": 0, "completed": 0, "failed": 0}
+
+
+@pytest.mark.usefixtures("live_worker")
+def test_durable_job_that_retries_is_completed_when_it_finally_succeeds(marker):
+    job_id = enqueue_durably(probe.flaky, marker=marker, failures=1)
+
+    message = wait_until(_completed(job_id), timeout=30, what="the retried durable job to complete")
+    assert message.outcome == "SUCCESS"
+    assert ProbeExecution.objects.filter(marker=marker).count() == 2
+
+
+@pytest.mark.usefixtures("live_worker")
+def test_durable_job_that_gives_up_is_completed_as_a_dead_letter(marker):
+    job_id = enqueue_durably(probe.permanent, marker=marker)
+
+    message = wait_until(_completed(job_id), timeout=30, what="the failing durable job to complete")
+    assert message.outcome == "FAILURE"
+    assert DeadLetter.objects.filter(task_id=job_id).exists()
+
+
+def _django(code: str, env: dict) -> subprocess.CompletedProcess:
+    script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + code
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.processes
+def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
+    database_url, private_redis, marker
+):
+    env = platform_env(database_url=database_url, redis_url=private_redis.url,
+                       OUTBOX_PUBLISH_GRACE_SECONDS="0")
+    died = _django(
+        "import os\nfrom django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
+        "with transaction.atomic():\n"
+        "    # Registered first, so it runs right after COMMIT and before the publish.\n"
+        "    transaction.on_commit(lambda: os._exit(9))\n"
+        f"    enqueue_durably('probe.effect', marker={marker!r})\n",
+        env,
+    )
+    assert died.returncode == 9
+    message = OutboxMessage.objects.get()
+    assert message.published_at is None  # committed, never published
+
+    worker = start_worker(env, name="relay-target", concurrency=1)
+    try:
+        relayed = _django("from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env)
+        assert json.loads(relayed.stdout.strip().splitlines()[-1])["published"] == 1, relayed.stderr
+        wait_until(_completed(str(message.job_id)), timeout=30, what=f"the relayed job\n{worker.tail()}")
+    finally:
+        worker.stop()
+    assert ProbeEffect.objects.filter(marker=marker).count() == 1
+    assert ProbeExecution.objects.filter(marker=marker).count() == 1
+
+
+@pytest.mark.processes
+def test_job_lost_by_a_restarted_broker_is_republished_and_runs_once(database_url, private_redis, marker):
+    env = platform_env(database_url=database_url, redis_url=private_redis.url,
+                       OUTBOX_REPUBLISH_AFTER_SECONDS="0")
+    published = _django(f"from jobs.outbox import enqueue_durably; enqueue_durably('probe.effect', marker={marker!r})", env)
+    assert published.returncode == 0, published.stderr
+    assert OutboxMessage.objects.get().published_at is not None
+
+    private_redis.restart()  # no persistence: the queued job is gone
+
+    worker = start_worker(env, name="after-restart", concurrency=1)
+    try:
+        relayed = _django("from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env)
+        assert json.loads(relayed.stdout.strip().splitlines()[-1])["republished"] == 1, relayed.stderr
+        wait_until(_completed(str(OutboxMessage.objects.get().job_id)), timeout=30,
+                   what=f"the republished job\n{worker.tail()}")
+    finally:
+        worker.stop()
+    assert ProbeEffect.objects.filter(marker=marker).count() == 1
+
+
+def test_idle_relay_sweep_costs_one_query(django_assert_num_queries):
+    with override_settings(OUTBOX_REPUBLISH_AFTER_SECONDS=900):
+        with django_assert_num_queries(1):
+            relay_outbox()
