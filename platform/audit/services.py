@@ -1,0 +1,49 @@
+"""Writing audit-log entries; every service that changes domain state calls record_audit."""
+
+from typing import Any
+
+from django.db import models, transaction
+
+from audit.models import AuditLog
+
+
+def record_audit(
+    *, actor: str, action: str, obj: models.Model, changes: dict[str, Any] | None = None
+) -> AuditLog:
+    """Append one entry about `obj`. Call it inside the transaction that made the change, so the
+    entry and the change commit (or roll back) together."""
+    return AuditLog.objects.create(
+        actor=actor or "system",
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        changes=_jsonable(changes or {}),
+    )
+
+
+def delete_audit_logs(*, ids: list[int]) -> int:
+    """Delete one batch of entries by id (retention); returns how many went."""
+    deleted, _ = AuditLog.objects.filter(pk__in=ids).delete()
+    return deleted
+
+
+def _jsonable(value: Any) -> Any:
+    # Decimals, dates and enums are stored as their string form: JSON has no such types.
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def create_audited(*, obj: models.Model, actor: str, action: str = "create") -> models.Model:
+    """Validate (full_clean: field validators, choices, model clean, constraints) and insert a
+    new row with its audit entry, atomically. Bad input raises ValidationError naming the field."""
+    obj.full_clean()
+    with transaction.atomic():
+        obj.save(force_insert=True)
+        fields = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
+        record_audit(actor=actor, action=action, obj=obj, changes={k: [None, v] for k, v in fields.items()})
+    return obj

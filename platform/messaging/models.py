@@ -1,0 +1,70 @@
+"""WhatsApp messages: one row per message, recorded before it is sent through Twilio and
+updated from Twilio's status callbacks, so a retried job never sends a message twice."""
+
+from django.db import models
+
+from marketplace.validators import mask_phone, validate_e164_phone
+
+
+class WhatsAppMessage(models.Model):
+    class Status(models.TextChoices):
+        # Ours, before Twilio has it:
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        # Twilio's (https://www.twilio.com/docs/messaging/api/message-resource#message-status-values):
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        FAILED = "failed", "Failed"
+        UNDELIVERED = "undelivered", "Undelivered"
+
+    # How far along each status is: a late "sent" callback must not overwrite "read".
+    PROGRESS = {
+        Status.QUEUED: 0,
+        Status.SENDING: 1,
+        Status.SENT: 2,
+        Status.DELIVERED: 3,
+        Status.READ: 4,
+        Status.FAILED: 5,
+        Status.UNDELIVERED: 5,
+    }
+
+    to = models.CharField(
+        max_length=16, validators=[validate_e164_phone], help_text="E.164, no whatsapp: prefix"
+    )
+    body = models.TextField(blank=True)
+    template = models.CharField(max_length=64, blank=True, help_text="Twilio Content SID (HX...)")
+    variables = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    twilio_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # The job that produced it and the key it used: unique together, so a redelivered or
+    # replayed job finds its own row instead of creating (and sending) a second message.
+    job_id = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_message = models.TextField(blank=True)
+    vehicle = models.ForeignKey(
+        "marketplace.Vehicle",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="whatsapp_messages",
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job_id", "idempotency_key"], name="whatsapp_once_per_job_and_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="whatsapp_status_created_idx"),
+            models.Index(fields=["to", "-created_at"], name="whatsapp_to_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"WhatsApp to {mask_phone(self.to)} ({self.status})"
