@@ -15,7 +15,7 @@ from typing import Any
 # E.164 numbers (a "+" or its URL-encoded "%2B", then 9-15 digits), wherever they appear:
 # "+14165550123", "whatsapp:+14165550123", "To=whatsapp%3A%2B14165550123". The country code
 # and area code prefix and the last two digits stay readable, enough to tell numbers apart.
-_PHONE = re.compile(r"(?<![\w+])(\+|%2B)(\d{4})(\d{3,9})(\d{2})(?!\d)")
+_PHONE = re.compile(r"((?<![\w+])\+|%2[Bb])(\d{4})(\d{3,9})(\d{2})(?!\d)")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
 _RECORD_ATTRIBUTES = frozenset(
