@@ -2,23 +2,38 @@
 
 Two or more `celery -A tasks beat` processes may run; one holds a lease in Redis and fires
 schedules, the others stand by and take over when the lease lapses (the leader died or lost
-Redis). The leader renews the lease every tick and writes a heartbeat that /healthz and the
-ops dashboard read. A new leader re-reads every schedule's last run from the database, so a
-run the old leader already sent is not sent again, and a run it missed is sent late, once.
+Redis). The leader renews the lease every tick, checks it again right before sending a due
+run, and writes a heartbeat that /healthz and the ops dashboard read. Each run's last_run_at
+is committed before its message is published, and a new leader re-reads every schedule from
+the database, so a run the old leader already sent is not sent again, and a run it missed is
+sent late, once.
+
+Two more things stock django-celery-beat does not do:
+- it notices edits made with `queryset.update()` (no signals, so PeriodicTasks.last_update is
+  not touched) within a tick, by comparing a fingerprint of the schedule tables;
+- a crontab whose hours are a wildcard keeps firing through the repeated hour when clocks
+  fall back (stock crontab skips the second pass: a 75-minute gap in an every-15-minutes job).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import redis
+from celery.schedules import schedstate
+from celery.utils.time import ffwd, maybe_make_aware
 from django.conf import settings
-from django_celery_beat.schedulers import DatabaseScheduler
+from django.db.utils import DatabaseError, InterfaceError
+from django_celery_beat.models import PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+from django_celery_beat.tzcrontab import TzAwareCrontab
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +47,25 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Delete the lease only if we still hold it: after a lapse it may be the new leader's.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+# Everything about a periodic task that changes what or when beat sends, with the fields of
+# its schedule. Not last_run_at / total_run_count: beat itself writes those after every send.
+_FINGERPRINT_FIELDS = (
+    "id", "name", "task", "enabled", "args", "kwargs", "queue", "exchange", "routing_key",
+    "priority", "headers", "expires", "expire_seconds", "one_off", "start_time",
+    "interval_id", "interval__every", "interval__period",
+    "crontab_id", "crontab__minute", "crontab__hour", "crontab__day_of_week",
+    "crontab__day_of_month", "crontab__month_of_year", "crontab__timezone",
+    "solar_id", "solar__event", "solar__latitude", "solar__longitude",
+    "clocked_id", "clocked__clocked_time",
+)
 
 
 def beat_redis() -> redis.Redis:
@@ -40,19 +74,92 @@ def beat_redis() -> redis.Redis:
     )
 
 
+def schedule_fingerprint() -> str:
+    """A hash of every periodic task and its schedule, as beat would read them (one query)."""
+    rows = PeriodicTask.objects.order_by("id").values_list(*_FINGERPRINT_FIELDS)
+    return hashlib.sha256(json.dumps(list(rows), default=str).encode()).hexdigest()
+
+
+class PlatformCrontab(TzAwareCrontab):
+    """TzAwareCrontab that also fires in the second pass of a repeated (fall-back) hour when
+    its hour field is a wildcard, the way cron runs wildcard jobs. A crontab with fixed hours
+    (daily 01:30) still fires once, in the first pass, as stock does."""
+
+    @classmethod
+    def from_crontab(cls, crontab: TzAwareCrontab) -> PlatformCrontab:
+        return cls(
+            minute=crontab._orig_minute, hour=crontab._orig_hour,
+            day_of_week=crontab._orig_day_of_week, day_of_month=crontab._orig_day_of_month,
+            month_of_year=crontab._orig_month_of_year, tz=crontab.tz, app=crontab._app,
+        )
+
+    def remaining_estimate(self, last_run_at: datetime, ffwd: type = ffwd) -> timedelta:
+        remaining = super().remaining_estimate(last_run_at, ffwd=ffwd)
+        if set(self.hour) != set(range(24)):
+            return remaining
+        now = maybe_make_aware(self.now()).astimezone(UTC)
+        last = maybe_make_aware(last_run_at).astimezone(UTC)
+        stock_next = now + remaining
+        # Slots of the repeated hour's second pass that stock would skip over.
+        skipped = [
+            slot for slot in self._second_pass_slots(last.astimezone(self.tz))
+            if last < slot < stock_next
+        ]
+        return min(skipped) - now if skipped else remaining
+
+    def _second_pass_slots(self, last_local: datetime) -> list[datetime]:
+        day = last_local.date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        if midnight.utcoffset() == (midnight + timedelta(days=1)).utcoffset():
+            return []  # no clock change that day: the common case costs two offsets
+        if (day.month not in self.month_of_year or day.day not in self.day_of_month
+                or day.isoweekday() % 7 not in self.day_of_week):
+            return []
+        slots = []
+        for hour in range(24):
+            for minute in sorted(self.minute):
+                first = datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.tz)
+                second = first.replace(fold=1)
+                if first.utcoffset() != second.utcoffset():  # this wall time happens twice
+                    slots.append(second.astimezone(UTC))
+        return slots
+
+
+class PlatformModelEntry(ModelEntry):
+    """A schedule entry whose crontab is a PlatformCrontab, and whose clock is its schedule's
+    (one clock for "is it due" and "when did it run", so a simulated day is consistent)."""
+
+    def __init__(self, model, app=None) -> None:
+        super().__init__(model, app=app)
+        crontab = getattr(self, "schedule", None)
+        if isinstance(crontab, TzAwareCrontab) and not isinstance(crontab, PlatformCrontab):
+            self.schedule = PlatformCrontab.from_crontab(crontab)
+
+    def _default_now(self) -> datetime:
+        if getattr(settings, "DJANGO_CELERY_BEAT_TZ_AWARE", True) and getattr(self, "schedule", None):
+            return maybe_make_aware(self.schedule.now()).astimezone(self.app.timezone)
+        return super()._default_now()
+
+
 class LeaderDatabaseScheduler(DatabaseScheduler):
+    Entry = PlatformModelEntry
+
     def __init__(self, *args, **kwargs) -> None:
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ms = int(settings.BEAT_LOCK_LEASE_SECONDS * 1000)
         self.is_leader = False
+        self._seen_fingerprint: str | None = None
         self._redis = beat_redis()
         self._renew = self._redis.register_script(_RENEW)
+        self._release = self._redis.register_script(_RELEASE)
         super().__init__(*args, **kwargs)
 
     def install_default_entries(self, data) -> None:
         # Result pruning is one of our declared defaults (beat_schedules/defaults.py);
         # don't let beat add a second, undeclared one.
         return None
+
+    # --- leadership ---------------------------------------------------------------------
 
     def tick(self, *args, **kwargs) -> float:
         if not self._hold_lease():
@@ -63,10 +170,45 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         # Come back before the lease lapses, however long nothing is due.
         return min(interval, self.lease_ms / 3000)
 
+    def is_due(self, entry):
+        # Fencing: the tick may have started long ago (a slow query, a stalled process). Check
+        # the lease again just before a due run is reserved and sent, so a leader whose lease
+        # lapsed meanwhile leaves the run to the new leader instead of sending it too.
+        state = super().is_due(entry)
+        if state.is_due and not self._still_leader():
+            return schedstate(False, min(self.max_interval, self.lease_ms / 3000))
+        return state
+
+    def reserve(self, entry):
+        # Commit the run's last_run_at BEFORE the message is published (stock beat publishes
+        # first and saves after). A leader killed in between then loses that one run, and
+        # the next comes on schedule; the other order would have the new leader, reading
+        # the old last_run_at, send it a second time. If the database is down the save is
+        # retried after the send, as stock does.
+        new_entry = super().reserve(entry)
+        self.sync()
+        return new_entry
+
+    def _still_leader(self) -> bool:
+        """Renew the lease we hold; never acquire one here (a new leader must re-read first)."""
+        try:
+            renewed = bool(self._renew(keys=[LEADER_KEY], args=[self.identity, self.lease_ms]))
+        except redis.RedisError as exc:
+            logger.warning("beat: lost Redis, standing down: %s", exc)
+            renewed = False
+        if not renewed and self.is_leader:
+            logger.warning("beat: %s lost the lease before sending, standing by", self.identity)
+            self.is_leader = False
+        return renewed
+
     def _hold_lease(self) -> bool:
         try:
-            if self.is_leader and self._renew(keys=[LEADER_KEY], args=[self.identity, self.lease_ms]):
-                return True
+            if self.is_leader:
+                if self._renew(keys=[LEADER_KEY], args=[self.identity, self.lease_ms]):
+                    return True
+                # The lease lapsed: someone else may have led (and sent runs) since.
+                logger.warning("beat: %s lost the lease, standing by", self.identity)
+                self.is_leader = False
             acquired = bool(
                 self._redis.set(LEADER_KEY, self.identity, nx=True, px=self.lease_ms)
             )
@@ -76,14 +218,12 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
                 logger.warning("beat: lost Redis, standing down: %s", exc)
             self.is_leader = False
             return False
-        if acquired and not self.is_leader:
+        if acquired:
             logger.info("beat: %s is now the leader", self.identity)
-            # Forget what this process read while standing by: the old leader may have sent
-            # runs since, and their last-run times are in the database.
+            # Forget what this process read before: the old leader may have sent runs since,
+            # and their last-run times are in the database.
             self._initial_read = True
             self._heap = None
-        elif not acquired and self.is_leader:
-            logger.warning("beat: %s lost the lease, standing by", self.identity)
         self.is_leader = acquired
         return acquired
 
@@ -94,13 +234,39 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         except redis.RedisError:
             logger.warning("beat: could not write heartbeat")
 
+    # --- noticing edits -------------------------------------------------------------------
+
+    def all_as_schedule(self):
+        # Fingerprint first: an edit landing between the two reads is seen by the next tick.
+        self._seen_fingerprint = self._fingerprint_or_none()
+        return super().all_as_schedule()
+
+    def schedule_changed(self) -> bool:
+        changed = super().schedule_changed()
+        fingerprint = self._fingerprint_or_none()
+        if fingerprint is None:
+            return changed
+        if self._seen_fingerprint is not None and fingerprint != self._seen_fingerprint:
+            if not changed:
+                logger.info("beat: schedules changed without a signal (bulk update); reloading")
+            changed = True
+        self._seen_fingerprint = fingerprint
+        return changed
+
+    def _fingerprint_or_none(self) -> str | None:
+        try:
+            return schedule_fingerprint()
+        except (DatabaseError, InterfaceError) as exc:
+            logger.warning("beat: could not read the schedule fingerprint: %r", exc)
+            return None
+
     def close(self) -> None:
         # Hand over at once on a clean stop instead of making the standby wait for the lease.
-        try:
-            if self.is_leader and self._redis.get(LEADER_KEY) == self.identity.encode():
-                self._redis.delete(LEADER_KEY)
-        except redis.RedisError:
-            pass
+        if self.is_leader:
+            try:
+                self._release(keys=[LEADER_KEY], args=[self.identity])
+            except redis.RedisError:
+                pass
         super().close()
 
 

@@ -95,7 +95,7 @@ def record_change(
 ) -> ScheduleChange | None:
     """Record one change; nothing when no audited field changed (a save with no edit)."""
     changes = diff(before, after)
-    if not changes and action not in (ScheduleChange.Action.DELETED, ScheduleChange.Action.RAN_NOW):
+    if not changes and action != ScheduleChange.Action.DELETED:
         return None
     return ScheduleChange.objects.create(
         periodic_task=task if task is not None and task.pk else None,
