@@ -11,6 +11,15 @@ from celery.contrib.testing.worker import start_worker
 from django.db import connection
 
 from tasks.app import app as platform_app
+
+# Fake Twilio, Stripe, vehicle-history and FX servers (fixtures) for tests that call a provider.
+from tests.support.fakes.fixtures import (  # noqa: F401
+    fake_fx,
+    fake_stripe,
+    fake_twilio,
+    fake_vehicle_history,
+    short_timeouts,
+)
 from tests.support.processes import RedisServer
 
 

@@ -1,0 +1,108 @@
+"""The counted cache helper and the shared rate limiter, on real Redis (and a Redis that dies)."""
+
+import time
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from integrations import ratelimit
+from integrations.cache import cache_counts, cache_delete, cached
+from integrations.errors import RateLimited
+from tests.support.processes import wait_until
+
+
+def _point_cache_at(settings, redis_url):
+    caches = {"default": {**settings.CACHES["default"], "LOCATION": redis_url}}
+    settings.CACHES = caches
+
+
+def test_cached_computes_once_then_counts_hits(marker):
+    calls = []
+    before = cache_counts("exchange_rates")
+
+    values = [cached("exchange_rates", marker, lambda: calls.append(1) or {"rate": "1.37"}) for _ in range(3)]
+
+    after = cache_counts("exchange_rates")
+    assert values == [{"rate": "1.37"}] * 3 and len(calls) == 1
+    assert after["miss"] - before["miss"] == 1
+    assert after["hit"] - before["hit"] == 2
+    cache_delete("exchange_rates", marker)
+
+
+def test_with_redis_down_cached_still_answers_and_counts_misses(settings, private_redis, marker):
+    _point_cache_at(settings, private_redis.url)
+    private_redis.stop()
+    before = cache_counts("exchange_rates")
+
+    values = [cached("exchange_rates", marker, lambda: "computed") for _ in range(2)]
+
+    assert values == ["computed", "computed"]
+    assert cache_counts("exchange_rates")["miss"] - before["miss"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "period"),
+    [("10/s", 10, 1.0), ("30/m", 30, 60.0), ("500/h", 500, 3600.0), ("5/10s", 5, 10.0)],
+)
+def test_rates_are_parsed_from_settings_text(text, limit, period):
+    assert ratelimit.Rate.parse(text) == ratelimit.Rate(limit=limit, period=period)
+
+
+@pytest.mark.parametrize("text", ["10", "ten/s", "0/s", "10/week"])
+def test_a_malformed_rate_is_a_configuration_error(text):
+    with pytest.raises(ImproperlyConfigured):
+        ratelimit.Rate.parse(text)
+
+
+def test_the_limit_allows_n_then_defers_with_the_time_until_a_slot_frees(settings, marker):
+    settings.RATE_LIMITS = {marker: "3/s"}
+
+    for _ in range(3):
+        ratelimit.acquire(marker)
+    with pytest.raises(RateLimited) as raised:
+        ratelimit.acquire(marker)
+
+    window = 1.0 * (1 + settings.RATE_LIMIT_WINDOW_MARGIN)
+    assert 0 < raised.value.retry_after <= window
+    assert raised.value.provider == marker
+    # Once the oldest slot leaves the window, the next caller gets one.
+    wait_until(lambda: _acquired(marker), timeout=window + 1, what="a slot to free up")
+
+
+def _acquired(name):
+    try:
+        ratelimit.acquire(name)
+    except RateLimited:
+        return False
+    return True
+
+
+def test_no_one_second_window_ever_holds_more_than_the_limit(settings, marker):
+    settings.RATE_LIMITS = {marker: "5/s"}
+    granted = []
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:  # a busy caller hammering the limiter
+        if _acquired(marker):
+            granted.append(time.monotonic())
+
+    assert len(granted) >= 10  # it kept granting over the whole run
+    assert max(sum(1 for t in granted if start <= t < start + 1.0) for start in granted) <= 5
+
+
+def test_integrations_without_a_configured_rate_are_not_limited(settings, marker):
+    settings.RATE_LIMITS = {}
+
+    for _ in range(100):
+        ratelimit.acquire(marker)
+
+
+def test_with_redis_down_the_limiter_fails_closed(settings, private_redis, marker):
+    settings.RATE_LIMITS = {marker: "1000/s"}
+    _point_cache_at(settings, private_redis.url)
+    private_redis.stop()
+
+    with pytest.raises(RateLimited) as raised:
+        ratelimit.acquire(marker)
+
+    assert raised.value.code == "limiter_unavailable"
+    assert raised.value.retry_after == ratelimit.REDIS_DOWN_RETRY_AFTER
