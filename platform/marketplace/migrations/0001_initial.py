@@ -217,7 +217,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='lead',
-            index=models.Index(condition=models.Q(('stalled_flagged_at__isnull', True)), fields=['status', 'last_activity_at'], name='lead_stalled_idx'),
+            index=models.Index(condition=models.Q(('stalled_flagged_at__isnull', True), ('status__in', ('new', 'contacted', 'qualified'))), fields=['last_activity_at'], name='lead_stalled_idx'),
         ),
         migrations.AddIndex(
             model_name='deal',
@@ -245,7 +245,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='deal',
-            index=models.Index(condition=models.Q(('stalled_flagged_at__isnull', True)), fields=['status', 'last_activity_at'], name='deal_stalled_idx'),
+            index=models.Index(condition=models.Q(('stalled_flagged_at__isnull', True), ('status__in', ('negotiating', 'agreed', 'invoiced'))), fields=['last_activity_at'], name='deal_stalled_idx'),
         ),
         migrations.AddConstraint(
             model_name='deal',

@@ -7,6 +7,12 @@ from django.utils import timezone
 from marketplace.models.people import Role, check_role
 from marketplace.money import currency_field, money_field
 
+# Leads and deals in these states wait on a person and are followed up when idle
+# (marketplace.selectors.stalled_leads / stalled_deals). Module-level so the partial indexes
+# in each Meta can name them too.
+LEAD_OPEN_STATUSES = ("new", "contacted", "qualified")
+DEAL_OPEN_STATUSES = ("negotiating", "agreed", "invoiced")
+
 
 class Lead(models.Model):
     class Status(models.TextChoices):
@@ -23,8 +29,7 @@ class Lead(models.Model):
         Status.CONVERTED: frozenset(),
         Status.LOST: frozenset({Status.NEW}),  # a lost lead can be revived
     }
-    # Leads in these states are followed up when idle (marketplace.selectors.stalled_leads).
-    OPEN_STATUSES = (Status.NEW, Status.CONTACTED, Status.QUALIFIED)
+    OPEN_STATUSES = LEAD_OPEN_STATUSES
 
     buyer = models.ForeignKey(
         "marketplace.Profile",
@@ -49,11 +54,13 @@ class Lead(models.Model):
             models.Index(fields=["-created_at"], name="lead_created_idx"),
             models.Index(fields=["buyer"], name="lead_buyer_idx"),
             models.Index(fields=["-updated_at"], name="lead_updated_idx"),
-            # check_stalled_deals: open leads idle since before a cutoff, not yet flagged.
+            # check_stalled_deals: open leads idle since before a cutoff, not yet flagged. Partial:
+            # it holds only the few rows that can still stall (open and unflagged), in idle order,
+            # so the daily check reads a short range of it and needs no sort.
             models.Index(
-                fields=["status", "last_activity_at"],
+                fields=["last_activity_at"],
                 name="lead_stalled_idx",
-                condition=models.Q(stalled_flagged_at__isnull=True),
+                condition=models.Q(status__in=LEAD_OPEN_STATUSES, stalled_flagged_at__isnull=True),
             ),
         ]
 
@@ -87,8 +94,7 @@ class Deal(models.Model):
         Status.COMPLETED: frozenset(),
         Status.CANCELLED: frozenset(),
     }
-    # Deals waiting on a person (not on a ship) are followed up when idle.
-    OPEN_STATUSES = (Status.NEGOTIATING, Status.AGREED, Status.INVOICED)
+    OPEN_STATUSES = DEAL_OPEN_STATUSES
 
     buyer = models.ForeignKey(
         "marketplace.Profile",
@@ -132,11 +138,12 @@ class Deal(models.Model):
             models.Index(fields=["dealer"], name="deal_dealer_idx"),
             models.Index(fields=["broker"], name="deal_broker_idx"),
             models.Index(fields=["-updated_at"], name="deal_updated_idx"),
-            # check_stalled_deals: open deals idle since before a cutoff, not yet flagged.
+            # check_stalled_deals: open deals idle since before a cutoff, not yet flagged (partial,
+            # like lead_stalled_idx).
             models.Index(
-                fields=["status", "last_activity_at"],
+                fields=["last_activity_at"],
                 name="deal_stalled_idx",
-                condition=models.Q(stalled_flagged_at__isnull=True),
+                condition=models.Q(status__in=DEAL_OPEN_STATUSES, stalled_flagged_at__isnull=True),
             ),
         ]
         constraints = [
