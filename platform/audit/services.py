@@ -5,6 +5,10 @@ from typing import Any
 from django.db import models, transaction
 
 from audit.models import AuditLog
+from marketplace.validators import mask_phone
+
+# Personal data is not copied into a table kept for a year: phone numbers are stored masked.
+PHONE_FIELDS = frozenset({"phone", "to"})
 
 
 def record_audit(
@@ -17,7 +21,7 @@ def record_audit(
         action=action,
         object_type=obj._meta.label_lower,
         object_id=str(obj.pk),
-        changes=_jsonable(changes or {}),
+        changes=_jsonable(_mask_personal(changes or {})),
     )
 
 
@@ -25,6 +29,15 @@ def delete_audit_logs(*, ids: list[int]) -> int:
     """Delete one batch of entries by id (retention); returns how many went."""
     deleted, _ = AuditLog.objects.filter(pk__in=ids).delete()
     return deleted
+
+
+def _mask_personal(changes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: [mask_phone(x) if isinstance(x, str) else x for x in v]
+        if k in PHONE_FIELDS and isinstance(v, list)
+        else v
+        for k, v in changes.items()
+    }
 
 
 def _jsonable(value: Any) -> Any:

@@ -237,3 +237,12 @@ def test_recording_the_same_days_rate_twice_corrects_it_instead_of_duplicating()
     record_exchange_rate(base="CAD", quote="USD", rate=Decimal("0.7312345678"), as_of=day, source="b")
     rate = ExchangeRate.objects.get(base="CAD", quote="USD", as_of=day)
     assert (rate.rate, rate.source) == (Decimal("0.7312345678"), "b")
+
+
+def test_audit_entries_keep_phone_numbers_masked():
+    profile = create_profile(
+        username="amina", role="buyer", display_name="Amina", phone="+237670000101", actor="t"
+    )
+    entry = AuditLog.objects.get(object_type="marketplace.profile", object_id=str(profile.pk))
+    assert entry.changes["phone"] == [None, "+2*******0101"]
+    assert "+237670000101" not in str(entry.changes)
