@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -67,7 +68,8 @@ class HttpFx:
 
     def __init__(self, config: FxConfig) -> None:
         self.api = JsonApi(provider=PROVIDER, base_url=config.base_url, timeout=config.timeout)
-        self.source = config.base_url
+        # The provider's host: what ExchangeRate.source records.
+        self.source = urlsplit(config.base_url).netloc or config.base_url
 
     def latest(self, *, base: str, symbols: Iterable[str]) -> RatesQuote:
         base = _currency(base, field="base")

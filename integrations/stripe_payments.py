@@ -121,6 +121,16 @@ class StripeConfig:
                    timeout=timeouts())
 
 
+class _StripeTransport(stripe.RequestsClient):
+    """The SDK's requests-based client, taking a slot of the shared Stripe rate limit right
+    before each request goes out."""
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
+                *args: Any, **kwargs: Any) -> Any:
+        ratelimit.acquire(PROVIDER)
+        return super().request(method, url, headers, post_data, *args, **kwargs)
+
+
 class StripePayments:
     """The real backend: StripeClient with an explicit timeout, no network retries, a base-URL seam."""
 
@@ -131,7 +141,7 @@ class StripePayments:
             base_addresses={"api": config.base_url} if config.base_url else None,
             # Retrying has one home: the task base. The SDK would also invent its own keys.
             max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=config.timeout),
+            http_client=_StripeTransport(timeout=config.timeout),
         )
 
     def create_payment_intent(self, *, invoice_id: int | str, attempt: int, amount_minor: int, currency: str,
@@ -169,7 +179,6 @@ class StripePayments:
         return self._call(lambda: self.client.v1.payment_intents.retrieve(intent_id))
 
     def _call(self, request: Any) -> PaymentIntent:
-        ratelimit.acquire(PROVIDER)
         with stripe_errors():
             return PaymentIntent.from_stripe(request())
 

@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from integrations.errors import InvalidRecipient, InvalidSignature, PermanentError, TransientError
+from integrations import ratelimit
+from integrations.errors import (
+    InvalidRecipient,
+    InvalidSignature,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 from integrations.twilio_whatsapp import (
     ConsoleWhatsApp,
     TwilioWhatsApp,
@@ -201,3 +208,17 @@ def test_status_callbacks_are_rejected_when_no_auth_token_is_configured(settings
         verify_status_callback(CALLBACK_URL, CALLBACK, _signed(CALLBACK, token=""))
 
     assert raised.value.code == "not_configured"
+
+
+def test_a_spent_rate_limit_defers_the_send_without_calling_twilio(fake_twilio, settings):
+    settings.RATE_LIMITS = {"twilio": "2/s"}
+    ratelimit.reset("twilio")
+    client = get_whatsapp_client()
+    client.send_text(to=TO, body="one")
+    client.send_text(to=TO, body="two")
+
+    with pytest.raises(RateLimited) as raised:
+        client.send_text(to=TO, body="three")
+
+    assert 0 < raised.value.retry_after <= 1.1
+    assert [r.form["Body"] for r in fake_twilio.sent()] == ["one", "two"]

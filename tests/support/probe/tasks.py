@@ -95,3 +95,11 @@ def platform_module(self) -> dict:
     import platform
 
     return {"file": platform.__file__, "system": platform.system()}
+
+
+@platform_task(name="probe.twilio_send")
+def twilio_send(self, marker: str, to: str) -> str:
+    """One WhatsApp text through the real Twilio client and the shared rate limit (tests/integrations)."""
+    from integrations.twilio_whatsapp import get_whatsapp_client
+
+    return get_whatsapp_client().send_text(to=to, body=f"probe {marker}").sid
