@@ -81,9 +81,18 @@ def schedule_fingerprint() -> str:
 
 
 class PlatformCrontab(TzAwareCrontab):
-    """TzAwareCrontab that also fires in the second pass of a repeated (fall-back) hour when
-    its hour field is a wildcard, the way cron runs wildcard jobs. A crontab with fixed hours
-    (daily 01:30) still fires once, in the first pass, as stock does."""
+    """TzAwareCrontab, right in the repeated hour when clocks fall back.
+
+    Stock celery adds the crontab's step to the last run with datetime arithmetic, which drops
+    `fold`: from a run in the second pass of 01:xx it computes the next slot in the first pass,
+    in the past, so the entry is due on every tick (a storm of runs for up to an hour). Here
+    the next slot is the first occurrence of the next matching wall time that is after the
+    last run. And a crontab whose hours are a wildcard fires through the second pass too, as
+    cron runs wildcard jobs (stock skips it: a 75-minute gap in an every-15-minutes job); a
+    crontab with fixed hours (daily 01:30) still fires once, in the first pass. A wall time
+    that does not exist (inside the spring-forward gap) runs once, an hour later (02:00 at
+    03:00), as stock does.
+    """
 
     @classmethod
     def from_crontab(cls, crontab: TzAwareCrontab) -> PlatformCrontab:
@@ -94,18 +103,24 @@ class PlatformCrontab(TzAwareCrontab):
         )
 
     def remaining_estimate(self, last_run_at: datetime, ffwd: type = ffwd) -> timedelta:
-        remaining = super().remaining_estimate(last_run_at, ffwd=ffwd)
-        if set(self.hour) != set(range(24)):
-            return remaining
-        now = maybe_make_aware(self.now()).astimezone(UTC)
-        last = maybe_make_aware(last_run_at).astimezone(UTC)
-        stock_next = now + remaining
-        # Slots of the repeated hour's second pass that stock would skip over.
-        skipped = [
-            slot for slot in self._second_pass_slots(last.astimezone(self.tz))
-            if last < slot < stock_next
-        ]
-        return min(skipped) - now if skipped else remaining
+        last_local, step, now = self.remaining_delta(last_run_at, ffwd=ffwd)
+        last = last_local.astimezone(UTC)
+        next_run = self._first_occurrence_after(last_local + step, last)
+        if set(self.hour) == set(range(24)):
+            # Slots of the repeated hour's second pass between the last run and the next.
+            skipped = [slot for slot in self._second_pass_slots(last_local) if last < slot < next_run]
+            next_run = min(skipped, default=next_run)
+        return next_run - now.astimezone(UTC)
+
+    def _first_occurrence_after(self, wall: datetime, last: datetime) -> datetime:
+        naive = wall.replace(tzinfo=None, fold=0)
+        occurrences = sorted({
+            instant for instant in (wall.replace(fold=f).astimezone(UTC) for f in (0, 1))
+            if instant.astimezone(self.tz).replace(tzinfo=None, fold=0) == naive
+        })
+        if not occurrences:  # inside the spring-forward gap: fold=0 reads it as an hour later
+            return wall.replace(fold=0).astimezone(UTC)
+        return next((o for o in occurrences if o > last), occurrences[-1])
 
     def _second_pass_slots(self, last_local: datetime) -> list[datetime]:
         day = last_local.date()
