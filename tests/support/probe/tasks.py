@@ -97,6 +97,12 @@ def platform_module(self) -> dict:
     return {"file": platform.__file__, "system": platform.system()}
 
 
+@platform_task(name="probe.beat_tick")
+def beat_tick(self, marker: str) -> None:
+    """One run sent by beat: tests/schedules count runs and their spacing per marker."""
+    _finish(_record_execution(self))
+
+
 @platform_task(name="probe.twilio_send")
 def twilio_send(self, marker: str, to: str) -> str:
     """One WhatsApp text through the real Twilio client and the shared rate limit (tests/integrations)."""
