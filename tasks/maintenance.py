@@ -1,5 +1,11 @@
-"""Maintenance jobs: the outbox relay (and, with the business jobs, audit-log retention)."""
+"""Maintenance jobs: the outbox relay, and audit-log retention."""
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from audit.retention import delete_audit_logs_before
 from jobs.outbox import relay_outbox as relay
 from tasks.base import platform_task
 
@@ -8,3 +14,18 @@ from tasks.base import platform_task
 def relay_outbox(self) -> dict[str, int]:
     """Publish outbox jobs that were never published, republish those the broker lost."""
     return relay()
+
+
+@platform_task(name="tasks.maintenance.cleanup_old_audit_logs", soft_time_limit=540, time_limit=600)
+def cleanup_old_audit_logs(self, older_than_days: int | None = None) -> dict:
+    """Delete audit-log entries older than `older_than_days` (default AUDIT_LOG_RETENTION_DAYS),
+    1,000 per transaction; a run that stops early is resumed by the next one."""
+    if older_than_days is None:
+        older_than_days = settings.AUDIT_LOG_RETENTION_DAYS
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int) or older_than_days < 1:
+        raise ValueError("older_than_days: must be a whole number of days, at least 1; "
+                         f"got {older_than_days!r}")
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    # Leave a margin under the soft limit: stopping between batches is clean, being cut is not.
+    result = delete_audit_logs_before(cutoff=cutoff, time_budget=480)
+    return {**result, "cutoff": cutoff.isoformat()}

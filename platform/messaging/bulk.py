@@ -1,0 +1,126 @@
+"""One WhatsApp text to many recipients, each once: every recipient's row is recorded up front
+(one insert), then the rows are sent chunk by chunk as the shared Twilio rate limit allows.
+
+When the limit is spent the job does not wait: RateLimited propagates, and the task base
+reschedules the same job (same id, retry budget untouched), which carries on with the rows still
+queued. The running totals travel with the job in `progress`, so the final execution reports the
+whole job: sent (by this job now), skipped (already sent before this run of the job began: a
+redelivery or a replay), failed (Twilio refused the number).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from django.db import transaction
+
+from integrations.errors import RateLimited
+from messaging.models import WhatsAppMessage
+from messaging.whatsapp import DONE_STATUSES, deliver, pending_messages, validate_phone
+
+logger = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 10_000
+
+
+@dataclass
+class BulkProgress:
+    recipients: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    resent_after_interruption: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class BulkPaused(RateLimited):
+    """The job must come back later to finish; `progress` holds the totals so far."""
+
+    def __init__(self, message: str, *, progress: BulkProgress, retry_after: float, code: str) -> None:
+        super().__init__(message, provider="twilio", code=code, retry_after=retry_after)
+        self.progress = progress
+
+
+def recipient_key(number: str) -> str:
+    return f"to:{number}"
+
+
+def validate_recipients(recipients: object) -> list[str]:
+    """The unique E.164 numbers of `recipients`, in order; an unusable list raises ValueError
+    naming the element (nothing is sent then)."""
+    if not isinstance(recipients, list) or not recipients:
+        raise ValueError("recipients: must be a non-empty list of E.164 phone numbers")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ValueError(f"recipients: at most {MAX_RECIPIENTS} per job, got {len(recipients)}")
+    numbers = [validate_phone(number, field=f"recipients[{i}]") for i, number in enumerate(recipients)]
+    return list(dict.fromkeys(numbers))
+
+
+def send_bulk(
+    *,
+    job_id: str,
+    recipients: list[str],
+    body: str,
+    progress: dict | None = None,
+    time_budget: float = 60.0,
+) -> dict[str, int]:
+    """Send `body` to every recipient of job `job_id` once; returns the job's totals.
+
+    `progress` is None when a run of the job begins (first delivery, redelivery, replay) and the
+    totals so far when the job is resumed after BulkPaused."""
+    if not isinstance(body, str) or not body.strip():
+        raise ValueError("body: must not be empty")
+    numbers = validate_recipients(recipients)
+    if progress is None:
+        totals = _begin(job_id=job_id, numbers=numbers, body=body)
+    else:
+        totals = BulkProgress(**progress)
+    deadline = time.monotonic() + time_budget
+    busy = 0
+    for message in pending_messages(job_id=job_id).iterator(chunk_size=200):
+        if time.monotonic() > deadline:
+            raise BulkPaused("time budget spent", progress=totals, retry_after=0.1, code="time_budget")
+        try:
+            outcome = deliver(message)
+        except RateLimited as exc:
+            if exc.code == "in_flight":
+                busy += 1  # another execution of this job holds it; counted when it ends
+                continue
+            # The shared Twilio limit is spent: resume this job when a slot frees up.
+            raise BulkPaused(str(exc), progress=totals, retry_after=exc.retry_after or 1.0,
+                             code="rate_limited") from exc
+        if outcome.resent_after_ambiguity:
+            totals.resent_after_interruption += 1
+        if outcome.status == "sent":
+            totals.sent += 1
+        elif outcome.status == "failed":
+            totals.failed += 1
+        else:
+            totals.skipped += 1
+    if busy:
+        raise BulkPaused(f"{busy} message(s) in flight elsewhere", progress=totals, retry_after=1.0,
+                         code="in_flight")
+    logger.info("bulk whatsapp job %s: %s", job_id, totals.as_dict())
+    return totals.as_dict()
+
+
+def _begin(*, job_id: str, numbers: list[str], body: str) -> BulkProgress:
+    """Record a row per recipient (existing rows of an earlier run are kept) and count what an
+    earlier run of this job already finished."""
+    with transaction.atomic():
+        WhatsAppMessage.objects.bulk_create(
+            [WhatsAppMessage(to=n, body=body, job_id=job_id, idempotency_key=recipient_key(n))
+             for n in numbers],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+    rows = WhatsAppMessage.objects.filter(job_id=job_id)
+    return BulkProgress(
+        recipients=len(numbers),
+        skipped=rows.filter(status__in=DONE_STATUSES).count(),
+        failed=rows.filter(status=WhatsAppMessage.Status.FAILED).count(),
+    )

@@ -1,0 +1,194 @@
+"""Sending WhatsApp messages once: a row is recorded before the Twilio call and its SID after, and a
+row recorded as sent is never sent again, whatever runs the job twice.
+
+    outcome = send_whatsapp_once(job_id=self.request.id, key="message", to="+14165550123", body="Hi")
+
+A message row is identified by (job_id, idempotency_key): a redelivered, retried or replayed job
+finds its own row. For messages due once per subject rather than once per job (a follow-up per lead
+per idle period), callers pass a stable scope as `job_id` and put the subject and period in `key`.
+
+The row's status is the send guard:
+
+    queued --claim--> sending --Twilio accepted--> sent (SID stored; never sent again)
+                        |  \\--Twilio refused the number--> failed (never retried: InvalidRecipient)
+                        \\--any other refusal or transient error--> queued again (the retry sends)
+
+The one ambiguous case is a row left `sending`: the process died (SIGKILL, hard time limit)
+between claiming the row and storing the SID, or the call timed out after Twilio may have
+accepted it. Twilio's Messages API has no idempotency key, so we cannot ask whether it got the
+message. We choose at-least-once: once the claim's lease has lapsed (longer than any live call can
+take) the row is claimed again and resent, logged as a warning and counted in
+`platform_whatsapp_ambiguous_resends_total`. At most the one message in flight per crash can be
+doubled; losing messages silently is the worse failure for notifications about money and cargo.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from prometheus_client import Counter
+
+from integrations.errors import IntegrationError, InvalidRecipient, PermanentError, RateLimited
+from integrations.masking import mask_phone
+from integrations.twilio_whatsapp import get_whatsapp_client
+from marketplace.validators import E164_RE
+from messaging.models import WhatsAppMessage
+from messaging.services import record_whatsapp_message
+
+logger = logging.getLogger(__name__)
+
+AMBIGUOUS_RESENDS = Counter(
+    "platform_whatsapp_ambiguous_resends_total",
+    "WhatsApp messages sent again because an earlier attempt may or may not have reached Twilio.",
+)
+
+# Rows that reached Twilio: never sent again.
+DONE_STATUSES = (
+    WhatsAppMessage.Status.SENT,
+    WhatsAppMessage.Status.DELIVERED,
+    WhatsAppMessage.Status.READ,
+    WhatsAppMessage.Status.UNDELIVERED,
+)
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+# error_code of a row released after a timeout: the call may have reached Twilio.
+TIMEOUT_CODE = "timeout"
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """sent: sent now. skipped: already sent earlier. failed: Twilio will never deliver to this
+    number. busy: another execution is sending this row right now."""
+
+    status: str
+    message_id: int
+    sid: str | None = None
+    resent_after_ambiguity: bool = False
+
+
+def validate_phone(value: object, *, field: str = "to") -> str:
+    """An E.164 number ('+14165550123'; a 'whatsapp:' prefix is accepted and dropped)."""
+    number = value.removeprefix("whatsapp:").strip() if isinstance(value, str) else ""
+    if not E164_RE.match(number):
+        raise ValueError(f"{field}: must be an E.164 phone number like +14165550123")
+    return number
+
+
+def validate_content_sid(value: object, *, field: str = "template") -> str:
+    if not isinstance(value, str) or not _CONTENT_SID.match(value):
+        raise ValueError(f"{field}: must be a Twilio Content SID, HX followed by 32 hex digits")
+    return value
+
+
+def sending_lease() -> timedelta:
+    """How long a claim protects a row: longer than the slowest call that can still succeed."""
+    return timedelta(seconds=settings.INTEGRATION_CONNECT_TIMEOUT + settings.INTEGRATION_READ_TIMEOUT + 5)
+
+
+def send_whatsapp_once(
+    *,
+    job_id: str,
+    key: str,
+    to: str,
+    body: str = "",
+    template: str = "",
+    variables: dict | None = None,
+    vehicle_id: int | None = None,
+) -> SendOutcome:
+    """Record the message for (job_id, key) if new, then deliver it unless it was sent already."""
+    try:
+        message, _ = record_whatsapp_message(
+            to=to, job_id=job_id, idempotency_key=key, body=body, template=template,
+            variables=variables, vehicle_id=vehicle_id,
+        )
+    except ValidationError as exc:
+        field = next(iter(getattr(exc, "message_dict", {}) or {"to": None}))
+        raise ValueError(f"{field}: {'; '.join(exc.messages)}") from exc
+    return deliver(message)
+
+
+def deliver(message: WhatsAppMessage) -> SendOutcome:
+    """Send one recorded message through Twilio unless it was sent already (see module doc).
+
+    Raises the client's errors other than InvalidRecipient (the row is released for the retry),
+    and RateLimited(code="in_flight") when another execution holds a fresh claim on the row."""
+    message.refresh_from_db()
+    if message.status in DONE_STATUSES or message.twilio_sid:
+        return SendOutcome("skipped", message.pk, message.twilio_sid)
+    if message.status == WhatsAppMessage.Status.FAILED:
+        # Twilio refused this number for good (InvalidRecipient): sending again cannot help.
+        return SendOutcome("failed", message.pk)
+    ambiguous = message.status == WhatsAppMessage.Status.SENDING or message.error_code == TIMEOUT_CODE
+    if message.status == WhatsAppMessage.Status.SENDING:
+        held_until = message.updated_at + sending_lease()
+        if held_until > timezone.now():
+            wait = (held_until - timezone.now()).total_seconds()
+            raise RateLimited("another execution is sending this message", provider="twilio",
+                              code="in_flight", retry_after=max(wait, 0.5))
+    if not _claim(message):
+        # Someone else claimed it between our read and our update: look again next time.
+        raise RateLimited("another execution claimed this message", provider="twilio",
+                          code="in_flight", retry_after=1.0)
+    if ambiguous:
+        AMBIGUOUS_RESENDS.inc()
+        logger.warning("whatsapp message %s to %s: an earlier attempt may have reached Twilio; "
+                       "sending again (at-least-once)", message.pk, mask_phone(message.to))
+    client = get_whatsapp_client()
+    try:
+        if message.template:
+            sent = client.send_template(to=message.to, content_sid=message.template,
+                                        variables=message.variables or {})
+        else:
+            sent = client.send_text(to=message.to, body=message.body)
+    except InvalidRecipient as exc:
+        _finish(message, status=WhatsAppMessage.Status.FAILED, error_code=str(exc.code or ""),
+                error_message=exc.message)
+        logger.info("whatsapp message %s: Twilio refused %s (%s)", message.pk, mask_phone(message.to),
+                    exc.code)
+        return SendOutcome("failed", message.pk, resent_after_ambiguity=ambiguous)
+    except IntegrationError as exc:
+        # Not sent (a refusal, our rate limit, a 5xx), or maybe sent (a timeout: remembered,
+        # so the resend is counted as ambiguous). Either way the retry may send it.
+        _finish(message, status=WhatsAppMessage.Status.QUEUED, error_code=str(exc.code or "")[:20],
+                error_message=exc.message)
+        raise
+    WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
+        status=WhatsAppMessage.Status.SENT, twilio_sid=sent.sid, sent_at=timezone.now(),
+        error_code="", error_message="", updated_at=timezone.now(),
+    )
+    logger.info("whatsapp message %s sent to %s as %s", message.pk, mask_phone(message.to), sent.sid)
+    return SendOutcome("sent", message.pk, sent.sid, resent_after_ambiguity=ambiguous)
+
+
+def _claim(message: WhatsAppMessage) -> bool:
+    # Compare-and-set on (status, updated_at): exactly one execution moves the row to sending.
+    # Committed at once (autocommit), so a crash during the call leaves the row visibly "sending".
+    return bool(
+        WhatsAppMessage.objects.filter(
+            pk=message.pk, status=message.status, updated_at=message.updated_at, twilio_sid__isnull=True
+        ).update(status=WhatsAppMessage.Status.SENDING, updated_at=timezone.now())
+    )
+
+
+def _finish(message: WhatsAppMessage, *, status: str, error_code: str, error_message: str) -> None:
+    WhatsAppMessage.objects.filter(pk=message.pk, status=WhatsAppMessage.Status.SENDING).update(
+        status=status, error_code=error_code[:20], error_message=error_message[:2000],
+        updated_at=timezone.now(),
+    )
+
+
+def pending_messages(*, job_id: str):
+    """Rows of a job still to send (queued, or sending under a claim that may have lapsed)."""
+    return WhatsAppMessage.objects.filter(job_id=job_id).filter(
+        Q(status=WhatsAppMessage.Status.QUEUED) | Q(status=WhatsAppMessage.Status.SENDING)
+    ).order_by("pk")
+
+
+__all__ = ("PermanentError", "SendOutcome", "deliver", "pending_messages", "send_whatsapp_once",
+           "validate_content_sid", "validate_phone")

@@ -1,0 +1,16 @@
+"""Commission jobs: compute and settle brokers' commissions, each once."""
+
+from __future__ import annotations
+
+from marketplace.commission_settlement import compute_commissions, settle_pending_commissions
+from tasks.base import platform_task
+
+ACTOR = "task:tasks.commissions.process_pending_commissions"
+
+
+@platform_task(name="tasks.commissions.process_pending_commissions", soft_time_limit=300, time_limit=330)
+def process_pending_commissions(self) -> dict[str, int]:
+    """Create the commission of each paid deal with a broker, then settle every pending one,
+    converting to CAD at the current rate (recorded on the commission)."""
+    created = compute_commissions(actor=ACTOR)
+    return {"computed": created, **settle_pending_commissions(job_id=self.request.id, actor=ACTOR)}

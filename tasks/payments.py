@@ -1,0 +1,49 @@
+"""Payment jobs: invoices moved forward through Stripe, and reminders of overdue ones."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Invoice
+from billing.payment_processing import advance_invoice_payment
+from billing.reminders import send_payment_reminders as remind_overdue_invoices
+from billing.selectors import invoices_awaiting_payment
+from jobs.ledger import claim_effect
+from jobs.outbox import enqueue_durably
+from tasks.base import platform_task
+from tasks.subjects import fetch_subject
+
+ACTOR = "task:tasks.payments"
+
+
+@platform_task(name="tasks.payments.process_pending_payments", soft_time_limit=120, time_limit=150)
+def process_pending_payments(self) -> dict[str, int]:
+    """Fan out one durable job per invoice awaiting payment (open, or with a payment in flight).
+
+    Each fan-out is claimed in the ledger with its outbox row: a redelivery of this job enqueues
+    nothing twice, and a crash after the commit loses nothing (the relay publishes it)."""
+    enqueued = 0
+    for invoice_id in list(invoices_awaiting_payment().values_list("pk", flat=True)):
+        with transaction.atomic():
+            if claim_effect(f"payments:advance:invoice:{invoice_id}", job_id=self.request.id):
+                enqueue_durably(process_invoice_payment, invoice_id=invoice_id)
+                enqueued += 1
+    return {"enqueued": enqueued}
+
+
+@platform_task(name="tasks.payments.process_invoice_payment", soft_time_limit=60, time_limit=90)
+def process_invoice_payment(self, invoice_id: int) -> dict:
+    """Take the next Stripe step for one invoice (billing/payment_processing.py)."""
+    invoice = fetch_subject(Invoice, invoice_id, argument="invoice_id")
+    if invoice is None:
+        return {"invoice_id": invoice_id, "outcome": "skipped:deleted"}
+    outcome = advance_invoice_payment(invoice_id=invoice.pk, actor=f"{ACTOR}.process_invoice_payment")
+    return {"invoice_id": invoice.pk, "outcome": outcome}
+
+
+@platform_task(name="tasks.payments.send_payment_reminders", soft_time_limit=120, time_limit=150)
+def send_payment_reminders(self) -> dict[str, int]:
+    """Remind buyers of overdue invoices: at most one reminder per invoice per day."""
+    return remind_overdue_invoices(today=timezone.localdate(), job_id=self.request.id,
+                                   actor=f"{ACTOR}.send_payment_reminders")

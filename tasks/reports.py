@@ -1,0 +1,25 @@
+"""Report jobs: vehicle-history reports by VIN, paid per call, stored and cached 24 h
+(reports/vehicle_history.py)."""
+
+from __future__ import annotations
+
+from integrations.errors import PermanentError
+from integrations.vehicle_history import normalize_vin
+from reports.vehicle_history import get_vehicle_history
+from tasks.base import platform_task
+
+
+@platform_task(name="tasks.reports.fetch_vehicle_history", soft_time_limit=60, time_limit=90)
+def fetch_vehicle_history(self, vin: str) -> dict:
+    """The vehicle-history report for `vin`: from the cache, else a stored one younger than 24 h,
+    else one paid provider call. A malformed VIN fails at once, naming `vin`."""
+    try:
+        vin = normalize_vin(vin)
+    except PermanentError as exc:
+        raise ValueError(f"vin: must be 17 characters, digits and capital letters except I, O and Q; "
+                         f"got {vin!r}") from exc
+    report = get_vehicle_history(vin=vin)
+    # The payload stays in the database (reports.VehicleHistoryReport); the result says where it is.
+    return {"vin": report.vin, "report_id": report.report_id, "source": report.source,
+            "provider": report.provider, "fetched_at": report.fetched_at.isoformat(),
+            "paid_call": report.paid_call and report.source == "provider"}
