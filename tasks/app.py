@@ -19,6 +19,13 @@ from tasks.queues import TASK_QUEUES, TASK_ROUTES, Queue  # noqa: E402
 TASK_MODULES = [
     "tasks.diagnostics",
     "tasks.maintenance",
+    "tasks.fx",
+    "tasks.payments",
+    "tasks.deals",
+    "tasks.shipments",
+    "tasks.commissions",
+    "tasks.notifications",
+    "tasks.reports",
 ]
 
 app = Celery("platform", include=TASK_MODULES)
