@@ -1,0 +1,38 @@
+"""The trigger API's settings, each with its default (override any of them in settings)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def rate_limit() -> str:
+    """Requests per API key, shared by every web process: "600/m", "20/s", "5000/h"."""
+    return getattr(settings, "API_RATE_LIMIT", "600/m")
+
+
+def max_body_bytes() -> int:
+    """Largest request body POST /api/v1/jobs accepts (413 past it); never above Django's own cap."""
+    ours = int(getattr(settings, "API_MAX_BODY_BYTES", 64 * 1024))
+    django_cap = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return min(ours, django_cap) if django_cap is not None else ours
+
+
+def max_countdown_seconds() -> int:
+    """Longest countdown a job may ask for (it must stay under the broker's visibility timeout)."""
+    return int(settings.JOB_MAX_COUNTDOWN_SECONDS)
+
+
+def max_bulk_recipients() -> int:
+    """Most recipients one bulk WhatsApp job may name."""
+    return int(getattr(settings, "API_MAX_BULK_RECIPIENTS", 1000))
+
+
+def idempotency_ttl_seconds() -> int:
+    """How long an Idempotency-Key keeps returning its first job (then it can be used afresh)."""
+    return int(getattr(settings, "API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600))
+
+
+def publish_timeout_seconds() -> float:
+    """Socket timeout of one publish to the broker; with one retry, a dead or hung broker is
+    answered with 503 in about twice this, well inside the contract's 2 s."""
+    return float(getattr(settings, "API_PUBLISH_TIMEOUT_SECONDS", 0.5))

@@ -1,0 +1,102 @@
+"""Apply a verified Stripe payment event to its invoice, once (the service behind
+tasks.webhooks.apply_stripe_event).
+
+Stripe's word is final about money: payment_intent.succeeded pays the invoice (from open,
+processing, or failed via processing); payment_intent.payment_failed fails an invoice whose
+payment is in flight and leaves any other alone, so a late failure of an old attempt never
+undoes a payment. Each event is claimed in the effect ledger in the same transaction as the
+invoice change; the webhook's unique event id already stops replays from being enqueued.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from billing.models import Invoice, PaymentAttempt
+from billing.services import transition_invoice
+from integrations.errors import PermanentError, TransientError
+from jobs.ledger import claim_effect
+
+logger = logging.getLogger(__name__)
+ACTOR = "stripe-webhook"
+SUCCEEDED = "payment_intent.succeeded"
+FAILED = "payment_intent.payment_failed"
+
+
+def find_invoice_id(*, payment_intent_id: str, invoice_id: str = "") -> int | None:
+    """The invoice this intent pays: by the intent id we stored, else the invoice_id metadata
+    our payments integration puts on every intent."""
+    if payment_intent_id:
+        found = Invoice.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list(
+            "pk", flat=True
+        )
+        if found:
+            return found[0]
+        found = PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list(
+            "invoice_id", flat=True
+        )
+        if found:
+            return found[0]
+    if invoice_id.isdigit() and Invoice.objects.filter(pk=int(invoice_id)).exists():
+        return int(invoice_id)
+    return None
+
+
+def apply_stripe_event(
+    *, event_id: str, event_type: str, payment_intent_id: str, invoice_id: str = "", job_id: str
+) -> str:
+    """Apply one event; returns what happened ("paid", "failed", "unchanged", "already applied")."""
+    if event_type not in (SUCCEEDED, FAILED):
+        raise PermanentError(
+            f"event_type {event_type!r} is not applied to invoices",
+            provider="stripe",
+            code="unsupported_event",
+        )
+    found = find_invoice_id(payment_intent_id=payment_intent_id, invoice_id=invoice_id)
+    if found is None:
+        # The payments job may not have committed the intent id yet: worth a few retries, then
+        # a dead letter for ops to look at (money moved for an invoice we cannot find).
+        raise TransientError(
+            f"no invoice for payment intent {payment_intent_id!r} yet",
+            provider="stripe",
+            code="invoice_not_found",
+        )
+    with transaction.atomic():
+        if not claim_effect(f"stripe-event:{event_id}", job_id=job_id):
+            return "already applied"
+        invoice = Invoice.objects.select_for_update().get(pk=found)
+        PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id).update(
+            stripe_status="succeeded" if event_type == SUCCEEDED else "requires_payment_method"
+        )
+        if event_type == SUCCEEDED:
+            outcome = _pay(invoice)
+        else:
+            outcome = _fail(invoice)
+    logger.info("stripe event %s (%s) on invoice %s: %s", event_id, event_type, found, outcome)
+    return outcome
+
+
+def _pay(invoice: Invoice) -> str:
+    status = invoice.status
+    if status == Invoice.Status.PAID:
+        return "unchanged"
+    if status in (Invoice.Status.VOID, Invoice.Status.DRAFT):
+        raise PermanentError(
+            f"payment succeeded for a {status} invoice: needs a person",
+            provider="stripe",
+            code="unexpected_payment",
+        )
+    if status == Invoice.Status.FAILED:
+        # failed -> paid is not a direct transition: the payment went back in flight, then landed.
+        transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.PROCESSING, actor=ACTOR)
+    transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.PAID, actor=ACTOR)
+    return "paid"
+
+
+def _fail(invoice: Invoice) -> str:
+    if invoice.status != Invoice.Status.PROCESSING:
+        return "unchanged"
+    transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.FAILED, actor=ACTOR)
+    return "failed"
