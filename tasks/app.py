@@ -26,6 +26,7 @@ TASK_MODULES = [
     "tasks.commissions",
     "tasks.notifications",
     "tasks.reports",
+    "tasks.webhooks",
 ]
 
 app = Celery("platform", include=TASK_MODULES)

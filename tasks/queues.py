@@ -23,6 +23,7 @@ TASK_QUEUES = [KombuQueue(queue.value, routing_key=queue.value) for queue in Que
 TASK_ROUTES = {
     "tasks.notifications.*": {"queue": Queue.NOTIFICATIONS.value},
     "tasks.payments.*": {"queue": Queue.PAYMENTS.value},
+    "tasks.webhooks.*": {"queue": Queue.PAYMENTS.value},  # Stripe events change invoices
     "tasks.reports.*": {"queue": Queue.REPORTS.value},
     "tasks.maintenance.*": {"queue": Queue.MAINTENANCE.value},
     "celery.backend_cleanup": {"queue": Queue.MAINTENANCE.value},

@@ -1,7 +1,7 @@
 """URL map: admin, health, and the apps' own URLs."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from jobs.dashboard import ops_dashboard
 from jobs.health import healthz
@@ -16,4 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),
+    # The trigger API (/api/v1/) and provider webhooks (/webhooks/).
+    path("", include("trigger_api.urls")),
 ]
