@@ -35,6 +35,8 @@ app.conf.update(
     task_queues=TASK_QUEUES,
     task_routes=TASK_ROUTES,
     task_default_queue=Queue.DEFAULT.value,
+    # Undecodable and unknown messages become dead letters (tasks/poison.py).
+    worker_consumer="tasks.poison:PoisonAwareConsumer",
 )
 
 

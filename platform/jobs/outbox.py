@@ -100,6 +100,7 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
                 task_id__in=[str(m.job_id) for m in due]
             ).values_list("task_id", "status", "date_done")
         }
+        waiting_since = _oldest_waiting_by_queue()
         for message in due:
             state, changed_at = results.get(str(message.job_id), (None, None))
             if state in ("SUCCESS", "FAILURE"):
@@ -109,6 +110,8 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
                 continue
             if state in ("STARTED", "RETRY") and changed_at and changed_at > now - republish_after:
                 continue  # alive: running or waiting for its next attempt
+            if message.published_at and state is None and _may_still_be_queued(message, waiting_since):
+                continue  # a backlog older than this job is still waiting: so may this job
             kind = "republished" if message.published_at else "published"
             if publish(message):
                 counts[kind] += 1
@@ -116,6 +119,38 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
             else:
                 counts["failed"] += 1
     return counts
+
+
+def _queue_of(message: OutboxMessage) -> str:
+    from tasks.app import app
+
+    if message.queue:
+        return message.queue
+    return app.amqp.router.route({}, message.task_name)["queue"].name
+
+
+def _oldest_waiting_by_queue() -> dict[str, float | None] | None:
+    """Publish time of the oldest message waiting in each queue; None if the broker is unreadable."""
+    import redis
+
+    from jobs.queue_ops import queue_stats
+
+    try:
+        stats = queue_stats()
+    except redis.RedisError:
+        return None
+    now = timezone.now().timestamp()
+    return {s.name: (now - s.oldest_age_seconds if s.oldest_age_seconds is not None else None) for s in stats}
+
+
+def _may_still_be_queued(message: OutboxMessage, waiting_since: dict[str, float | None] | None) -> bool:
+    # Queues are FIFO: if the oldest message waiting in this job's queue was published before
+    # it, the job may be waiting behind a backlog, not lost. An empty queue (or one whose
+    # oldest message is newer) no longer holds it.
+    if waiting_since is None:
+        return True  # can't tell, and can't publish either: try again next sweep
+    oldest = waiting_since.get(_queue_of(message))
+    return oldest is not None and oldest <= message.published_at.timestamp()
 
 
 def outbox_backlog() -> int:

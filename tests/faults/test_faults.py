@@ -1,0 +1,216 @@
+"""Faults injected into real processes: killed workers, a broker that restarts empty, dropped
+database connections, a process that dies between commit and publish, poison messages.
+Every effect must happen exactly once: none lost, none doubled."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from django.db import connection
+from kombu import Connection
+
+from jobs.models import DeadLetter, OutboxMessage
+from tests.conftest import broker_client
+from tests.support.probe.models import ProbeEffect, ProbeExecution
+from tests.support.processes import ROOT, ManagedProcess, platform_env, start_worker, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
+
+
+def _effects(prefix: str) -> tuple[int, int]:
+    """(distinct markers with an effect, total effect rows) for markers starting with prefix."""
+    rows = ProbeEffect.objects.filter(marker__startswith=prefix)
+    return rows.values("marker").distinct().count(), rows.count()
+
+
+def _django(code: str, env: dict) -> subprocess.CompletedProcess:
+    script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + code
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+RELAY_LOOP = (
+    "import json, time\nfrom jobs.outbox import relay_outbox\n"
+    "while True:\n"
+    "    print(json.dumps(relay_outbox()), flush=True)\n"
+    "    time.sleep(1)\n"
+)
+
+
+def _start_relay(env: dict) -> ManagedProcess:
+    """The outbox relay, sweeping every second (beat runs it on a schedule in production)."""
+    script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + RELAY_LOOP
+    return ManagedProcess([sys.executable, "-c", script], env, "relay")
+
+
+def _relayed(relay: ManagedProcess, kind: str) -> int:
+    return sum(json.loads(line)[kind] for line in list(relay.output) if line.startswith("{"))
+
+
+def _enqueue_durably(env: dict, marker: str, jobs: int, sleep: float) -> None:
+    enqueued = _django(
+        "from django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
+        f"for i in range({jobs}):\n"
+        "    with transaction.atomic():\n"
+        f"        enqueue_durably('probe.effect', marker=f'{marker}-{{i}}', sleep={sleep})\n",
+        env,
+    )
+    assert enqueued.returncode == 0, enqueued.stderr[-2000:]
+
+
+def test_sigkill_workers_repeatedly_while_1000_jobs_run(database_url, private_redis, marker, fault_figures):
+    # Redis' transport takes a message off the queue (BRPOP) before it records it as
+    # unacknowledged: a worker killed in between loses it (celery/celery#7950). acks_late and
+    # the visibility timeout bring back everything else; the outbox relay brings back those.
+    jobs = 1000
+    env = platform_env(database_url=database_url, redis_url=private_redis.url,
+                       CELERY_BROKER_VISIBILITY_TIMEOUT="2", OUTBOX_REPUBLISH_AFTER_SECONDS="5")
+    _enqueue_durably(env, marker, jobs, sleep=0.01)
+    relay = _start_relay(env)
+    workers = [start_worker(env, name=f"victim{i}", concurrency=2) for i in range(2)]
+    kills = 0
+    try:
+        for slot in itertools.cycle(range(len(workers))):
+            done, _ = _effects(marker)
+            if done >= jobs or kills >= 6:
+                break
+            time.sleep(1.0)
+            workers[slot].kill()  # SIGKILL to the whole worker: main process and children
+            workers[slot].proc.wait(10)
+            kills += 1
+            workers[slot] = start_worker(env, name=f"victim{slot}-{kills}", concurrency=2)
+        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
+                   what=f"all {jobs} effects; have {_effects(marker)}")
+    finally:
+        for worker in workers:
+            worker.stop()
+        relay.stop()
+    distinct, total = _effects(marker)
+    executions = ProbeExecution.objects.filter(marker__startswith=marker).count()
+    fault_figures(submitted=jobs, faults=kills, effects=total, lost=jobs - distinct,
+                  duplicated=total - distinct,
+                  note=f"{executions - jobs} re-executions of killed jobs; "
+                       f"{_relayed(relay, 'republished')} republished by the relay")
+    assert kills >= 3
+    assert distinct == jobs and total == jobs
+
+
+def test_broker_restarted_without_persistence_mid_run(database_url, private_redis, marker, fault_figures):
+    jobs = 300
+    env = platform_env(database_url=database_url, redis_url=private_redis.url,
+                       OUTBOX_REPUBLISH_AFTER_SECONDS="3")
+    _enqueue_durably(env, marker, jobs, sleep=0.02)
+    worker = start_worker(env, name="through-restart", concurrency=2)
+    relay = None
+    try:
+        wait_until(lambda: _effects(marker)[0] >= 20, timeout=60, what="the run to be under way")
+        private_redis.restart()  # empty: every queued job is gone
+        lost_in_broker = jobs - _effects(marker)[0]
+        relay = _start_relay(env)
+        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
+                   what=f"all effects\n{worker.tail()}")
+        wait_until(lambda: not OutboxMessage.objects.filter(completed_at__isnull=True).exists(),
+                   timeout=30, what="every outbox message completed")
+    finally:
+        worker.stop()
+        if relay:
+            relay.stop()
+    distinct, total = _effects(marker)
+    fault_figures(submitted=jobs, faults=1, effects=total, lost=jobs - distinct, duplicated=total - distinct,
+                  note=f"about {lost_in_broker} jobs were in the broker when it restarted empty")
+    assert lost_in_broker > 0
+    assert distinct == jobs and total == jobs
+
+
+def test_workers_database_connections_terminated_mid_run(database_url, private_redis, marker, fault_figures):
+    jobs = 300
+    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    worker = start_worker(env, name="db-victim", concurrency=2)
+    client = broker_client(private_redis.url)
+    for i in range(jobs):
+        client.send_task("probe.effect", kwargs={"marker": f"{marker}-{i}", "sleep": 0.02}, queue="default")
+    terminated = 0
+    try:
+        for _ in range(4):
+            time.sleep(0.7)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                terminated += cursor.fetchone()[0]
+        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
+                   what=f"all effects; have {_effects(marker)}\n{worker.tail()}")
+    finally:
+        worker.stop()
+    distinct, total = _effects(marker)
+    fault_figures(submitted=jobs, faults=terminated, effects=total, lost=jobs - distinct,
+                  duplicated=total - distinct, note="connections terminated with pg_terminate_backend")
+    assert connection.vendor == "postgresql" and terminated > 0
+    assert distinct == jobs and total == jobs
+    assert not DeadLetter.objects.filter(kwargs__marker__startswith=marker).exists()
+
+
+def test_process_killed_between_commit_and_publish(database_url, private_redis, marker, fault_figures):
+    jobs = 20
+    env = platform_env(database_url=database_url, redis_url=private_redis.url,
+                       OUTBOX_PUBLISH_GRACE_SECONDS="0")
+    for i in range(jobs):
+        died = _django(
+            "import os\nfrom django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
+            "with transaction.atomic():\n"
+            "    transaction.on_commit(lambda: os._exit(9))\n"
+            f"    enqueue_durably('probe.effect', marker='{marker}-{i}')\n",
+            env,
+        )
+        assert died.returncode == 9
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == jobs
+    worker = start_worker(env, name="after-crash", concurrency=2)
+    try:
+        relayed = _django("from jobs.outbox import relay_outbox; print(relay_outbox())", env)
+        assert relayed.returncode == 0, relayed.stderr[-2000:]
+        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=60, what=f"all effects\n{worker.tail()}")
+    finally:
+        worker.stop()
+    distinct, total = _effects(marker)
+    fault_figures(submitted=jobs, faults=jobs, effects=total, lost=jobs - distinct, duplicated=total - distinct,
+                  note="each enqueuing process died right after COMMIT, before publishing")
+    assert distinct == jobs and total == jobs
+
+
+def test_poison_messages_become_dead_letters_and_the_queue_keeps_flowing(
+    database_url, private_redis, marker, fault_figures
+):
+    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    worker = start_worker(env, name="poisoned", concurrency=1)
+    client = broker_client(private_redis.url)
+    try:
+        with Connection(private_redis.url) as conn:
+            producer = conn.Producer(serializer="json")
+            # Broken JSON that claims to be JSON, with otherwise plausible task headers.
+            producer.publish(b'{"not": json', routing_key="default", content_type="application/json",
+                             content_encoding="utf-8", headers={"id": f"{marker}-undecodable", "task": "probe.effect"})
+        client.send_task("probe.no_such_task", kwargs={"marker": marker}, queue="default",
+                         task_id=f"{marker}-unknown")
+        client.send_task("probe.effect", kwargs={"wrong_argument": 1}, queue="default",
+                         task_id=f"{marker}-wrong-args")
+        client.send_task("probe.effect", kwargs={"marker": f"{marker}-after"}, queue="default")
+        wait_until(lambda: _effects(f"{marker}-after")[0] == 1, timeout=30,
+                   what=f"the healthy job after the poison\n{worker.tail()}")
+        letters = wait_until(
+            lambda: (lambda found: found if len(found) == 3 else None)(
+                {d.task_id: d for d in DeadLetter.objects.filter(task_id__startswith=marker)}),
+            timeout=30, what="three dead letters")
+    finally:
+        worker.stop()
+    assert letters[f"{marker}-undecodable"].exception_type == "tasks.poison.UndecodableMessage"
+    assert letters[f"{marker}-unknown"].exception_type == "tasks.poison.UnknownTask"
+    assert letters[f"{marker}-wrong-args"].exception_type == "builtins.TypeError"
+    assert "wrong_argument" in letters[f"{marker}-wrong-args"].exception_message
+    fault_figures(submitted=4, faults=3, effects=1, lost=0, duplicated=0,
+                  note="3 poison messages -> 3 dead letters; the healthy job after them ran")
