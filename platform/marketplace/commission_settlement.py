@@ -46,7 +46,7 @@ def compute_commissions(*, actor: str) -> int:
                   .exclude(commissions__broker=F("broker")).values_list("pk", flat=True))
     for deal_id in list(candidates):
         with transaction.atomic():
-            deal = Deal.objects.select_for_update().select_related("broker").get(pk=deal_id)
+            deal = Deal.objects.select_for_update().get(pk=deal_id)
             if deal.broker is None or Commission.objects.filter(deal=deal, broker=deal.broker).exists():
                 continue
             create_commission(deal=deal, amount=commission_amount(deal), currency=deal.currency, actor=actor)
