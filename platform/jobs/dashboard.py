@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import redirect
@@ -44,13 +43,7 @@ _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ops-dashboard")
 
 def workers_and_queues() -> dict[str, list[str]]:
     """Worker name -> queues it consumes, from the workers that answer within the timeout."""
-    from tasks.app import app
-
-    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-        replies = app.control.inspect(
-            timeout=queue_ops.CONTROL_TIMEOUT_SECONDS, connection=connection
-        ).active_queues() or {}
-    return {worker: sorted(q["name"] for q in queues) for worker, queues in sorted(replies.items())}
+    return queue_ops.active_queues()
 
 
 def broker_state() -> dict:

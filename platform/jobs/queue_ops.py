@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import redis
+from celery import Celery
 from django.conf import settings
 
 from tasks.queues import Queue
@@ -110,53 +112,71 @@ def _remember_consumers(client: redis.Redis, queue: str, workers: list[str]) -> 
     client.hset(PAUSED_BY_WORKER_KEY, queue, json.dumps(sorted(set(known) | set(workers))))
 
 
-def workers_consuming(queue: str, *, app=None) -> list[str]:
-    """Workers that answer within the control timeout and consume `queue`."""
-    from tasks.app import app as default_app
+@lru_cache(maxsize=4)
+def _control_app(broker_url: str) -> Celery:
+    # Broadcasts publish through their app's producer pool, bound to that app's broker URL,
+    # whatever connection is passed in; a small app of its own per URL keeps control messages
+    # on the broker named by settings.CELERY_BROKER_URL now.
+    from tasks.app import app
 
-    app = app or default_app
-    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-        replies = app.control.inspect(
-            timeout=CONTROL_TIMEOUT_SECONDS, connection=connection
-        ).active_queues() or {}
-    return sorted(worker for worker, queues in replies.items() if any(q["name"] == queue for q in queues))
+    control = Celery("platform-control", broker=broker_url, set_as_current=False)
+    control.conf.update(
+        broker_transport_options=app.conf.broker_transport_options,
+        broker_connection_timeout=app.conf.broker_connection_timeout,
+        accept_content=["json"], task_serializer="json", result_serializer="json",
+    )
+    return control
 
 
-def pause_queue(*, queue: str, app=None) -> list[str]:
+def control_app() -> Celery:
+    """The Celery app that sends remote-control commands (inspect, pause, resume) to workers."""
+    return _control_app(settings.CELERY_BROKER_URL)
+
+
+def require_broker() -> None:
+    """Raise ConnectionError quickly if the broker does not answer: a control broadcast to a
+    dead Redis would retry without end (kombu's publish retry has no bound there)."""
+    try:
+        broker_redis().ping()
+    except redis.RedisError as exc:
+        raise ConnectionError(f"broker unreachable: {exc}") from exc
+
+
+def active_queues() -> dict[str, list[str]]:
+    """Worker name -> queues it consumes, from the workers that answer within the timeout."""
+    require_broker()
+    replies = control_app().control.inspect(timeout=CONTROL_TIMEOUT_SECONDS).active_queues() or {}
+    return {worker: sorted(q["name"] for q in queues) for worker, queues in sorted(replies.items())}
+
+
+def pause_queue(*, queue: str) -> list[str]:
     """Stop every worker consuming `queue` (messages stay in Redis); remember it as paused.
 
     Returns the workers that were consuming it, which resume_queue gives it back to. A worker
     that starts (or restarts) while the queue is paused leaves it alone too (jobs/task_observability.py).
     """
-    from tasks.app import app as default_app
-
-    app = app or default_app
     _checked(queue)
     client = broker_redis()
     # Paused first: a worker starting right now reads the mark and skips the queue.
     client.sadd(PAUSED_QUEUES_KEY, queue)
-    consumers = workers_consuming(queue, app=app)
+    consumers = sorted(worker for worker, queues in active_queues().items() if queue in queues)
     _remember_consumers(client, queue, consumers)
-    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-        # To every worker, answering or not: one that missed the inspect must stop too.
-        app.control.cancel_consumer(queue, connection=connection)
+    # To every worker, answering or not: one that missed the inspect must stop too.
+    control_app().control.cancel_consumer(queue)
     return consumers
 
 
-def resume_queue(*, queue: str, app=None) -> list[str]:
+def resume_queue(*, queue: str) -> list[str]:
     """Give `queue` back to the workers that consumed it before it was paused; returns them."""
-    from tasks.app import app as default_app
-
-    app = app or default_app
     _checked(queue)
+    require_broker()
     client = broker_redis()
     workers = json.loads(client.hget(PAUSED_BY_WORKER_KEY, queue) or "[]")
-    client.srem(PAUSED_QUEUES_KEY, queue)
-    client.hdel(PAUSED_BY_WORKER_KEY, queue)
     if workers:
         # Only to those: a worker dedicated to another queue must not start consuming this one.
-        with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-            app.control.add_consumer(queue, destination=workers, connection=connection)
+        control_app().control.add_consumer(queue, destination=workers)
+    client.srem(PAUSED_QUEUES_KEY, queue)
+    client.hdel(PAUSED_BY_WORKER_KEY, queue)
     return workers
 
 
