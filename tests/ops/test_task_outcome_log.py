@@ -1,0 +1,44 @@
+"""A worker writes one JSON line per task outcome, with the fields ops search by, and no phone
+number in clear anywhere in its output."""
+
+import json
+
+import pytest
+
+from tests.conftest import broker_client
+from tests.support.processes import wait_until
+
+PHONE = "+14165550123"
+
+
+def _outcome_line(worker, task_id: str) -> dict | None:
+    for line in list(worker.output):
+        if task_id in line and '"task_outcome"' in line:
+            return json.loads(line)
+    return None
+
+
+@pytest.mark.processes
+def test_task_outcome_is_one_json_line_without_the_phone_number(ops_workers, ops_broker):
+    worker = ops_workers("logger", "notifications", LOG_FORMAT="json")
+
+    # The job fails with the phone number in its error message, as a real integration error might.
+    result = broker_client(ops_broker.url).send_task(
+        "probe.value_error", kwargs={"marker": PHONE}, queue="notifications"
+    )
+
+    line = wait_until(lambda: _outcome_line(worker, result.id), timeout=30, what="the outcome line")
+    assert line["event"] == "task_outcome"
+    assert line["task_id"] == result.id
+    assert line["task"] == "probe.value_error"
+    assert line["queue"] == "notifications"
+    assert line["attempt"] == 1
+    assert line["state"] == "FAILURE"
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+    assert line["level"] == "WARNING"
+    assert "+1416*****23" in line["error"]
+    # Nowhere in the worker's output: not this line, not Celery's own failure log, not the
+    # dead-letter warning.
+    output = "".join(worker.output)
+    assert PHONE not in output
+    assert output.count("+1416*****23") >= 2
