@@ -6,7 +6,8 @@ from __future__ import annotations
 from marketplace.models import Vehicle
 from messaging.bulk import BulkPaused, send_bulk
 from messaging.whatsapp import send_whatsapp_once, validate_content_sid, validate_phone
-from tasks.base import platform_task
+from tasks.app import app
+from tasks.base import PlatformTask, platform_task
 from tasks.subjects import fetch_subject
 
 # The running totals of a bulk job, carried by the message that resumes it (messaging/bulk.py).
@@ -38,7 +39,20 @@ def send_whatsapp_template(self, to: str, template: str, variables: dict) -> dic
     return _result(outcome, field="to")
 
 
-@platform_task(
+class BulkSendTask(PlatformTask):
+    """PlatformTask whose rate-limit reschedule carries the bulk job's running totals along."""
+
+    def _retry_later(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, BulkPaused):
+            # The reschedule copies this request's headers into the next message.
+            self.request.headers = {**(self.request.headers or {}),
+                                    BULK_PROGRESS_HEADER: exc.progress.as_dict()}
+        return super()._retry_later(exc)
+
+
+@app.task(
+    base=BulkSendTask,
+    bind=True,
     name="tasks.notifications.send_bulk_whatsapp_notifications",
     # Each execution sends what the shared Twilio limit allows, then the job is rescheduled to
     # carry on (RateLimited): the budget below bounds one execution, the deferrals the whole job.
@@ -49,14 +63,9 @@ def send_whatsapp_template(self, to: str, template: str, variables: dict) -> dic
 def send_bulk_whatsapp_notifications(self, recipients: list[str], body: str) -> dict[str, int]:
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
     resent_after_interruption}."""
-    try:
-        return send_bulk(job_id=self.request.id, recipients=recipients, body=body,
-                         progress=self.request.get(BULK_PROGRESS_HEADER), time_budget=90.0)
-    except BulkPaused as paused:
-        # The task base reschedules the job with its headers: the totals so far go with it.
-        self.request.headers = {**(self.request.headers or {}),
-                                BULK_PROGRESS_HEADER: paused.progress.as_dict()}
-        raise
+    # BulkPaused (a RateLimited) reschedules this same job, with its totals (BulkSendTask).
+    return send_bulk(job_id=self.request.id, recipients=recipients, body=body,
+                     progress=self.request.get(BULK_PROGRESS_HEADER), time_budget=90.0)
 
 
 def _result(outcome, *, field: str) -> dict:
