@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import LOGGING, env
 
 REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH")
 _missing = [name for name in REQUIRED if not env.str(name, default="")]
@@ -28,3 +28,15 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Static files (admin) are collected into STATIC_ROOT by `manage.py collectstatic` on deploy
+# and served by the reverse proxy, not by Django.
+
+# Logs: one JSON object per line for the log shipper, phone numbers masked
+# (config/structured_logging.py). LOG_FORMAT=plain for a human at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+
+# Persistent database connections come from base: CONN_MAX_AGE (60 s by default) with
+# CONN_HEALTH_CHECKS, so a connection PostgreSQL dropped is replaced before use, not failed
+# on; workers reuse theirs across tasks too (CELERY_DB_REUSE_MAX).

@@ -1,0 +1,74 @@
+"""Production settings: `check --deploy` is clean with a realistic environment, a missing
+required setting stops start-up with its name, logs are JSON, connections persist with health
+checks, and API responses are compressed."""
+
+import gzip
+import json
+import secrets
+import subprocess
+import sys
+
+from tests.support.processes import ROOT
+
+
+def _production_env(**overrides: str | None) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "ops.example.com",
+        "DATABASE_URL": "postgres://platform:pw@127.0.0.1:5432/platform",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "FLOWER_BASIC_AUTH": "ops:" + secrets.token_urlsafe(12),
+    }
+    env.update(overrides)
+    return {key: value for key, value in env.items() if value is not None}
+
+
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_check_deploy_reports_nothing_with_a_realistic_environment():
+    argv = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"]
+    done = _run(argv, _production_env())
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues (0 silenced)." in done.stdout
+
+
+def test_missing_required_settings_stop_start_up_naming_each_one():
+    done = _run([sys.executable, "manage.py", "check"], _production_env(SECRET_KEY=None, REDIS_URL=None))
+
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr
+    assert "SECRET_KEY" in done.stderr and "REDIS_URL" in done.stderr
+    assert "DATABASE_URL" not in done.stderr.split("ImproperlyConfigured")[-1]
+
+
+def test_production_logs_json_lines_with_phones_masked_and_keeps_checked_connections():
+    code = (
+        "import json, logging, sys\n"
+        "sys.path.insert(0, 'platform')\n"
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "logging.getLogger('platform.test').warning('texted %s', '+14165550123')\n"
+        "db = settings.DATABASES['default']\n"
+        "print(json.dumps({'age': db['CONN_MAX_AGE'], 'checks': db['CONN_HEALTH_CHECKS']}))\n"
+    )
+    done = _run([sys.executable, "-c", code], _production_env())
+
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stderr.strip().splitlines()[-1])
+    assert line["message"] == "texted +1416*****23" and line["level"] == "WARNING"
+    assert "+14165550123" not in done.stderr
+    database = json.loads(done.stdout.strip().splitlines()[-1])
+    assert database["age"] > 0 and database["checks"] is True
+
+
+def test_api_responses_are_gzip_compressed(client):
+    response = client.get("/api/v1/openapi.json", HTTP_ACCEPT_ENCODING="gzip")
+
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+    assert "openapi" in json.loads(gzip.decompress(response.content))
