@@ -239,6 +239,9 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
             # and their last-run times are in the database.
             self._initial_read = True
             self._heap = None
+            # Runs of ours not yet saved (the database was down) must not overwrite what a
+            # leader in between saved: after a handover the database is the truth.
+            self._dirty.clear()
         self.is_leader = acquired
         return acquired
 

@@ -153,6 +153,18 @@ class _AuditedScheduleAdmin(_AuditedEdits):
         for task in _tasks_using(obj):
             self._record(request, task, before.get(task.pk), ScheduleChange.Action.UPDATED)
 
+    # Deleting a schedule deletes the tasks that use it (django-celery-beat cascades).
+    def delete_model(self, request, obj) -> None:
+        for task in _tasks_using(obj):
+            self._record(request, task, snapshot(task), ScheduleChange.Action.DELETED)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for schedule in queryset:
+            for task in _tasks_using(schedule):
+                self._record(request, task, snapshot(task), ScheduleChange.Action.DELETED)
+        super().delete_queryset(request, queryset)
+
 
 admin.site.unregister(CrontabSchedule)
 

@@ -145,3 +145,15 @@ def test_deleting_a_schedule_keeps_its_audit(admin_client):
     trail = ScheduleChange.objects.filter(schedule_name="send-shipment-updates").order_by("id")
     assert [c.action for c in trail] == ["created", "deleted"]
     assert trail.last().changes["task"] == ["tasks.shipments.send_shipment_updates", None]
+
+
+@pytest.mark.django_db
+def test_deleting_a_crontab_audits_the_tasks_it_takes_with_it(admin_client):
+    cron = CrontabSchedule.objects.create(minute="0", hour="6", timezone="America/Toronto")
+    PeriodicTask.objects.create(name="uses-it", task="probe.beat_tick", crontab=cron)
+
+    admin_client.post(f"/admin/django_celery_beat/crontabschedule/{cron.pk}/delete/", {"post": "yes"})
+
+    assert not PeriodicTask.objects.filter(name="uses-it").exists()
+    deleted = ScheduleChange.objects.get(schedule_name="uses-it")
+    assert (deleted.action, deleted.actor) == ("deleted", "admin")
