@@ -60,7 +60,23 @@ Vin = Annotated[
         description="Vehicle identification number (ISO 3779)",
     ),
 ]
-RowId = Annotated[int, Field(ge=1, le=2**63 - 1, description="Primary key of the row")]
+
+
+def integral_float_to_int(value: object) -> object:
+    """JSON Schema's "integer" includes 7.0; pydantic's strict int does not. Accept it, but never
+    1.5, "7" or true."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def json_int(**constraints: Any) -> Any:
+    """An int with JSON Schema bounds that also takes integral floats (constraints first, so
+    they land in the JSON Schema as minimum/maximum)."""
+    return Annotated[int, Field(**constraints), BeforeValidator(integral_float_to_int)]
+
+
+RowId = Annotated[json_int(ge=1, le=2**63 - 1), Field(description="Primary key of the row")]
 MessageBody = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1600, strip_whitespace=False),
@@ -99,7 +115,7 @@ class ShipmentNotification(Arguments):
 
 
 class AuditCleanup(Arguments):
-    older_than_days: Annotated[int, Field(ge=1, le=36500)] | None = Field(
+    older_than_days: json_int(ge=1, le=36500) | None = Field(
         default=None, description="Retention in days; AUDIT_LOG_RETENTION_DAYS when omitted"
     )
 

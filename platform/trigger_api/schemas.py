@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from trigger_api import conf
+from trigger_api.registry import integral_float_to_int
 
 CeleryState = Literal[
     "PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"
@@ -31,11 +32,15 @@ class JobRequest(Schema):
         examples=[{"vin": "1HGCM82633A004352"}],
         description="The task's keyword arguments",
     )
-    countdown: int | None = Field(
+    countdown: (
+        Annotated[
+            int,
+            Field(strict=True, ge=0, le=conf.max_countdown_seconds()),
+            BeforeValidator(integral_float_to_int),
+        ]
+        | None
+    ) = Field(
         default=None,
-        ge=0,
-        le=conf.max_countdown_seconds(),
-        strict=True,
         description="Run no earlier than this many seconds from now",
     )
 

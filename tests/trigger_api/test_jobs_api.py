@@ -9,9 +9,9 @@ import uuid
 import pytest
 from django.test import Client
 
+from tests.trigger_api.conftest import assert_error, post_job
 from trigger_api import registry
 from trigger_api.models import AcceptedJob, IdempotencyRecord
-from tests.trigger_api.conftest import assert_error, post_job
 
 pytestmark = pytest.mark.django_db
 
@@ -46,25 +46,37 @@ def test_a_valid_job_is_accepted_with_202_and_reads_back_as_pending(api):
     status = api.get(body["status_url"])
     assert status.status_code == 200
     assert status.json() | {"date_created": None} == {
-        "id": body["id"], "task": "tasks.reports.fetch_vehicle_history", "state": "PENDING",
-        "result": None, "error": None, "retries": 0, "dead_letter": False, "date_created": None,
+        "id": body["id"],
+        "task": "tasks.reports.fetch_vehicle_history",
+        "state": "PENDING",
+        "result": None,
+        "error": None,
+        "retries": 0,
+        "dead_letter": False,
+        "date_created": None,
         "date_done": None,
     }
 
 
-@pytest.mark.parametrize("authorization", [
-    None,
-    "Bearer",
-    "Basic dXNlcjpwYXNz",
-    "Bearer pk_0000000_short",
-    "Bearer pk_deadbeef_" + "A" * 43,
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer pk_0000000_short",
+        "Bearer pk_deadbeef_" + "A" * 43,
+    ],
+)
 def test_requests_without_a_valid_api_key_are_401(db, authorization):
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
     client = Client(**headers)
 
-    for response in (client.get("/api/v1/tasks"), post_job(client, {"task": "x"}), client.get(
-            f"/api/v1/jobs/{uuid.uuid4()}")):
+    for response in (
+        client.get("/api/v1/tasks"),
+        post_job(client, {"task": "x"}),
+        client.get(f"/api/v1/jobs/{uuid.uuid4()}"),
+    ):
         assert_error(response, 401, "unauthorized")
         assert response["WWW-Authenticate"].startswith("Bearer")
 
@@ -92,29 +104,51 @@ def _fields(response) -> dict[str, str]:  # noqa: ANN001
 
 
 def test_a_wrong_phone_number_is_named_with_the_expected_format(api):
-    fields = _fields(post_job(api, {"task": "tasks.notifications.send_whatsapp_message",
-                                    "kwargs": {"to": "416-555-0123", "body": "hi"}}))
+    fields = _fields(
+        post_job(
+            api,
+            {
+                "task": "tasks.notifications.send_whatsapp_message",
+                "kwargs": {"to": "416-555-0123", "body": "hi"},
+            },
+        )
+    )
 
     assert fields == {"kwargs.to": "must be an E.164 phone number, e.g. +14165550123"}
 
 
 def test_a_wrong_vin_is_named(api):
-    fields = _fields(post_job(api, {"task": "tasks.reports.fetch_vehicle_history",
-                                    "kwargs": {"vin": "1HGCM82633A00435O"}}))  # letter O
+    fields = _fields(
+        post_job(api, {"task": "tasks.reports.fetch_vehicle_history", "kwargs": {"vin": "1HGCM82633A00435O"}})
+    )  # letter O
 
     assert fields == {"kwargs.vin": "must be a VIN: 17 letters and digits, without I, O or Q"}
 
 
 def test_an_unknown_argument_is_named_and_missing_ones_are_required(api):
-    fields = _fields(post_job(api, {"task": "tasks.notifications.send_whatsapp_message",
-                                    "kwargs": {"to": "+14165550123", "colour": "red"}}))
+    fields = _fields(
+        post_job(
+            api,
+            {
+                "task": "tasks.notifications.send_whatsapp_message",
+                "kwargs": {"to": "+14165550123", "colour": "red"},
+            },
+        )
+    )
 
     assert fields == {"kwargs.colour": "unknown argument", "kwargs.body": "is required"}
 
 
 def test_every_bad_recipient_of_a_bulk_job_is_named_by_its_index(api):
-    fields = _fields(post_job(api, {"task": "tasks.notifications.send_bulk_whatsapp_notifications",
-                                    "kwargs": {"recipients": ["+14165550123", "nope", 5], "body": "hi"}}))
+    fields = _fields(
+        post_job(
+            api,
+            {
+                "task": "tasks.notifications.send_bulk_whatsapp_notifications",
+                "kwargs": {"recipients": ["+14165550123", "nope", 5], "body": "hi"},
+            },
+        )
+    )
 
     assert set(fields) == {"kwargs.recipients.1", "kwargs.recipients.2"}
     assert fields["kwargs.recipients.1"].startswith("must be an E.164")
@@ -122,12 +156,26 @@ def test_every_bad_recipient_of_a_bulk_job_is_named_by_its_index(api):
 
 def test_too_many_or_repeated_recipients_are_refused(api, settings):
     too_many = [f"+1416555{n:04d}" for n in range(1001)]
-    fields = _fields(post_job(api, {"task": "tasks.notifications.send_bulk_whatsapp_notifications",
-                                    "kwargs": {"recipients": too_many, "body": "hi"}}))
+    fields = _fields(
+        post_job(
+            api,
+            {
+                "task": "tasks.notifications.send_bulk_whatsapp_notifications",
+                "kwargs": {"recipients": too_many, "body": "hi"},
+            },
+        )
+    )
     assert "1000" in fields["kwargs.recipients"]
 
-    fields = _fields(post_job(api, {"task": "tasks.notifications.send_bulk_whatsapp_notifications",
-                                    "kwargs": {"recipients": ["+14165550123"] * 2, "body": "hi"}}))
+    fields = _fields(
+        post_job(
+            api,
+            {
+                "task": "tasks.notifications.send_bulk_whatsapp_notifications",
+                "kwargs": {"recipients": ["+14165550123"] * 2, "body": "hi"},
+            },
+        )
+    )
     assert fields == {"kwargs.recipients": "recipient 1 repeats recipient 0"}
 
 
@@ -152,15 +200,19 @@ def test_unknown_top_level_fields_and_a_missing_task_are_named(api):
 
 
 def test_an_idempotency_key_that_is_not_printable_ascii_is_named(api):
-    fields = _fields(post_job(api, {"task": "tasks.fx.update_exchange_rates"}, HTTP_IDEMPOTENCY_KEY="x" * 300))
+    fields = _fields(
+        post_job(api, {"task": "tasks.fx.update_exchange_rates"}, HTTP_IDEMPOTENCY_KEY="x" * 300)
+    )
 
     assert list(fields) == ["header.Idempotency-Key"]
 
 
 def test_a_body_over_the_limit_is_413(api, settings):
     settings.API_MAX_BODY_BYTES = 1024
-    body = {"task": "tasks.notifications.send_whatsapp_message",
-            "kwargs": {"to": "+14165550123", "body": "x" * 2000}}
+    body = {
+        "task": "tasks.notifications.send_whatsapp_message",
+        "kwargs": {"to": "+14165550123", "body": "x" * 2000},
+    }
 
     details = assert_error(post_job(api, body), 413, "payload_too_large")
 
@@ -188,9 +240,13 @@ def test_the_same_idempotency_key_and_body_return_the_first_job(api):
     body = {"task": "tasks.reports.fetch_vehicle_history", "kwargs": {"vin": VIN}, "countdown": 60}
     first = post_job(api, body, HTTP_IDEMPOTENCY_KEY="order-42")
     # Same body, other key order and spacing.
-    again = post_job(api, json.dumps({"countdown": 60, "kwargs": {"vin": VIN},
-                                      "task": "tasks.reports.fetch_vehicle_history"}, indent=2),
-                     HTTP_IDEMPOTENCY_KEY="order-42")
+    again = post_job(
+        api,
+        json.dumps(
+            {"countdown": 60, "kwargs": {"vin": VIN}, "task": "tasks.reports.fetch_vehicle_history"}, indent=2
+        ),
+        HTTP_IDEMPOTENCY_KEY="order-42",
+    )
 
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json()
@@ -200,10 +256,16 @@ def test_the_same_idempotency_key_and_body_return_the_first_job(api):
 
 
 def test_the_same_idempotency_key_with_another_body_is_409(api):
-    first = post_job(api, {"task": "tasks.reports.fetch_vehicle_history", "kwargs": {"vin": VIN}},
-                     HTTP_IDEMPOTENCY_KEY="k1")
-    other = post_job(api, {"task": "tasks.reports.fetch_vehicle_history", "kwargs": {"vin": "2" + VIN[1:]}},
-                     HTTP_IDEMPOTENCY_KEY="k1")
+    first = post_job(
+        api,
+        {"task": "tasks.reports.fetch_vehicle_history", "kwargs": {"vin": VIN}},
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
+    other = post_job(
+        api,
+        {"task": "tasks.reports.fetch_vehicle_history", "kwargs": {"vin": "2" + VIN[1:]}},
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
 
     details = assert_error(other, 409, "idempotency_conflict")
     assert details == {"job_id": first.json()["id"]}
@@ -217,8 +279,10 @@ def test_idempotency_keys_are_per_api_key(api, db):
     other = Client(**ApiKeyFixture(*create_api_key(name="other-service")).header)
     body = {"task": "tasks.fx.update_exchange_rates"}
 
-    assert post_job(api, body, HTTP_IDEMPOTENCY_KEY="k").json()["id"] != post_job(
-        other, body, HTTP_IDEMPOTENCY_KEY="k").json()["id"]
+    assert (
+        post_job(api, body, HTTP_IDEMPOTENCY_KEY="k").json()["id"]
+        != post_job(other, body, HTTP_IDEMPOTENCY_KEY="k").json()["id"]
+    )
 
 
 def test_an_idempotency_key_expires_after_24_hours(api):
