@@ -3,9 +3,10 @@
 
 When the limit is spent the job does not wait: RateLimited propagates, and the task base
 reschedules the same job (same id, retry budget untouched), which carries on with the rows still
-queued. The running totals travel with the job in `progress`, so the final execution reports the
-whole job: sent (by this job now), skipped (already sent before this run of the job began: a
-redelivery or a replay), failed (Twilio refused the number).
+queued. The result covers the whole run of the job, counted from its rows: sent (by this run),
+skipped (already sent before this run began: a redelivery or a replay of a finished job),
+failed (Twilio refused the number). What travels with a rescheduled job (`progress`) is only
+when its run began, so a worker killed mid-run loses no count: the rows hold them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from integrations.errors import RateLimited
 from messaging.models import WhatsAppMessage
@@ -27,13 +31,11 @@ MAX_RECIPIENTS = 10_000
 
 @dataclass
 class BulkProgress:
-    recipients: int = 0
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
+    recipients: int
+    started_at: str  # ISO time the run of the job began: rows sent since were sent by this run
     resent_after_interruption: int = 0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
@@ -70,13 +72,14 @@ def send_bulk(
 ) -> dict[str, int]:
     """Send `body` to every recipient of job `job_id` once; returns the job's totals.
 
-    `progress` is None when a run of the job begins (first delivery, redelivery, replay) and the
-    totals so far when the job is resumed after BulkPaused."""
+    `progress` is None when a run of the job begins (first delivery, a redelivery of it, a replay)
+    and BulkPaused.progress when the job is resumed after a pause."""
     if not isinstance(body, str) or not body.strip():
         raise ValueError("body: must not be empty")
     numbers = validate_recipients(recipients)
     if progress is None:
-        totals = _begin(job_id=job_id, numbers=numbers, body=body)
+        _record_recipients(job_id=job_id, numbers=numbers, body=body)
+        totals = BulkProgress(recipients=len(numbers), started_at=timezone.now().isoformat())
     else:
         totals = BulkProgress(**progress)
     deadline = time.monotonic() + time_budget
@@ -95,22 +98,29 @@ def send_bulk(
                              code="rate_limited") from exc
         if outcome.resent_after_ambiguity:
             totals.resent_after_interruption += 1
-        if outcome.status == "sent":
-            totals.sent += 1
-        elif outcome.status == "failed":
-            totals.failed += 1
-        else:
-            totals.skipped += 1
     if busy:
         raise BulkPaused(f"{busy} message(s) in flight elsewhere", progress=totals, retry_after=1.0,
                          code="in_flight")
-    logger.info("bulk whatsapp job %s: %s", job_id, totals.as_dict())
-    return totals.as_dict()
+    result = job_totals(job_id=job_id, progress=totals)
+    logger.info("bulk whatsapp job %s: %s", job_id, result)
+    return result
 
 
-def _begin(*, job_id: str, numbers: list[str], body: str) -> BulkProgress:
-    """Record a row per recipient (existing rows of an earlier run are kept) and count what an
-    earlier run of this job already finished."""
+def job_totals(*, job_id: str, progress: BulkProgress) -> dict[str, int]:
+    """The job's outcome, counted from its rows."""
+    rows = WhatsAppMessage.objects.filter(job_id=job_id)
+    started_at = datetime.fromisoformat(progress.started_at)
+    counts = rows.aggregate(
+        sent=Count("pk", filter=Q(status__in=DONE_STATUSES, sent_at__gte=started_at)),
+        skipped=Count("pk", filter=Q(status__in=DONE_STATUSES) & ~Q(sent_at__gte=started_at)),
+        failed=Count("pk", filter=Q(status=WhatsAppMessage.Status.FAILED)),
+    )
+    return {"recipients": progress.recipients, **counts,
+            "resent_after_interruption": progress.resent_after_interruption}
+
+
+def _record_recipients(*, job_id: str, numbers: list[str], body: str) -> None:
+    """A row per recipient, before anything is sent (rows of an earlier run of the job are kept)."""
     with transaction.atomic():
         WhatsAppMessage.objects.bulk_create(
             [WhatsAppMessage(to=n, body=body, job_id=job_id, idempotency_key=recipient_key(n))
@@ -118,9 +128,3 @@ def _begin(*, job_id: str, numbers: list[str], body: str) -> BulkProgress:
             ignore_conflicts=True,
             batch_size=1000,
         )
-    rows = WhatsAppMessage.objects.filter(job_id=job_id)
-    return BulkProgress(
-        recipients=len(numbers),
-        skipped=rows.filter(status__in=DONE_STATUSES).count(),
-        failed=rows.filter(status=WhatsAppMessage.Status.FAILED).count(),
-    )
