@@ -85,6 +85,15 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         expire_seconds=14 * 60,
     ),
     DefaultSchedule(
+        # The outbox relay (platform/jobs/outbox.py): publishes durable jobs a crash kept from
+        # being published and republishes those a broker lost. Idle, a sweep is one query.
+        name="relay-outbox",
+        task="tasks.maintenance.relay_outbox",
+        when=Cron(minute="*"),
+        description="Publish outbox jobs never published; republish those the broker lost.",
+        expire_seconds=50,
+    ),
+    DefaultSchedule(
         # Celery's own result pruning (deletes django-celery-results rows past
         # CELERY_RESULT_EXPIRES). Declared here so it is visible and editable like the rest;
         # tasks/beat_scheduler.py stops beat from adding an undeclared copy.

@@ -145,7 +145,7 @@ def test_workers_database_connections_terminated_mid_run(database_url, private_r
                 )
                 terminated += cursor.fetchone()[0]
         wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
-                   what=f"all effects; have {_effects(marker)}\n{worker.tail()}")
+                   what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}")
     finally:
         worker.stop()
     distinct, total = _effects(marker)

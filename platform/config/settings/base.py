@@ -192,8 +192,9 @@ CELERY_BEAT_SCHEDULER = "tasks.beat_scheduler:LeaderDatabaseScheduler"
 # How often beat re-reads schedules when nothing is due: an operator's edit is picked up by
 # then at the latest (django-celery-beat also notices changes on its own every tick).
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
-# Save each schedule's last run right after sending it, so a standby beat that takes over
-# knows what was already sent (the default, every 3 minutes, would send those again).
+# Save each schedule's last run with every send (our scheduler commits it just before
+# publishing), so a standby beat that takes over knows what was already sent; the default,
+# every 3 minutes, would make it send those again.
 CELERY_BEAT_SYNC_EVERY = 1
 # A beat leader holds this lease in Redis and renews it every tick; a standby takes over
 # once it lapses (tasks/beat_scheduler.py).
@@ -206,6 +207,12 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 # children, gunicorn workers), each writing to its own PROMETHEUS_MULTIPROC_DIR below it
 # (ops/systemd/). Empty: PROMETHEUS_MULTIPROC_DIR if set, else this process's metrics only.
 METRICS_DIR = env.str("METRICS_DIR", default="")
+
+# Transactional outbox (platform/jobs/outbox.py): a row not published this long after its
+# commit is published by the relay; a published job not completed this long after its last
+# publish (and not running or retrying) is republished under the same job id.
+OUTBOX_PUBLISH_GRACE_SECONDS = env.int("OUTBOX_PUBLISH_GRACE_SECONDS", default=10)
+OUTBOX_REPUBLISH_AFTER_SECONDS = env.int("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
