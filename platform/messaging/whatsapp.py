@@ -35,7 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import Counter
 
-from integrations.errors import IntegrationError, InvalidRecipient, PermanentError, RateLimited
+from integrations.errors import IntegrationError, InvalidRecipient, RateLimited
 from integrations.masking import mask_phone
 from integrations.twilio_whatsapp import get_whatsapp_client
 from marketplace.validators import E164_RE
@@ -188,7 +188,3 @@ def pending_messages(*, job_id: str):
     return WhatsAppMessage.objects.filter(job_id=job_id).filter(
         Q(status=WhatsAppMessage.Status.QUEUED) | Q(status=WhatsAppMessage.Status.SENDING)
     ).order_by("pk")
-
-
-__all__ = ("PermanentError", "SendOutcome", "deliver", "pending_messages", "send_whatsapp_once",
-           "validate_content_sid", "validate_phone")
