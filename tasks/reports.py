@@ -23,3 +23,26 @@ def fetch_vehicle_history(self, vin: str) -> dict:
     return {"vin": report.vin, "report_id": report.report_id, "source": report.source,
             "provider": report.provider, "fetched_at": report.fetched_at.isoformat(),
             "paid_call": report.paid_call and report.source == "provider"}
+
+
+# --- Dashboards (reports/dashboards.py): aggregates computed here, served from snapshots ------
+
+
+@platform_task(name="tasks.reports.refresh_dealer_performance", soft_time_limit=300, time_limit=360)
+def refresh_dealer_performance(self) -> dict:
+    """Recompute every dealer's performance snapshot and its cache entry. Rerunning is harmless:
+    each run overwrites the same rows with the figures of its moment."""
+    from reports.dashboards import refresh_dealer_performance as refresh
+
+    dashboards = refresh()
+    computed_at = dashboards[0].computed_at.isoformat() if dashboards else None
+    return {"dealers": len(dashboards), "computed_at": computed_at}
+
+
+@platform_task(name="tasks.reports.refresh_analytics_dashboard", soft_time_limit=300, time_limit=360)
+def refresh_analytics_dashboard(self) -> dict:
+    """Recompute the marketplace analytics snapshot and its cache entry (idempotent like above)."""
+    from reports.dashboards import refresh_analytics_dashboard as refresh
+
+    dashboard = refresh()
+    return {"computed_at": dashboard.computed_at.isoformat(), "etag": dashboard.etag}
