@@ -1,0 +1,34 @@
+"""Bench-only tasks, loaded by benchmark workers through CELERY_IMPORTS (bench/settings.py)."""
+
+import time
+
+from celery import shared_task
+from django.db import transaction
+from django_redis import get_redis_connection
+
+from jobs.ledger import claim_effect
+from tasks.base import platform_task
+
+LATENCY_KEY = "bench:latency:started"
+
+
+@shared_task(name="bench.tasks.bare_noop")
+def bare_noop() -> None:
+    """The baseline of the task-overhead benchmark: Celery's plain task class, no options."""
+    return None
+
+
+@shared_task(name="bench.tasks.ledger_row", bind=True)
+def ledger_row(self) -> None:
+    """One effect-ledger row per job: the smallest real unit of platform work. A plain task, so
+    the worker's settings alone decide acks_late, prefetch and connection reuse."""
+    with transaction.atomic():
+        claim_effect("bench:ledger-row", job_id=self.request.id)
+
+
+@platform_task(name="bench.tasks.stamp_start")
+def stamp_start(self, token: str) -> float:
+    """Record when the job started (wall clock, same machine as the sender) for the latency bench."""
+    started = time.time()
+    get_redis_connection("default").rpush(LATENCY_KEY, f"{token} {started!r}")
+    return started
