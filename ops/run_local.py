@@ -91,6 +91,13 @@ def main() -> int:
     else:
         env["REDIS_URL"], redis_process = start_private_redis()
 
+    # Task metrics: each process writes its own prometheus files; /metrics merges them all.
+    metrics = VAR / "metrics"
+    shutil.rmtree(metrics, ignore_errors=True)
+    for process in ("web", "worker"):
+        (metrics / process).mkdir(parents=True)
+    env.setdefault("METRICS_DIR", str(metrics))
+
     if not env.get("FLOWER_BASIC_AUTH"):
         env["FLOWER_BASIC_AUTH"] = f"admin:{secrets.token_urlsafe(12)}"
         say(f"FLOWER_BASIC_AUTH was not set; generated for this run: {env['FLOWER_BASIC_AUTH']}")
@@ -110,6 +117,7 @@ def main() -> int:
         manage("migrate", "--noinput", env=env)
         manage("sync_schedules", env=env)
         manage("ensure_local_admin", env=env)
+        manage("seed_demo", env=env)  # idempotent: a realistic marketplace with work for every job
         if not stopping:
             say(f"admin: http://127.0.0.1:{env.get('WEB_PORT', '8000')}/admin/   "
                 f"flower: http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}/ "

@@ -85,15 +85,17 @@ class ManagedProcess:
             pass
 
     def stop(self, timeout: float = 15) -> None:
+        """Warm shutdown: SIGTERM to the main process only (a Celery worker then lets its pool
+        children finish their jobs); SIGKILL to the whole group if it takes too long, and to
+        any child left behind."""
         if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
-                self.proc.wait(5)
-        else:
-            self.kill(signal.SIGKILL)  # children left behind by a dead parent
+                pass
+        self.kill(signal.SIGKILL)
+        self.proc.wait(5)
 
 
 class RedisServer:
