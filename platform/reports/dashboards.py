@@ -88,10 +88,14 @@ def latest_rates_to_cad() -> dict[str, Decimal]:
     newest_of_pair = ExchangeRate.objects.filter(base=OuterRef("base"), quote=OuterRef("quote")).order_by(
         "-as_of"
     )
-    rows = ExchangeRate.objects.filter(
-        Q(quote=BASE_CURRENCY) | Q(base=BASE_CURRENCY),
-        as_of=Subquery(newest_of_pair.values("as_of")[:1]),
-    ).values_list("base", "quote", "rate")
+    rows = (
+        ExchangeRate.objects.filter(
+            Q(quote=BASE_CURRENCY) | Q(base=BASE_CURRENCY),
+            as_of=Subquery(newest_of_pair.values("as_of")[:1]),
+        )
+        .order_by()
+        .values_list("base", "quote", "rate")
+    )
     direct: dict[str, Decimal] = {}
     inverse: dict[str, Decimal] = {}
     for base, quote, rate in rows:
@@ -217,7 +221,7 @@ def compute_dealer_performance(
 
 def compute_market_analytics(*, now: datetime | None = None, weeks: int = ANALYTICS_WEEKS) -> dict[str, Any]:
     """The market's totals, the same by week over the last `weeks` weeks (Monday starts, in
-    TIME_ZONE), payments collected per currency and shipments on time against late. Ten
+    TIME_ZONE), payments collected per currency and shipments on time against late. Eleven
     queries whatever the size of the market."""
     now = now or timezone.now()
     today = timezone.localdate(now)

@@ -98,19 +98,19 @@ def market():
     offer(v3, at(11, 10))
     offer(w2, at(11, 18, 8))
 
-    D, I = Deal.Status, Invoice.Status
+    D, Inv = Deal.Status, Invoice.Status
     d1 = deal(v3, D.PAID, "20000", "CAD", at(11, 17))
     d2 = deal(v4, D.COMPLETED, "10000", "USD", at(11, 10))
     d3 = deal(v2, D.NEGOTIATING, "30000", "CAD", at(11, 1))
     e1 = deal(w1, D.SHIPPING, "880000", "XAF", at(11, 16, 9))
 
-    invoice(d1, I.PAID, "20000", "CAD", date(2026, 11, 20), paid_at=at(11, 17, 12))
-    invoice(d2, I.PAID, "10000", "USD", date(2026, 11, 15), paid_at=at(11, 12))
-    invoice(d3, I.OPEN, "1000", "CAD", date(2026, 11, 17))
-    invoice(d3, I.FAILED, "1000", "CAD", date(2026, 11, 8))
-    invoice(d3, I.OPEN, "1000", "CAD", date(2026, 11, 19))
-    invoice(d3, I.VOID, "1000", "CAD", date(2026, 11, 1))
-    invoice(e1, I.PAID, "880000", "XAF", date(2026, 11, 30), paid_at=at(11, 18, 9))
+    invoice(d1, Inv.PAID, "20000", "CAD", date(2026, 11, 20), paid_at=at(11, 17, 12))
+    invoice(d2, Inv.PAID, "10000", "USD", date(2026, 11, 15), paid_at=at(11, 12))
+    invoice(d3, Inv.OPEN, "1000", "CAD", date(2026, 11, 17))
+    invoice(d3, Inv.FAILED, "1000", "CAD", date(2026, 11, 8))
+    invoice(d3, Inv.OPEN, "1000", "CAD", date(2026, 11, 19))
+    invoice(d3, Inv.VOID, "1000", "CAD", date(2026, 11, 1))
+    invoice(e1, Inv.PAID, "880000", "XAF", date(2026, 11, 30), paid_at=at(11, 18, 9))
 
     eta = at(11, 10)
     SS = Shipment.Status

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test.utils import CaptureQueriesContext
 
-SQL_SHOWN = 400  # characters of each statement shown in a failure message
+SQL_SHOWN = 2000  # characters of each statement shown in a failure message
+COLUMNS_SHOWN = 60  # a longer SELECT column list is elided: the FROM and WHERE are what tell
 
 
 class QueryLog:
@@ -42,6 +43,9 @@ class QueryLog:
 
 
 def _shorten(sql: str) -> str:
+    head, sep, rest = sql.partition(" FROM ")
+    if sep and head.startswith("SELECT ") and len(head) > COLUMNS_SHOWN:
+        sql = f"{head[:COLUMNS_SHOWN]}...{sep}{rest}"
     return sql if len(sql) <= SQL_SHOWN else f"{sql[:SQL_SHOWN]}... ({len(sql)} characters)"
 
 
