@@ -26,9 +26,19 @@ def ledger_row(self) -> None:
         claim_effect("bench:ledger-row", job_id=self.request.id)
 
 
-@platform_task(name="bench.tasks.stamp_start")
-def stamp_start(self, token: str) -> float:
-    """Record when the job started (wall clock, same machine as the sender) for the latency bench."""
+def _stamp(token: str) -> float:
     started = time.time()
     get_redis_connection("default").rpush(LATENCY_KEY, f"{token} {started!r}")
     return started
+
+
+@platform_task(name="bench.tasks.stamp_start")
+def stamp_start(self, token: str) -> float:
+    """Record when the job started (wall clock, same machine as the sender) for the latency bench."""
+    return _stamp(token)
+
+
+@shared_task(name="bench.tasks.bare_stamp_start")
+def bare_stamp_start(token: str) -> float:
+    """stamp_start on Celery's plain task class: the latency baseline."""
+    return _stamp(token)

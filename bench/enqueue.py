@@ -1,0 +1,113 @@
+"""3. Enqueue: `.delay()` per second from one process, and the durable path (outbox row in the
+caller's transaction, published on commit), with what each costs per job in database round trips
+and Redis commands. Against stock Celery's `.delay()` (a bare app, default configuration) in the
+same run.
+
+Counting: database statements with Django's CaptureQueriesContext (which logs BEGIN and COMMIT
+too: each is a round trip of its own with psycopg2); Redis commands from `INFO commandstats` of
+the bench's private redis-server before and after (nothing else talks to it meanwhile: no worker
+runs). A pipelined batch is several commands in one round trip: commands bound Redis round trips.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+
+from bench.drain import reset_broker_and_results
+from bench.environment import Environment, scaled
+from bench.report import Result, Row, ratio
+
+
+def _command_counts(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(values["calls"]) for name, values in stats.items()}
+
+
+def _measure(client: redis.Redis, jobs: int, enqueue: Callable[[], object]) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(20):  # warm: connections, pools, declared queues
+        enqueue()
+    before = _command_counts(client)
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        for _ in range(jobs):
+            enqueue()
+        elapsed = time.perf_counter() - started
+    after = _command_counts(client)
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    delta.pop("info", None)  # our own measuring
+    delta = {name: count for name, count in delta.items() if count}
+    return {
+        "per_second": jobs / elapsed,
+        "ms_per_job": 1000 * elapsed / jobs,
+        "db_round_trips": len(queries.captured_queries) / jobs,
+        "redis_commands": sum(delta.values()) / jobs,
+        "redis_breakdown": {name: round(count / jobs, 2) for name, count in sorted(delta.items())},
+        "statements": sorted({q["sql"].split(" ", 1)[0] for q in queries.captured_queries}),
+        "commits": sum(q["sql"].startswith("COMMIT") for q in queries.captured_queries) / jobs,
+    }
+
+
+def run(environment: Environment) -> Result:
+    from celery import Celery
+    from django.db import transaction
+
+    from jobs.outbox import enqueue_durably
+    from tasks.diagnostics import noop
+
+    jobs = scaled(3000, 300)
+    client = redis.Redis.from_url(environment.redis_url)
+    reset_broker_and_results(environment)
+
+    stock_app = Celery("stock", broker=environment.redis_url)  # Celery's defaults, no Django
+
+    @stock_app.task(name="bench.stock_noop")
+    def stock_noop() -> None:
+        return None
+
+    stock = _measure(client, jobs, stock_noop.delay)
+    ours = _measure(client, jobs, noop.delay)
+
+    def durably() -> None:
+        with transaction.atomic():
+            enqueue_durably(noop)
+
+    durable = _measure(client, jobs, durably)
+    reset_broker_and_results(environment)
+    from jobs.models import OutboxMessage
+
+    OutboxMessage.objects.all().delete()
+    stock_app.close()
+
+    def costs(measured: dict) -> str:
+        return (f"{measured['ms_per_job']:.2f} ms, {measured['db_round_trips']:.0f} DB round trips, "
+                f"{measured['redis_commands']:.1f} Redis commands per job")
+
+    return Result(
+        key="enqueue",
+        title="3. Enqueue",
+        rows=[
+            Row("stock Celery .delay()", stock["per_second"], "jobs/s", note=costs(stock)),
+            Row("platform .delay() (tasks.diagnostics.noop)", ours["per_second"], "jobs/s",
+                baseline=stock["per_second"], baseline_label="stock", ratio=ratio(ours["per_second"],
+                                                                                  stock["per_second"]),
+                note=costs(ours)),
+            Row("durable: atomic + enqueue_durably + on-commit publish", durable["per_second"], "jobs/s",
+                baseline=ours["per_second"], baseline_label=".delay()",
+                ratio=ratio(durable["per_second"], ours["per_second"]), note=costs(durable)),
+        ],
+        notes=[
+            f"{jobs} jobs each, one process, no worker running. Redis commands per job: stock "
+            f"{stock['redis_breakdown']}; platform {ours['redis_breakdown']}; durable "
+            f"{durable['redis_breakdown']}. Durable statements: {durable['statements']}; "
+            f"{durable['commits']:.0f} commits per job: the outbox row's, then the autocommitted "
+            "UPDATE of published_at after the publish (each commit waits for a WAL flush).",
+            "The platform's .delay() also stamps a publish time header and sends a task-sent event "
+            "(Flower), and checks arguments against the signature (typing=True).",
+        ],
+    )
