@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 _SOURCES = {"body", "query", "path", "header", "cookie", "form", "file"}
 # ninja's name for the body parameter of POST /api/v1/jobs (api.py): stripped from paths.
 BODY_PARAM = "payload"
+# Human sentences for fields whose constraint alone (a regex) would make a poor message.
+FIELD_MESSAGES = {"header.Idempotency-Key": "must be 1 to 255 visible ASCII characters, no spaces"}
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -120,7 +122,7 @@ def field_errors(
             elif source == "header":
                 loc.insert(0, "header")
         path = ".".join([prefix, *loc] if prefix else loc) or prefix or "body"
-        fields.setdefault(path, _message(error, unknown=unknown))
+        fields.setdefault(path, FIELD_MESSAGES.get(path) or _message(error, unknown=unknown))
     return fields
 
 

@@ -97,7 +97,7 @@ class ApiKeyThrottle(BaseThrottle):
         key = getattr(request, "auth", None)
         if key is None:
             return True
-        self._local.wait = take(f"key:{key.pk}")
+        self._local.wait = take(f"key:{key.prefix}")
         return self._local.wait == 0.0
 
     def wait(self) -> float | None:

@@ -332,6 +332,6 @@ def test_the_rate_limit_is_shared_through_redis_not_per_process(api, api_key, se
     settings.API_RATE_LIMIT = "2/m"
     # Another web process spent this key's budget: all we share with it is Redis.
     for _ in range(2):
-        assert ratelimit.take(f"key:{api_key.row.pk}") == 0.0
+        assert ratelimit.take(f"key:{api_key.row.prefix}") == 0.0
 
     assert_error(api.get("/api/v1/tasks"), 429, "rate_limited")
