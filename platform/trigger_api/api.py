@@ -16,6 +16,7 @@ from ninja import Header, NinjaAPI, Status
 from ninja.security import HttpBearer
 
 from trigger_api import keys, registry
+from trigger_api.dashboards import router as dashboards_router
 from trigger_api.errors import ApiError, BoundedJsonParser, error_response, field_errors, install_handlers
 from trigger_api.models import ApiKey
 from trigger_api.publish import BrokerUnavailable
@@ -58,6 +59,8 @@ api = NinjaAPI(
     parser=BoundedJsonParser(),
 )
 install_handlers(api)
+# GET /api/v1/reports/dealers/<id> and /api/v1/reports/analytics (trigger_api/dashboards.py).
+api.add_router("/reports", dashboards_router)
 
 
 @api.get(
