@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -166,9 +167,15 @@ class TriggerableTask:
         return queue_for(self.name)
 
     def kwargs_schema(self) -> dict[str, Any]:
-        schema = self.arguments.model_json_schema()
-        schema.pop("title", None)
-        return schema
+        return _json_schema(self.arguments)
+
+
+@cache
+def _json_schema(model: type[Arguments]) -> dict[str, Any]:
+    # Built once per process: GET /api/v1/tasks would otherwise rebuild every schema per call.
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
 
 
 def queue_for(task_name: str) -> str:
