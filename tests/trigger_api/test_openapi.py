@@ -16,6 +16,8 @@ from hypothesis import settings as hypothesis_settings
 pytestmark = pytest.mark.django_db
 
 OPERATIONS = {("get", "/api/v1/tasks"), ("post", "/api/v1/jobs"), ("get", "/api/v1/jobs/{job_id}")}
+# The dashboards (trigger_api/dashboards.py; their answers are tested in tests/reports/test_api.py).
+OPERATIONS |= {("get", "/api/v1/reports/dealers/{dealer_id}"), ("get", "/api/v1/reports/analytics")}
 
 
 @pytest.fixture
