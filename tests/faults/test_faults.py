@@ -113,7 +113,7 @@ def test_broker_restarted_without_persistence_mid_run(database_url, private_redi
         lost_in_broker = jobs - _effects(marker)[0]
         relay = _start_relay(env)
         wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
-                   what=f"all effects\n{worker.tail()}")
+                   what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}")
         wait_until(lambda: not OutboxMessage.objects.filter(completed_at__isnull=True).exists(),
                    timeout=30, what="every outbox message completed")
     finally:

@@ -36,6 +36,7 @@ def _healthz_in_subprocess(**env) -> tuple[int, dict, float]:
         "import django; django.setup()\n"
         "from django.test.utils import setup_test_environment; setup_test_environment()\n"
         "from django.test import Client\n"
+        "from django.urls import resolve; resolve('/healthz')  # a serving process has its URLconf loaded\n"
         "started = time.monotonic(); r = Client().get('/healthz')\n"
         "print(json.dumps({'status': r.status_code, 'body': r.json(), 'seconds': time.monotonic() - started}))\n"
     )
