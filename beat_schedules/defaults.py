@@ -94,6 +94,22 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         expire_seconds=50,
     ),
     DefaultSchedule(
+        # Dashboards are computed here and served from their snapshots (reports/dashboards.py);
+        # a run still queued when the next is due is redundant.
+        name="refresh-dealer-performance",
+        task="tasks.reports.refresh_dealer_performance",
+        when=Cron(minute="*/30"),
+        description="Recompute every dealer's performance snapshot, every 30 minutes.",
+        expire_seconds=29 * 60,
+    ),
+    DefaultSchedule(
+        name="refresh-analytics-dashboard",
+        task="tasks.reports.refresh_analytics_dashboard",
+        when=Cron(minute="*/15"),
+        description="Recompute the marketplace analytics snapshot, every 15 minutes.",
+        expire_seconds=14 * 60,
+    ),
+    DefaultSchedule(
         # Celery's own result pruning (deletes django-celery-results rows past
         # CELERY_RESULT_EXPIRES). Declared here so it is visible and editable like the rest;
         # tasks/beat_scheduler.py stops beat from adding an undeclared copy.

@@ -27,6 +27,8 @@ EXPECTED_QUEUE = {
     "tasks.payments.send_payment_reminders": "payments",
     "tasks.shipments.check_delayed_shipments": "default",
     "tasks.payments.process_pending_payments": "payments",
+    "tasks.reports.refresh_dealer_performance": "reports",
+    "tasks.reports.refresh_analytics_dashboard": "reports",
     "celery.backend_cleanup": "maintenance",
 }
 

@@ -28,6 +28,8 @@ CONTRACT_SCHEDULES = {
     "send-payment-reminders-daily": ("tasks.payments.send_payment_reminders", "0 10 * * *"),
     "check-delayed-shipments": ("tasks.shipments.check_delayed_shipments", "0 8 * * *"),
     "process-pending-payments": ("tasks.payments.process_pending_payments", "*/15 * * * *"),
+    "refresh-dealer-performance": ("tasks.reports.refresh_dealer_performance", "*/30 * * * *"),
+    "refresh-analytics-dashboard": ("tasks.reports.refresh_analytics_dashboard", "*/15 * * * *"),
     "celery.backend_cleanup": ("celery.backend_cleanup", "0 4 * * *"),
 }
 
@@ -51,7 +53,7 @@ def test_creates_the_contract_schedules_as_crontabs_in_time_zone(settings):
     assert {str(t.crontab.timezone) for t in tasks.values()} == {settings.TIME_ZONE}
     assert all(t.enabled and json.loads(t.kwargs) == {} for t in tasks.values())
     assert output.count("created") >= len(CONTRACT_SCHEDULES)
-    assert "sync_schedules: 9 created" in output
+    assert f"sync_schedules: {len(DEFAULT_SCHEDULES)} created" in output
 
 
 def test_a_second_run_changes_nothing():
@@ -61,7 +63,7 @@ def test_a_second_run_changes_nothing():
     output = run_sync()
 
     assert list(PeriodicTask.objects.order_by("id").values()) == before
-    assert "sync_schedules: 9 unchanged" in output
+    assert f"sync_schedules: {len(DEFAULT_SCHEDULES)} unchanged" in output
 
 
 def test_an_operators_edit_in_admin_survives_sync_and_is_audited(admin_client, admin_user):
