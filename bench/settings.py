@@ -9,3 +9,5 @@ CELERY_IMPORTS = ["bench.tasks"]
 API_RATE_LIMIT = "100000000/m"
 # The bench talks plain HTTP to gunicorn on loopback (production sits behind a TLS proxy).
 SECURE_SSL_REDIRECT = False
+# The platform's URLs plus one bench-only endpoint: the trigger API's baseline (bench/urls.py).
+ROOT_URLCONF = "bench.urls"
