@@ -11,7 +11,7 @@ each commission once.
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -20,23 +20,22 @@ from django.db.models import F
 from billing.exchange_rates import get_rate
 from jobs.ledger import claim_effect
 from marketplace.models import Commission, Deal
-from marketplace.money import BASE_CURRENCY
+from marketplace.money import BASE_CURRENCY, to_cents
 from marketplace.selectors import pending_commissions
-from marketplace.services import CENT, create_commission, settle_commission
+from marketplace.services import create_commission, settle_commission
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_COMMISSION_RATE = Decimal("0.03")
 # Deals whose money has come in: their broker has earned the commission.
 EARNING_STATUSES = (Deal.Status.PAID, Deal.Status.SHIPPING, Deal.Status.COMPLETED)
 
 
 def commission_rate() -> Decimal:
-    return Decimal(str(getattr(settings, "BROKER_COMMISSION_RATE", DEFAULT_COMMISSION_RATE)))
+    return settings.BROKER_COMMISSION_RATE
 
 
 def commission_amount(deal: Deal) -> Decimal:
-    return (deal.agreed_price * commission_rate()).quantize(CENT, rounding=ROUND_HALF_UP)
+    return to_cents(deal.agreed_price * commission_rate())
 
 
 def compute_commissions(*, actor: str) -> int:

@@ -1,7 +1,7 @@
 """Money conventions for every app: the currencies the marketplace trades in and the field
 shape of an amount (exact Decimal, never float, never negative)."""
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -30,3 +30,11 @@ def money_field(**kwargs) -> models.DecimalField:
 def currency_field(**kwargs) -> models.CharField:
     kwargs.setdefault("default", BASE_CURRENCY)
     return models.CharField(max_length=3, choices=Currency.choices, **kwargs)
+
+
+CENT = Decimal(10) ** -MONEY_DECIMAL_PLACES
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    """Round money to the cent, half up (0.125 -> 0.13): the one rounding rule of the platform."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)

@@ -12,10 +12,8 @@ from django.utils import timezone
 from audit.services import create_audited, record_audit
 from audit.transitions import apply_transition
 from marketplace.models import Commission, Deal, Lead, Offer, Profile, Role, Vehicle
-from marketplace.money import BASE_CURRENCY, MONEY_DECIMAL_PLACES, Currency
+from marketplace.money import BASE_CURRENCY, Currency, to_cents
 from marketplace.validators import normalize_vin
-
-CENT = Decimal(10) ** -MONEY_DECIMAL_PLACES
 
 
 # --- People ---------------------------------------------------------------------------------
@@ -204,7 +202,7 @@ def settle_commission(
     def on_settle(obj: Commission, old: str, new: str) -> dict:
         obj.exchange_rate = Decimal(exchange_rate)
         rate = Decimal(1) if obj.currency == Currency.CAD else obj.exchange_rate
-        obj.amount_cad = (obj.amount * rate).quantize(CENT)
+        obj.amount_cad = to_cents(obj.amount * rate)
         obj.settled_at = at or timezone.now()
         return {
             "exchange_rate": [None, obj.exchange_rate],

@@ -28,8 +28,8 @@ def test_paid_deal_earns_its_broker_a_commission_settled_in_cad_at_the_recorded_
     assert commission.amount == Decimal("550.00")  # 3 % of 18,333.33, rounded half up to the cent
     assert commission.status == Commission.Status.SETTLED
     assert commission.exchange_rate == Decimal("1.3675000000")
-    # 550.00 x 1.3675 = 752.125: marketplace.services.settle_commission rounds half to even.
-    assert commission.amount_cad == Decimal("752.12")
+    # 550.00 x 1.3675 = 752.125: money is rounded half up (marketplace.money.to_cents).
+    assert commission.amount_cad == Decimal("752.13")
 
 
 def test_commissions_are_computed_and_settled_once_whatever_runs_twice():

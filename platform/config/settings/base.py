@@ -1,6 +1,7 @@
 """Settings shared by every environment. Every value that varies comes from the environment
 (django-environ); `.env` at the repository root is read when present. `.env.example` lists them."""
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -284,4 +285,6 @@ FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
 STALLED_LEAD_AFTER_DAYS = env.int("STALLED_LEAD_AFTER_DAYS", default=3)
 STALLED_DEAL_AFTER_DAYS = env.int("STALLED_DEAL_AFTER_DAYS", default=7)
 # Audit-log rows older than this are deleted by cleanup_old_audit_logs.
+# A broker's commission: this fraction of the deal's agreed price (Decimal, never float).
+BROKER_COMMISSION_RATE = Decimal(env.str("BROKER_COMMISSION_RATE", default="0.03"))
 AUDIT_LOG_RETENTION_DAYS = env.int("AUDIT_LOG_RETENTION_DAYS", default=365)
