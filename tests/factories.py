@@ -20,7 +20,7 @@ from billing.models import ExchangeRate, Invoice, PaymentAttempt
 from logistics.models import Shipment, ShipmentEvent
 from marketplace.models import Commission, Deal, Lead, Offer, Profile, Role, Vehicle
 from messaging.models import WhatsAppMessage
-from reports.models import VehicleHistoryReport
+from reports.models import DashboardSnapshot, VehicleHistoryReport
 
 _seq = itertools.count(1)
 # VIN alphabet without I, O, Q (marketplace.validators.VIN_RE).
@@ -199,6 +199,18 @@ def make_vehicle_history_report(*, vin: str | None = None, **kw: Any) -> Vehicle
     kw.setdefault("provider", "console")
     kw.setdefault("payload", {"accidents": 0, "owners": 2})
     return VehicleHistoryReport.objects.create(vin=vin or make_vin(), **kw)
+
+
+def make_dashboard_snapshot(*, dealer: Profile | None | bool = True, **kw: Any) -> DashboardSnapshot:
+    """A dealer's performance snapshot (dealer=True makes the dealer); dealer=None: the market's."""
+    if dealer is True:
+        dealer = make_dealer()
+    kind = "dealer_performance" if dealer else "analytics_dashboard"
+    kw.setdefault("key", f"dealer:{dealer.pk}" if dealer else "market")
+    kw.setdefault("payload", {"vehicles_listed": 0})
+    kw.setdefault("computed_at", timezone.now())
+    kw.setdefault("etag", f"etag{next_id()}")
+    return DashboardSnapshot.objects.create(kind=kind, dealer=dealer or None, **kw)
 
 
 def make_audit_log(*, created_at: datetime | None = None, **kw: Any) -> AuditLog:

@@ -30,10 +30,18 @@ class ProfileAdmin(admin.ModelAdmin):
     search_fields = ("display_name", "company", "user__username", "user__email")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
+    # A dealer's page shows its performance, read from the dashboard snapshot (reports/dashboards.py).
+    readonly_fields = ("dealer_performance",)
 
     @admin.display(description="Phone", ordering="phone")
     def phone_masked(self, obj: Profile) -> str:
         return obj.masked_phone
+
+    @admin.display(description="Performance")
+    def dealer_performance(self, obj: Profile | None) -> str:
+        from reports.dashboard_admin import dealer_performance_panel
+
+        return dealer_performance_panel(obj)
 
 
 @admin.register(Vehicle)

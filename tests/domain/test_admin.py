@@ -41,6 +41,7 @@ BUILDERS = {
     "logistics.shipmentevent": f.make_shipment_event,
     "messaging.whatsappmessage": lambda: f.make_whatsapp_message(vehicle=f.make_vehicle()),
     "reports.vehiclehistoryreport": f.make_vehicle_history_report,
+    "reports.dashboardsnapshot": f.make_dashboard_snapshot,
 }
 
 
