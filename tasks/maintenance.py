@@ -1,4 +1,4 @@
-"""Maintenance jobs: the outbox relay, and audit-log retention."""
+"""Maintenance jobs: the outbox relay, audit-log retention, and the job records' own retention."""
 
 from datetime import timedelta
 
@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from audit.retention import delete_audit_logs_before
 from jobs.outbox import relay_outbox as relay
+from jobs.retention import prune_job_records as prune
 from tasks.base import platform_task
 
 
@@ -29,3 +30,10 @@ def cleanup_old_audit_logs(self, older_than_days: int | None = None) -> dict:
     # Leave a margin under the soft limit: stopping between batches is clean, being cut is not.
     result = delete_audit_logs_before(cutoff=cutoff, time_budget=480)
     return {**result, "cutoff": cutoff.isoformat()}
+
+
+@platform_task(name="tasks.maintenance.prune_job_records", soft_time_limit=540, time_limit=600)
+def prune_job_records(self) -> dict[str, int]:
+    """Delete old effect-ledger rows (never those of a replayable dead letter), completed outbox
+    messages and expired Idempotency-Keys."""
+    return prune(now=timezone.now())

@@ -214,6 +214,9 @@ METRICS_DIR = env.str("METRICS_DIR", default="")
 # publish (and not running or retrying) is republished under the same job id.
 OUTBOX_PUBLISH_GRACE_SECONDS = env.int("OUTBOX_PUBLISH_GRACE_SECONDS", default=10)
 OUTBOX_REPUBLISH_AFTER_SECONDS = env.int("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900)
+# Effect-ledger rows and completed outbox messages are kept this long (jobs/retention.py):
+# longer than any redelivery, retry or routine replay of a job.
+JOB_RECORD_RETENTION_DAYS = env.int("JOB_RECORD_RETENTION_DAYS", default=30)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
