@@ -110,6 +110,13 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         expire_seconds=14 * 60,
     ),
     DefaultSchedule(
+        name="prune-job-records",
+        task="tasks.maintenance.prune_job_records",
+        when=Cron(minute="30", hour="3"),
+        description="Delete old effect-ledger rows, completed outbox messages, expired Idempotency-Keys.",
+        expire_seconds=12 * 3600,
+    ),
+    DefaultSchedule(
         # Celery's own result pruning (deletes django-celery-results rows past
         # CELERY_RESULT_EXPIRES). Declared here so it is visible and editable like the rest;
         # tasks/beat_scheduler.py stops beat from adding an undeclared copy.

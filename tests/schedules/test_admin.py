@@ -29,6 +29,8 @@ EXPECTED_QUEUE = {
     "tasks.payments.process_pending_payments": "payments",
     "tasks.reports.refresh_dealer_performance": "reports",
     "tasks.reports.refresh_analytics_dashboard": "reports",
+    "tasks.maintenance.relay_outbox": "maintenance",
+    "tasks.maintenance.prune_job_records": "maintenance",
     "celery.backend_cleanup": "maintenance",
 }
 

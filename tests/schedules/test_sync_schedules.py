@@ -30,6 +30,8 @@ CONTRACT_SCHEDULES = {
     "process-pending-payments": ("tasks.payments.process_pending_payments", "*/15 * * * *"),
     "refresh-dealer-performance": ("tasks.reports.refresh_dealer_performance", "*/30 * * * *"),
     "refresh-analytics-dashboard": ("tasks.reports.refresh_analytics_dashboard", "*/15 * * * *"),
+    "relay-outbox": ("tasks.maintenance.relay_outbox", "* * * * *"),
+    "prune-job-records": ("tasks.maintenance.prune_job_records", "30 3 * * *"),
     "celery.backend_cleanup": ("celery.backend_cleanup", "0 4 * * *"),
 }
 
