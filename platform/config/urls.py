@@ -1,5 +1,6 @@
 """URL map: admin, health, and the apps' own URLs."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -19,3 +20,9 @@ urlpatterns = [
     # The trigger API (/api/v1/) and provider webhooks (/webhooks/).
     path("", include("trigger_api.urls")),
 ]
+
+# django-debug-toolbar, only where config/settings/local.py installed it (never in production).
+if "debug_toolbar" in settings.INSTALLED_APPS:
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()

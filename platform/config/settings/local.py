@@ -1,6 +1,24 @@
 """Settings for `make run` on a developer's machine: DEBUG on, SQLite and console integrations by default."""
 
+import importlib.util
+
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+
+# django-debug-toolbar: every request's SQL, with duplicated and similar queries flagged (the
+# N+1 finder), on HTML pages served to this machine. Local only: it is pinned in
+# requirements/dev.txt, never in base.txt or prod.txt, and only this settings module installs it.
+# config/urls.py adds its URLs only when it is installed here.
+if DEBUG and importlib.util.find_spec("debug_toolbar") is not None:
+    INSTALLED_APPS = [*INSTALLED_APPS, "debug_toolbar"]  # noqa: F405
+    # As early as possible, but after GZipMiddleware, which must not compress the page before the
+    # toolbar is inserted into it.
+    _after_gzip = MIDDLEWARE.index("django.middleware.gzip.GZipMiddleware") + 1  # noqa: F405
+    MIDDLEWARE = [  # noqa: F405
+        *MIDDLEWARE[:_after_gzip],  # noqa: F405
+        "debug_toolbar.middleware.DebugToolbarMiddleware",
+        *MIDDLEWARE[_after_gzip:],  # noqa: F405
+    ]
+    INTERNAL_IPS = ["127.0.0.1", "::1"]
