@@ -2,7 +2,9 @@
 
 A private redis-server on a free port (so `INFO commandstats` counts only the bench's own
 commands, and nothing else on the machine shares its queues), and a PostgreSQL database of its
-own (DATABASE_URL, else `bench_platform` on the local server), created and migrated here.
+own, created and migrated here. The bench empties tables freely, so it never touches a database
+that is not its own: DATABASE_URL names the server (user, host, port) and, if its database name
+contains "bench", the database; otherwise the bench uses `bench_platform` on that server.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_platform"
+BENCH_DATABASE = "bench_platform"
 
 
 def quick() -> bool:
@@ -141,6 +144,16 @@ class Environment:
             self.private_redis = None
 
 
+def bench_database_url(url: str | None) -> str:
+    """The bench's own database on the server `url` names (see the module docstring)."""
+    if not url:
+        return DEFAULT_DATABASE_URL
+    parts = urlsplit(url)
+    if "bench" in parts.path.lstrip("/"):
+        return url
+    return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
+
+
 def _ensure_database(url: str) -> None:
     """CREATE DATABASE for `url` if it does not exist (connecting to the server's `postgres` db)."""
     import psycopg2
@@ -191,7 +204,7 @@ def prepare() -> Environment:
         if path not in sys.path:
             sys.path.insert(0, path)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    database_url = bench_database_url(os.environ.get("DATABASE_URL"))
     if not database_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit(f"make bench needs PostgreSQL: DATABASE_URL={database_url!r}")
     _ensure_database(database_url)
