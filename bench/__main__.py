@@ -48,8 +48,11 @@ def main() -> int:
 
     started = time.monotonic()
     environment = prepare()
-    print(f"bench: database {environment.database_url.rsplit('/', 1)[-1]}, redis {environment.redis_url}"
-          f"{' (private)' if environment.private_redis else ''}, quick={quick()}", flush=True)
+    print(
+        f"bench: database {environment.database_url.rsplit('/', 1)[-1]}, redis {environment.redis_url}"
+        f"{' (private)' if environment.private_redis else ''}, quick={quick()}",
+        flush=True,
+    )
     results: list[Result] = []
     try:
         for number, module_name, key in _selected():
@@ -74,8 +77,11 @@ def main() -> int:
     for note in environment.notes:
         print(f"- {note}")
     total = time.monotonic() - started
-    write_json(RESULTS, results, meta={"quick": quick(), "total_seconds": round(total, 1),
-                                       "notes": environment.notes})
+    write_json(
+        RESULTS,
+        results,
+        meta={"quick": quick(), "total_seconds": round(total, 1), "notes": environment.notes},
+    )
     print(f"\nbench: wrote {RESULTS} in {total:.0f} s")
     if os.environ.get("BENCH_KEEP_LOGS"):
         print(f"bench: logs kept in {environment.log_dir}")

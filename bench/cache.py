@@ -36,7 +36,7 @@ class SlowVehicleHistory(FakeVehicleHistory):
 def zipf_mix(vins: list[str], lookups: int, *, seed: int = 7) -> list[str]:
     """`lookups` VINs drawn with probability proportional to 1 / rank (Zipf, s = 1)."""
     rng = random.Random(seed)
-    weights = [1 / (rank ** ZIPF_EXPONENT) for rank in range(1, len(vins) + 1)]
+    weights = [1 / (rank**ZIPF_EXPONENT) for rank in range(1, len(vins) + 1)]
     return rng.choices(vins, weights=weights, k=lookups)
 
 
@@ -78,14 +78,26 @@ def run(environment: Environment) -> Result:
         key="cache",
         title="6. Cache",
         rows=[
-            Row("provider call (miss, paid) p50", provider_p50, "ms",
-                note=f"{len(timings['provider'])} calls"),
+            Row(
+                "provider call (miss, paid) p50", provider_p50, "ms", note=f"{len(timings['provider'])} calls"
+            ),
             Row("provider call (miss, paid) p99", percentile(timings["provider"], 99), "ms"),
-            Row("served from cache p50", cache_p50, "ms", baseline=provider_p50, baseline_label="provider",
-                ratio=speedup, note="ratio = times faster"),
+            Row(
+                "served from cache p50",
+                cache_p50,
+                "ms",
+                baseline=provider_p50,
+                baseline_label="provider",
+                ratio=speedup,
+                note="ratio = times faster",
+            ),
             Row("served from cache p99", percentile(timings["cache"], 99), "ms"),
-            Row("cache hit rate", hit_rate, "%",
-                note=f"{lookups} lookups over {distinct} VINs, Zipf s=1, empty cache at start"),
+            Row(
+                "cache hit rate",
+                hit_rate,
+                "%",
+                note=f"{lookups} lookups over {distinct} VINs, Zipf s=1, empty cache at start",
+            ),
             Row("paid provider calls", paid, "", note=f"one per distinct VIN asked ({len(set(mix))})"),
         ],
         goal="cached >= 40x faster than a provider call",

@@ -80,8 +80,15 @@ def _group_cpu_seconds(pid: int) -> float:
     return total
 
 
-def drain(environment: Environment, *, label: str, task_name: str, jobs: int,
-          settings: str = "bench.settings", timeout: float | None = None) -> Drain:
+def drain(
+    environment: Environment,
+    *,
+    label: str,
+    task_name: str,
+    jobs: int,
+    settings: str = "bench.settings",
+    timeout: float | None = None,
+) -> Drain:
     """Queue `jobs` of `task_name`, then time a fresh `celery worker` (prefork, -c 2) draining them."""
     from django.db.models import Max, Min
 
@@ -103,5 +110,6 @@ def drain(environment: Environment, *, label: str, task_name: str, jobs: int,
     if done >= 2 and stats["first"] and stats["last"]:
         seconds = (stats["last"] - stats["first"]).total_seconds()
         rate = (done - 1) / seconds if seconds > 0 else None
-    return Drain(label=label, jobs=jobs, done=done, seconds=seconds, jobs_per_second=rate,
-                 worker_cpu_seconds=cpu)
+    return Drain(
+        label=label, jobs=jobs, done=done, seconds=seconds, jobs_per_second=rate, worker_cpu_seconds=cpu
+    )

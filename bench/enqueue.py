@@ -85,21 +85,34 @@ def run(environment: Environment) -> Result:
     stock_app.close()
 
     def costs(measured: dict) -> str:
-        return (f"{measured['ms_per_job']:.2f} ms, {measured['db_round_trips']:.0f} DB round trips, "
-                f"{measured['redis_commands']:.1f} Redis commands per job")
+        return (
+            f"{measured['ms_per_job']:.2f} ms, {measured['db_round_trips']:.0f} DB round trips, "
+            f"{measured['redis_commands']:.1f} Redis commands per job"
+        )
 
     return Result(
         key="enqueue",
         title="3. Enqueue",
         rows=[
             Row("stock Celery .delay()", stock["per_second"], "jobs/s", note=costs(stock)),
-            Row("platform .delay() (tasks.diagnostics.noop)", ours["per_second"], "jobs/s",
-                baseline=stock["per_second"], baseline_label="stock", ratio=ratio(ours["per_second"],
-                                                                                  stock["per_second"]),
-                note=costs(ours)),
-            Row("durable: atomic + enqueue_durably + on-commit publish", durable["per_second"], "jobs/s",
-                baseline=ours["per_second"], baseline_label=".delay()",
-                ratio=ratio(durable["per_second"], ours["per_second"]), note=costs(durable)),
+            Row(
+                "platform .delay() (tasks.diagnostics.noop)",
+                ours["per_second"],
+                "jobs/s",
+                baseline=stock["per_second"],
+                baseline_label="stock",
+                ratio=ratio(ours["per_second"], stock["per_second"]),
+                note=costs(ours),
+            ),
+            Row(
+                "durable: atomic + enqueue_durably + on-commit publish",
+                durable["per_second"],
+                "jobs/s",
+                baseline=ours["per_second"],
+                baseline_label=".delay()",
+                ratio=ratio(durable["per_second"], ours["per_second"]),
+                note=costs(durable),
+            ),
         ],
         notes=[
             f"{jobs} jobs each, one process, no worker running. Redis commands per job: stock "

@@ -54,8 +54,9 @@ class Process:
         self.name = name
         self.log_path = log_dir / f"{name}-{int(time.time() * 1000)}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -67,8 +68,9 @@ class Process:
         return self.proc.poll() is None
 
     def wait_for(self, text: str, *, timeout: float) -> bool:
-        return bool(wait_until(lambda: text in self.output() or not self.alive(), timeout=timeout)
-                    and self.alive())
+        return bool(
+            wait_until(lambda: text in self.output() or not self.alive(), timeout=timeout) and self.alive()
+        )
 
     def stop(self, timeout: float = 20) -> None:
         if self.alive():
@@ -119,14 +121,36 @@ class Environment:
         self._processes.append(process)
         return process
 
-    def start_worker(self, *, name: str, settings: str = "bench.settings", queues: str = "default",
-                     concurrency: int = 2, **extra_env: str) -> Process:
+    def start_worker(
+        self,
+        *,
+        name: str,
+        settings: str = "bench.settings",
+        queues: str = "default",
+        concurrency: int = 2,
+        **extra_env: str,
+    ) -> Process:
         """`celery -A tasks worker` as ops/systemd/platform-worker@.service runs it (prefork, -c 2,
         metrics files in a PROMETHEUS_MULTIPROC_DIR of its own); returns once it is ready."""
         metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=self.log_dir)
-        argv = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", queues,
-                "-n", f"{name}-{os.getpid()}@%h", "-l", "INFO", "-P", "prefork", "--concurrency",
-                str(concurrency)]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            f"{name}-{os.getpid()}@%h",
+            "-l",
+            "INFO",
+            "-P",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+        ]
         env = self.env(settings=settings, PROMETHEUS_MULTIPROC_DIR=metrics_dir, **extra_env)
         worker = self.start(argv, env, name)
         if not worker.wait_for(" ready.", timeout=90):
@@ -178,8 +202,19 @@ def _start_private_redis(log_dir: Path) -> tuple[Process, str]:
 
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="redis-", dir=log_dir)
-    argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", data_dir]
+    argv = [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        data_dir,
+    ]
     process = Process(argv, dict(os.environ), "redis-server", log_dir)
     url = f"redis://127.0.0.1:{port}/0"
     import redis
@@ -233,8 +268,13 @@ def prepare() -> Environment:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    return Environment(database_url=database_url, redis_url=redis_url, log_dir=log_dir,
-                       private_redis=private_redis, notes=notes)
+    return Environment(
+        database_url=database_url,
+        redis_url=redis_url,
+        log_dir=log_dir,
+        private_redis=private_redis,
+        notes=notes,
+    )
 
 
 def cleanup_logs(environment: Environment) -> None:

@@ -26,8 +26,9 @@ def _series(environment: Environment, *, task_name: str, settings: str, jobs: in
 
     reset_broker_and_results(environment)
     client = redis.Redis.from_url(environment.redis_url)
-    worker = environment.start_worker(name=f"latency-{task_name.rsplit('.', 1)[-1]}", settings=settings,
-                                      queues=QUEUE)
+    worker = environment.start_worker(
+        name=f"latency-{task_name.rsplit('.', 1)[-1]}", settings=settings, queues=QUEUE
+    )
     starts: list[float] = []
     dones: list[float] = []
     try:
@@ -42,9 +43,13 @@ def _series(environment: Environment, *, task_name: str, settings: str, jobs: in
             if got_token != token:
                 continue
             done_at = wait_until(
-                lambda token=token: TaskResult.objects.filter(task_id=token, status="SUCCESS")
-                .values_list("date_done", flat=True).first(),
-                timeout=10, interval=0.002,
+                lambda token=token: (
+                    TaskResult.objects.filter(task_id=token, status="SUCCESS")
+                    .values_list("date_done", flat=True)
+                    .first()
+                ),
+                timeout=10,
+                interval=0.002,
             )
             if index >= 10 and done_at:
                 starts.append(1000 * (float(started) - sent))
@@ -52,20 +57,38 @@ def _series(environment: Environment, *, task_name: str, settings: str, jobs: in
             time.sleep(0.005)  # let the acknowledgement go out: the next job meets an idle worker
     finally:
         worker.stop()
-    return {"start_p50": percentile(starts, 50), "start_p99": percentile(starts, 99),
-            "done_p50": percentile(dones, 50), "done_p99": percentile(dones, 99), "n": len(starts)}
+    return {
+        "start_p50": percentile(starts, 50),
+        "start_p99": percentile(starts, 99),
+        "done_p50": percentile(dones, 50),
+        "done_p99": percentile(dones, 99),
+        "n": len(starts),
+    }
 
 
 def run(environment: Environment) -> Result:
     jobs = scaled(300, 40)
-    stock = _series(environment, task_name="bench.tasks.bare_stamp_start", settings="bench.settings_stock",
-                    jobs=jobs)
+    stock = _series(
+        environment, task_name="bench.tasks.bare_stamp_start", settings="bench.settings_stock", jobs=jobs
+    )
     ours = _series(environment, task_name="bench.tasks.stamp_start", settings="bench.settings", jobs=jobs)
     rows = []
-    for key, label in (("start_p50", "enqueue-to-start p50"), ("start_p99", "enqueue-to-start p99"),
-                       ("done_p50", "enqueue-to-done p50"), ("done_p99", "enqueue-to-done p99")):
-        rows.append(Row(label, ours[key], "ms", baseline=stock[key], baseline_label="stock",
-                        ratio=ratio(ours[key], stock[key])))
+    for key, label in (
+        ("start_p50", "enqueue-to-start p50"),
+        ("start_p99", "enqueue-to-start p99"),
+        ("done_p50", "enqueue-to-done p50"),
+        ("done_p99", "enqueue-to-done p99"),
+    ):
+        rows.append(
+            Row(
+                label,
+                ours[key],
+                "ms",
+                baseline=stock[key],
+                baseline_label="stock",
+                ratio=ratio(ours[key], stock[key]),
+            )
+        )
     return Result(
         key="latency",
         title="4. Latency (idle worker)",

@@ -33,8 +33,14 @@ def _case(column: str, weights: dict[str, int]) -> str:
     return "CASE " + " ".join(branches) + f" ELSE '{list(weights)[-1]}' END"
 
 
-def _replicate(model, template_pk: int, rows: int, overrides: dict[str, str | tuple[str, list]], *,  # noqa: ANN001
-               status: dict[str, int] | None = None) -> None:
+def _replicate(
+    model,
+    template_pk: int,
+    rows: int,
+    overrides: dict[str, str | tuple[str, list]],
+    *,  # noqa: ANN001
+    status: dict[str, int] | None = None,
+) -> None:
     """INSERT `rows` copies of one row made by the factories, in one statement, with `overrides`
     (SQL over x.g = 1..rows, uniform x.r and x.r2, and x.status drawn from the `status` weights;
     (sql, params) for an expression with parameters)."""
@@ -91,42 +97,78 @@ def _seed(rows: int) -> None:
         return {
             "last_activity_at": _hours_ago(f"CASE WHEN {is_open} THEN 1440 ELSE 9600 END"),
             "stalled_flagged_at": f"CASE WHEN {is_open} AND x.r2 * 1440 > {(threshold_days + 1) * 24} "
-                                  "THEN now() - interval '1 day' END",
+            "THEN now() - interval '1 day' END",
             "status": "x.status",
         }
 
-    _replicate(Invoice, f.make_invoice(deal=deal).pk, rows, {
-        "number": "'INV-B-' || x.g", "status": "x.status",
-        "due_date": "current_date + (floor(x.r2 * 431)::int - 400)",
-    }, status={"paid": 80, "void": 5, "open": 13, "failed": 2})
-    _replicate(Deal, deal.pk, rows, stalled(Deal.OPEN_STATUSES, 7),
-               status={"completed": 60, "cancelled": 15, "paid": 5, "negotiating": 10, "agreed": 6,
-                       "invoiced": 4})
-    _replicate(Lead, f.make_lead().pk, rows, stalled(Lead.OPEN_STATUSES, 3),
-               status={"converted": 30, "lost": 40, "new": 15, "contacted": 10, "qualified": 5})
-    _replicate(Shipment, f.make_shipment(deal=deal).pk, rows, {
-        "status": "x.status", "eta": "now() + make_interval(hours => floor(x.r2 * 8160)::int - 7200)",
-    }, status={"delivered": 80, "cancelled": 3, "at_port": 4, "in_transit": 10, "booked": 3})
+    _replicate(
+        Invoice,
+        f.make_invoice(deal=deal).pk,
+        rows,
+        {
+            "number": "'INV-B-' || x.g",
+            "status": "x.status",
+            "due_date": "current_date + (floor(x.r2 * 431)::int - 400)",
+        },
+        status={"paid": 80, "void": 5, "open": 13, "failed": 2},
+    )
+    _replicate(
+        Deal,
+        deal.pk,
+        rows,
+        stalled(Deal.OPEN_STATUSES, 7),
+        status={"completed": 60, "cancelled": 15, "paid": 5, "negotiating": 10, "agreed": 6, "invoiced": 4},
+    )
+    _replicate(
+        Lead,
+        f.make_lead().pk,
+        rows,
+        stalled(Lead.OPEN_STATUSES, 3),
+        status={"converted": 30, "lost": 40, "new": 15, "contacted": 10, "qualified": 5},
+    )
+    _replicate(
+        Shipment,
+        f.make_shipment(deal=deal).pk,
+        rows,
+        {
+            "status": "x.status",
+            "eta": "now() + make_interval(hours => floor(x.r2 * 8160)::int - 7200)",
+        },
+        status={"delivered": 80, "cancelled": 3, "at_port": 4, "in_transit": 10, "booked": 3},
+    )
     # Events: nearly all notified already (the 6-hourly run keeps up); 1 % arrived since.
     shipment_ids = list(Shipment.objects.values_list("pk", flat=True))
     first = Shipment.objects.get(pk=shipment_ids[0])
-    _replicate(ShipmentEvent, f.make_shipment_event(shipment=first).pk, rows, {
-        "shipment_id": ("(%s::bigint[])[1 + floor(x.r2 * %s)::int]", [shipment_ids, len(shipment_ids)]),
-        "notified_at": "CASE WHEN x.r < 0.01 THEN NULL ELSE now() END",
-        "occurred_at": _hours_ago("7200"),
-    })
+    _replicate(
+        ShipmentEvent,
+        f.make_shipment_event(shipment=first).pk,
+        rows,
+        {
+            "shipment_id": ("(%s::bigint[])[1 + floor(x.r2 * %s)::int]", [shipment_ids, len(shipment_ids)]),
+            "notified_at": "CASE WHEN x.r < 0.01 THEN NULL ELSE now() END",
+            "occurred_at": _hours_ago("7200"),
+        },
+    )
     # (deal, broker) is unique: rows / 50 deals x 50 brokers, plus the template on a deal of its own.
     brokers = [f.make_broker() for _ in range(50)]
     deal_ids = list(Deal.objects.order_by("pk").values_list("pk", flat=True)[: rows // 50])
     template = f.make_commission(deal=f.make_deal(status="paid"), broker=brokers[0])
-    _replicate(Commission, template.pk, len(deal_ids) * 50, {
-        "deal_id": ("(%s::bigint[])[1 + (x.g - 1) / 50]", [deal_ids]),
-        "broker_id": ("(%s::bigint[])[1 + (x.g - 1) %% 50]", [[b.pk for b in brokers]]),
-        "status": "x.status", "created_at": _hours_ago("16800"),
-    }, status={"settled": 95, "pending": 5})
+    _replicate(
+        Commission,
+        template.pk,
+        len(deal_ids) * 50,
+        {
+            "deal_id": ("(%s::bigint[])[1 + (x.g - 1) / 50]", [deal_ids]),
+            "broker_id": ("(%s::bigint[])[1 + (x.g - 1) %% 50]", [[b.pk for b in brokers]]),
+            "status": "x.status",
+            "created_at": _hours_ago("16800"),
+        },
+        status={"settled": 95, "pending": 5},
+    )
     # Monthly retention over a year of history: about a month's worth is past the cutoff.
-    _replicate(AuditLog, f.make_audit_log().pk, rows,
-               {"object_id": "x.g::text", "created_at": _hours_ago("9480")})
+    _replicate(
+        AuditLog, f.make_audit_log().pk, rows, {"object_id": "x.g::text", "created_at": _hours_ago("9480")}
+    )
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
@@ -143,22 +185,54 @@ def _cases() -> list[Case]:
     now, today = timezone.now(), timezone.localdate()
     cutoff = now - timedelta(days=365)
     return [
-        Case("payments.send_payment_reminders", "invoice_status_due_idx", "billing_invoice",
-             lambda: invoices_to_remind(today=today)),
-        Case("payments.process_pending_payments", "invoice_status_due_idx", "billing_invoice",
-             invoices_awaiting_payment),
-        Case("deals.check_stalled_deals (leads)", "lead_stalled_idx", "marketplace_lead",
-             lambda: stalled_leads(now=now).values_list("pk", flat=True)),
-        Case("deals.check_stalled_deals (deals)", "deal_stalled_idx", "marketplace_deal",
-             lambda: stalled_deals(now=now).values_list("pk", flat=True)),
-        Case("commissions.process_pending_commissions", "commission_status_created_idx",
-             "marketplace_commission", pending_commissions),
-        Case("shipments.check_delayed_shipments", "shipment_status_eta_idx", "logistics_shipment",
-             lambda: shipments_to_alert(now=now, today=today)),
-        Case("shipments.send_shipment_updates", "shipmentevent_unnotified_idx", "logistics_shipmentevent",
-             lambda: unnotified_events().values_list("pk", "shipment_id", "kind")),
-        Case("maintenance.cleanup_old_audit_logs (one batch)", "auditlog_created_idx", "audit_auditlog",
-             lambda: audit_logs_older_than(cutoff=cutoff).values_list("pk", flat=True)[:1000]),
+        Case(
+            "payments.send_payment_reminders",
+            "invoice_status_due_idx",
+            "billing_invoice",
+            lambda: invoices_to_remind(today=today),
+        ),
+        Case(
+            "payments.process_pending_payments",
+            "invoice_status_due_idx",
+            "billing_invoice",
+            invoices_awaiting_payment,
+        ),
+        Case(
+            "deals.check_stalled_deals (leads)",
+            "lead_stalled_idx",
+            "marketplace_lead",
+            lambda: stalled_leads(now=now).values_list("pk", flat=True),
+        ),
+        Case(
+            "deals.check_stalled_deals (deals)",
+            "deal_stalled_idx",
+            "marketplace_deal",
+            lambda: stalled_deals(now=now).values_list("pk", flat=True),
+        ),
+        Case(
+            "commissions.process_pending_commissions",
+            "commission_status_created_idx",
+            "marketplace_commission",
+            pending_commissions,
+        ),
+        Case(
+            "shipments.check_delayed_shipments",
+            "shipment_status_eta_idx",
+            "logistics_shipment",
+            lambda: shipments_to_alert(now=now, today=today),
+        ),
+        Case(
+            "shipments.send_shipment_updates",
+            "shipmentevent_unnotified_idx",
+            "logistics_shipmentevent",
+            lambda: unnotified_events().values_list("pk", "shipment_id", "kind"),
+        ),
+        Case(
+            "maintenance.cleanup_old_audit_logs (one batch)",
+            "auditlog_created_idx",
+            "audit_auditlog",
+            lambda: audit_logs_older_than(cutoff=cutoff).values_list("pk", flat=True)[:1000],
+        ),
     ]
 
 
@@ -195,8 +269,11 @@ def run(environment: Environment) -> Result:
     # The factories' users get passwords: production's PBKDF2 would spend seconds on 50 brokers.
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         _seed(rows_per_table)
-    result = Result(key="queries", title="7. Scheduled-task queries",
-                    goal="indexed faster than without (seed claim: 80-95 % faster)")
+    result = Result(
+        key="queries",
+        title="7. Scheduled-task queries",
+        goal="indexed faster than without (seed claim: 80-95 % faster)",
+    )
     faster = []
     for case in _cases():
         sql, params = case.queryset().query.sql_with_params()
@@ -209,12 +286,20 @@ def run(environment: Environment) -> Result:
         speedup = without_ms / with_ms if with_ms else None
         if speedup:
             faster.append(100 * (1 - with_ms / without_ms))
-        result.rows.append(Row(
-            f"{case.task} [{case.index}]", with_ms, "ms", baseline=without_ms, baseline_label="without index",
-            ratio=speedup,
-            note=("index used" if case.index in used else f"planner chose {', '.join(used) or 'no index'}")
-            + (f", {100 * (1 - with_ms / without_ms):.0f} % faster" if speedup else ""),
-        ))
+        result.rows.append(
+            Row(
+                f"{case.task} [{case.index}]",
+                with_ms,
+                "ms",
+                baseline=without_ms,
+                baseline_label="without index",
+                ratio=speedup,
+                note=(
+                    "index used" if case.index in used else f"planner chose {', '.join(used) or 'no index'}"
+                )
+                + (f", {100 * (1 - with_ms / without_ms):.0f} % faster" if speedup else ""),
+            )
+        )
     if faster:
         result.goal_met = min(faster) > 0
     result.notes = [

@@ -65,8 +65,10 @@ def _fmt(value: float | None) -> str:
 
 def table(results: list[Result]) -> str:
     """A Markdown table: pastes into the README as it is."""
-    lines = ["| benchmark | measure | value | baseline (same run) | ratio | goal |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| benchmark | measure | value | baseline (same run) | ratio | goal |",
+        "|---|---|---|---|---|---|",
+    ]
     for result in results:
         goal = result.goal
         if result.goal_met is not None:

@@ -29,15 +29,22 @@ def run(environment: Environment) -> Result:
     bare, ours = median(rates["bare"]), median(rates["platform"])
     share = ratio(ours, bare)
     overhead = None if share is None else 1 - share
-    runs = ", ".join(f"{d.label.split('-')[1]} {d.jobs_per_second or 0:.0f}/s ({d.done}/{d.jobs} done)"
-                     for d in drains)
+    runs = ", ".join(
+        f"{d.label.split('-')[1]} {d.jobs_per_second or 0:.0f}/s ({d.done}/{d.jobs} done)" for d in drains
+    )
     return Result(
         key="task_overhead",
         title="1. Task overhead",
         rows=[
             Row("bare @shared_task no-op", bare, "jobs/s"),
-            Row("PlatformTask no-op (tasks.diagnostics.noop)", ours, "jobs/s", baseline=bare,
-                baseline_label="bare", ratio=share),
+            Row(
+                "PlatformTask no-op (tasks.diagnostics.noop)",
+                ours,
+                "jobs/s",
+                baseline=bare,
+                baseline_label="bare",
+                ratio=share,
+            ),
             Row("overhead of the base class", None if overhead is None else 100 * overhead, "%"),
         ],
         goal="overhead < 10 %",

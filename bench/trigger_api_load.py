@@ -47,10 +47,18 @@ def ensure_wrk() -> str | None:
 
     if os.geteuid() != 0:
         return None
-    for argv in (["apt-get", "install", "-y", "-q", "wrk"], ["apt-get", "update", "-q"],
-                 ["apt-get", "install", "-y", "-q", "wrk"]):
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    for argv in (
+        ["apt-get", "install", "-y", "-q", "wrk"],
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "wrk"],
+    ):
+        subprocess.run(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=300,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         if shutil.which("wrk"):
             break
     return shutil.which("wrk")
@@ -62,8 +70,14 @@ def _to_ms(value: str, unit: str) -> float:
 
 def parse_wrk(output: str) -> dict:
     """requests/s, p50/p99 (ms), requests, non-2xx/3xx and socket errors from `wrk --latency`."""
-    figures: dict = {"requests_per_second": None, "p50_ms": None, "p99_ms": None, "requests": None,
-                     "non_2xx": 0, "socket_errors": 0}
+    figures: dict = {
+        "requests_per_second": None,
+        "p50_ms": None,
+        "p99_ms": None,
+        "requests": None,
+        "non_2xx": 0,
+        "socket_errors": 0,
+    }
     for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
         match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
         if match:
@@ -83,8 +97,18 @@ def _wrk(wrk: str, url: str, *, seconds: int, auth: str, connections: int = CONN
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     header = f'wrk.headers["Authorization"] = "Bearer {auth}"' if auth else ""
     script.write_text(_LUA.format(body=json.dumps(json.dumps(BODY)), auth=header))
-    argv = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency", "-s",
-            str(script), url]
+    argv = [
+        wrk,
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     script.unlink(missing_ok=True)
     figures = parse_wrk(completed.stdout)
@@ -103,9 +127,12 @@ def _answers(url: str) -> bool:
 
 
 def _post(url: str, key: str) -> int:
-    request = urllib.request.Request(url, data=json.dumps(BODY).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {key}"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(BODY).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status
@@ -119,8 +146,10 @@ def _executed_between(start: float, end: float) -> int:
     from django_celery_results.models import TaskResult
 
     return TaskResult.objects.filter(
-        task_name=TASK, status="SUCCESS",
-        date_done__gte=datetime.fromtimestamp(start, UTC), date_done__lte=datetime.fromtimestamp(end, UTC),
+        task_name=TASK,
+        status="SUCCESS",
+        date_done__gte=datetime.fromtimestamp(start, UTC),
+        date_done__lte=datetime.fromtimestamp(end, UTC),
     ).count()
 
 
@@ -128,8 +157,9 @@ def run(environment: Environment) -> Result:
     from tests.support.processes import free_port
     from trigger_api.keys import create_api_key
 
-    result = Result(key="api", title="5. Trigger API under load",
-                    goal="> 1,000 req/s and p99 < 50 ms at 50 clients")
+    result = Result(
+        key="api", title="5. Trigger API under load", goal="> 1,000 req/s and p99 < 50 ms at 50 clients"
+    )
     wrk = ensure_wrk()
     if wrk is None:
         result.error = "wrk is not installed and could not be installed (apt-get install wrk)"
@@ -145,8 +175,16 @@ def run(environment: Environment) -> Result:
     base = f"http://127.0.0.1:{port}"
     metrics_dir = tempfile.mkdtemp(prefix="metrics-web-", dir=environment.log_dir)
     web = environment.start(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ops" / "gunicorn.conf.py"), "--pythonpath",
-         str(ROOT / "platform"), "config.wsgi"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "ops" / "gunicorn.conf.py"),
+            "--pythonpath",
+            str(ROOT / "platform"),
+            "config.wsgi",
+        ],
         environment.env(WEB_BIND=f"127.0.0.1:{port}", PROMETHEUS_MULTIPROC_DIR=metrics_dir),
         "gunicorn",
     )
@@ -177,17 +215,46 @@ def run(environment: Environment) -> Result:
     bare, api = runs["bare"], runs["api"]
     errors = (api["non_2xx"] or 0) + (api["socket_errors"] or 0)
     result.rows = [
-        Row("requests/s", api["requests_per_second"], "req/s", baseline=bare["requests_per_second"],
-            baseline_label="bare view", ratio=ratio(api["requests_per_second"], bare["requests_per_second"])),
-        Row("p50 latency", api["p50_ms"], "ms", baseline=bare["p50_ms"], baseline_label="bare view",
-            ratio=ratio(api["p50_ms"], bare["p50_ms"])),
-        Row("p99 latency", api["p99_ms"], "ms", baseline=bare["p99_ms"], baseline_label="bare view",
-            ratio=ratio(api["p99_ms"], bare["p99_ms"])),
-        Row("errors (non-2xx + socket)", errors, "", baseline=bare["non_2xx"] + bare["socket_errors"],
-            baseline_label="bare view", note=f"of {api['requests']} requests"),
-        Row("jobs executed meanwhile", api["executed_per_second"], "jobs/s",
-            baseline=bare["executed_per_second"], baseline_label="bare view",
-            note=f"backlog left: {api['backlog_after']} (bare: {bare['backlog_after']})"),
+        Row(
+            "requests/s",
+            api["requests_per_second"],
+            "req/s",
+            baseline=bare["requests_per_second"],
+            baseline_label="bare view",
+            ratio=ratio(api["requests_per_second"], bare["requests_per_second"]),
+        ),
+        Row(
+            "p50 latency",
+            api["p50_ms"],
+            "ms",
+            baseline=bare["p50_ms"],
+            baseline_label="bare view",
+            ratio=ratio(api["p50_ms"], bare["p50_ms"]),
+        ),
+        Row(
+            "p99 latency",
+            api["p99_ms"],
+            "ms",
+            baseline=bare["p99_ms"],
+            baseline_label="bare view",
+            ratio=ratio(api["p99_ms"], bare["p99_ms"]),
+        ),
+        Row(
+            "errors (non-2xx + socket)",
+            errors,
+            "",
+            baseline=bare["non_2xx"] + bare["socket_errors"],
+            baseline_label="bare view",
+            note=f"of {api['requests']} requests",
+        ),
+        Row(
+            "jobs executed meanwhile",
+            api["executed_per_second"],
+            "jobs/s",
+            baseline=bare["executed_per_second"],
+            baseline_label="bare view",
+            note=f"backlog left: {api['backlog_after']} (bare: {bare['backlog_after']})",
+        ),
     ]
     rps, p99 = api["requests_per_second"], api["p99_ms"]
     result.goal_met = None if rps is None or p99 is None else (rps > 1000 and p99 < 50)
@@ -231,8 +298,12 @@ def _request_cost(environment: Environment, key: str, requests: int = 20) -> dic
     breakdown = {name: round(count / requests, 2) for name, count in sorted(delta.items()) if count}
     kinds = sorted({q["sql"].split(" ", 1)[0] for q in queries.captured_queries})
     _drop_backlog(environment)
-    return {"db_statements": len(queries.captured_queries) / requests, "statement_kinds": kinds,
-            "redis_commands": sum(delta.values()) / requests, "redis_breakdown": breakdown}
+    return {
+        "db_statements": len(queries.captured_queries) / requests,
+        "statement_kinds": kinds,
+        "redis_commands": sum(delta.values()) / requests,
+        "redis_breakdown": breakdown,
+    }
 
 
 def _drop_backlog(environment: Environment) -> None:
