@@ -6,9 +6,11 @@ stored as snapshots (reports.DashboardSnapshot), cached in Redis, and served fro
     read_dealer_performance(dealer_id=42)        # cache, else snapshot, else computed once
     read_market_analytics()                      # the same for the market
 
-Benchmark hooks (bench/): `read_market_analytics()` serves the market dashboard from its
-snapshot (cache or database); `compute_market_analytics()` computes it live. For dealers,
-`read_dealer_performance(dealer_id=...)` against `compute_dealer_performance(dealer_ids=[...])`.
+Benchmark hooks (bench/), after one `refresh_analytics_dashboard()` / `refresh_dealer_performance()`:
+serving from the snapshot is `read_market_analytics()` (Redis) or `read_market_analytics(
+use_cache=False)` (the database row, as when Redis is down); computing live is
+`compute_market_analytics()`. For one dealer: `read_dealer_performance(dealer_id=...)` against
+`compute_dealer_performance(dealer_ids=[...])`.
 
 Every computation costs the same number of queries for 5 dealers or 5,000: counts and sums are
 grouped in the database (conditional aggregates, correlated subqueries), never summed by a
@@ -442,34 +444,37 @@ def refresh_analytics_dashboard() -> Dashboard:
     return store_snapshots(ANALYTICS_DASHBOARD, {MARKET_KEY: (None, compute_market_analytics())})[0]
 
 
-def _read(kind: str, key: str) -> Dashboard | None:
+def _read(kind: str, key: str, *, use_cache: bool = True) -> Dashboard | None:
     """The dashboard from the cache, else from its database snapshot (re-cached for what is left
-    of its period); None when it was never computed."""
-    hit, value = cache_get(kind, key)
-    if hit and value is not None:
-        return Dashboard.from_cached(kind, key, value)
+    of its period); None when it was never computed. use_cache=False reads the database only."""
+    if use_cache:
+        hit, value = cache_get(kind, key)
+        if hit and value is not None:
+            return Dashboard.from_cached(kind, key, value)
     row = DashboardSnapshot.objects.filter(key=key).first()
     if row is None:
         return None
     dashboard = Dashboard.from_snapshot(row)
-    if not dashboard.is_stale():
+    if use_cache and not dashboard.is_stale():
         cache_set(kind, key, dashboard.as_cached(), ttl=max(1, dashboard.fresh_for()))
     return dashboard
 
 
-def read_dealer_performance(*, dealer_id: int, compute_missing: bool = True) -> Dashboard | None:
+def read_dealer_performance(
+    *, dealer_id: int, compute_missing: bool = True, use_cache: bool = True
+) -> Dashboard | None:
     """A dealer's performance as last computed (cache, else snapshot). A dealer never computed
     yet (new since the last refresh) is computed now; None if `dealer_id` is not a dealer."""
-    dashboard = _read(DEALER_PERFORMANCE, dealer_key(dealer_id))
+    dashboard = _read(DEALER_PERFORMANCE, dealer_key(dealer_id), use_cache=use_cache)
     if dashboard is None and compute_missing:
         stored = refresh_dealer_performance(dealer_ids=[dealer_id])
         dashboard = stored[0] if stored else None
     return dashboard
 
 
-def read_market_analytics(*, compute_missing: bool = True) -> Dashboard | None:
+def read_market_analytics(*, compute_missing: bool = True, use_cache: bool = True) -> Dashboard | None:
     """The marketplace analytics as last computed (cache, else snapshot); computed now if never."""
-    dashboard = _read(ANALYTICS_DASHBOARD, MARKET_KEY)
+    dashboard = _read(ANALYTICS_DASHBOARD, MARKET_KEY, use_cache=use_cache)
     if dashboard is None and compute_missing:
         dashboard = refresh_analytics_dashboard()
     return dashboard

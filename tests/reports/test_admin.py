@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from reports import dashboards
 from reports.models import DashboardSnapshot
 from tests import factories as f
+from tests.reports.conftest import forget_dashboards
 from tests.support.processes import wait_until
 
 MARKET = "/admin/reports/dashboardsnapshot/market/"
@@ -22,16 +22,9 @@ def profile_page(profile) -> str:  # noqa: ANN001
     return f"/admin/marketplace/profile/{profile.pk}/change/"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def age_snapshot(key: str, minutes: int) -> None:
     DashboardSnapshot.objects.filter(key=key).update(computed_at=timezone.now() - timedelta(minutes=minutes))
-    cache.clear()
+    forget_dashboards()
 
 
 @pytest.mark.django_db

@@ -15,6 +15,7 @@ from django.utils import timezone
 from reports import dashboards
 from reports.models import DashboardSnapshot
 from tests import factories as f
+from tests.reports.conftest import forget_dashboards
 from trigger_api.keys import create_api_key
 
 pytestmark = pytest.mark.django_db
@@ -34,19 +35,11 @@ def dealer():
     return dealer
 
 
-@pytest.fixture
-def fresh_cache():
-    # Other tests share this Redis database: start from a cache that knows nothing.
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def dealer_url(dealer) -> str:  # noqa: ANN001
     return f"/api/v1/reports/dealers/{dealer.pk}"
 
 
-def test_dealer_performance_with_etag_and_cache_control(api, dealer, fresh_cache):
+def test_dealer_performance_with_etag_and_cache_control(api, dealer):
     dashboard = dashboards.refresh_dealer_performance()[0]
 
     response = api.get(dealer_url(dealer))
@@ -62,7 +55,7 @@ def test_dealer_performance_with_etag_and_cache_control(api, dealer, fresh_cache
     assert response["Last-Modified"]
 
 
-def test_a_matching_if_none_match_is_answered_304_without_a_body(api, dealer, fresh_cache):
+def test_a_matching_if_none_match_is_answered_304_without_a_body(api, dealer):
     etag = api.get(dealer_url(dealer))["ETag"]
 
     response = api.get(dealer_url(dealer), HTTP_IF_NONE_MATCH=etag)
@@ -76,7 +69,7 @@ def test_a_matching_if_none_match_is_answered_304_without_a_body(api, dealer, fr
     assert api.get(dealer_url(dealer), HTTP_IF_NONE_MATCH=f'"other", {etag}').status_code == 304
 
 
-def test_a_stale_if_none_match_gets_the_new_figures(api, dealer, fresh_cache):
+def test_a_stale_if_none_match_gets_the_new_figures(api, dealer):
     old = api.get(dealer_url(dealer))["ETag"]
     f.make_vehicle(dealer=dealer)
     dashboards.refresh_dealer_performance()
@@ -88,7 +81,7 @@ def test_a_stale_if_none_match_gets_the_new_figures(api, dealer, fresh_cache):
     assert response["ETag"] != old
 
 
-def test_analytics_304_on_a_matching_etag(api, dealer, fresh_cache):
+def test_analytics_304_on_a_matching_etag(api, dealer):
     first = api.get("/api/v1/reports/analytics")
     assert first.status_code == 200, first.content
     assert first.json()["data"]["totals"]["vehicles_listed"] == 2
@@ -99,9 +92,7 @@ def test_analytics_304_on_a_matching_etag(api, dealer, fresh_cache):
     assert again.status_code == 304 and again.content == b""
 
 
-def test_served_from_the_cache_while_it_holds_the_snapshot(
-    api, dealer, fresh_cache, django_capture_on_commit_callbacks
-):
+def test_served_from_the_cache_while_it_holds_the_snapshot(api, dealer, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         dashboards.refresh_dealer_performance()
     # Only the cache still has the real figures now.
@@ -146,10 +137,10 @@ def test_with_redis_stopped_the_database_snapshot_is_served(
     assert revalidated.status_code == 304
 
 
-def test_an_old_snapshot_says_it_is_stale_and_is_not_cached_for_long(api, dealer, fresh_cache):
+def test_an_old_snapshot_says_it_is_stale_and_is_not_cached_for_long(api, dealer):
     dashboards.refresh_dealer_performance()
     DashboardSnapshot.objects.filter(dealer=dealer).update(computed_at=timezone.now() - timedelta(minutes=61))
-    cache.clear()
+    forget_dashboards()
 
     response = api.get(dealer_url(dealer))
 
@@ -158,7 +149,7 @@ def test_an_old_snapshot_says_it_is_stale_and_is_not_cached_for_long(api, dealer
     assert response["Cache-Control"] == "private, max-age=0"
 
 
-def test_a_dealer_never_computed_is_computed_on_first_request(api, dealer, fresh_cache):
+def test_a_dealer_never_computed_is_computed_on_first_request(api, dealer):
     response = api.get(dealer_url(dealer))
 
     assert response.status_code == 200
@@ -166,7 +157,7 @@ def test_a_dealer_never_computed_is_computed_on_first_request(api, dealer, fresh
     assert DashboardSnapshot.objects.filter(dealer=dealer).count() == 1
 
 
-def test_an_id_that_is_not_a_dealers_is_404_in_the_error_shape(api, fresh_cache):
+def test_an_id_that_is_not_a_dealers_is_404_in_the_error_shape(api):
     buyer = f.make_buyer()
 
     response = api.get(f"/api/v1/reports/dealers/{buyer.pk}")

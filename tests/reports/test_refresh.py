@@ -140,3 +140,12 @@ def test_assert_max_queries_passes_within_the_limit():
     with assert_max_queries(1) as log:
         list(Vehicle.objects.all())
     assert log.count == 1
+
+
+def test_reading_without_the_cache_reads_the_database_snapshot(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        dashboards.refresh_analytics_dashboard()
+    DashboardSnapshot.objects.filter(key="market").update(payload={"from": "database"})
+
+    assert dashboards.read_market_analytics(use_cache=False).payload == {"from": "database"}
+    assert dashboards.read_market_analytics().payload != {"from": "database"}  # the cached copy
