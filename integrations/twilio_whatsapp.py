@@ -12,6 +12,7 @@ that number), PermanentError (auth, bad request), TransientError (timeouts, 5xx,
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import logging
 import re
 import threading
@@ -92,6 +93,8 @@ class WhatsAppClient(Protocol):
 
     def send_template(self, *, to: str, content_sid: str, variables: Mapping[str, Any],
                       status_callback: str | None = None) -> SentMessage: ...
+
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> SentMessage | None: ...
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,21 @@ class TwilioWhatsApp:
         logger.info("twilio accepted %s to %s: %s", message.sid, mask_phone(address), message.status)
         return SentMessage(sid=message.sid, status=str(message.status), to=address)
 
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> SentMessage | None:
+        """A message Twilio accepted from our sender to `to` since `since` (with this body, when
+        given), or None. Twilio's Messages API takes no idempotency key; this lookup is how we
+        find out whether an attempt whose outcome we never saw reached it."""
+        address = whatsapp_address(to)
+        sender = whatsapp_address(self.config.whatsapp_from, field="TWILIO_WHATSAPP_FROM")
+        with self._errors():
+            # Newest first; one page is plenty for one recipient over a few minutes.
+            recent = self.messages.list(to=address, from_=sender, limit=50, page_size=50)
+        for message in recent:
+            created = message.date_created
+            if created is not None and created >= since and (body is None or message.body == body):
+                return SentMessage(sid=message.sid, status=str(message.status), to=address)
+        return None
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """The one place Twilio failures become platform errors."""
@@ -232,6 +250,11 @@ class ConsoleWhatsApp:
         console_log(PROVIDER, "send WhatsApp template", sid=sid, to=mask_phone(address),
                     content_sid=content_sid, variables=sorted(variables))
         return SentMessage(sid=sid, status="queued", to=address)
+
+
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> SentMessage | None:
+        # The console keeps nothing: an interrupted console send is simply logged again.
+        return None
 
 
 def get_whatsapp_client() -> WhatsAppClient:

@@ -15,11 +15,14 @@ The row's status is the send guard:
 
 The one ambiguous case is a row left `sending`: the process died (SIGKILL, hard time limit)
 between claiming the row and storing the SID, or the call timed out after Twilio may have
-accepted it. Twilio's Messages API has no idempotency key, so we cannot ask whether it got the
-message. We choose at-least-once: once the claim's lease has lapsed (longer than any live call can
-take) the row is claimed again and resent, logged as a warning and counted in
-`platform_whatsapp_ambiguous_resends_total`. At most the one message in flight per crash can be
-doubled; losing messages silently is the worse failure for notifications about money and cargo.
+accepted it. Twilio's Messages API takes no idempotency key, so once the claim's lease has lapsed
+(longer than any live call can take) we ask Twilio instead: a message from our sender to this
+recipient (with this body) created since the interrupted attempt began is that attempt, and its
+SID is recorded without sending again (`platform_whatsapp_reconciled_total`). Only if Twilio has
+none is the message sent again, logged as a warning and counted in
+`platform_whatsapp_ambiguous_resends_total`: at-least-once, because losing a notification about
+money or cargo is the worse failure. (A template message is matched on recipient and time
+alone: Twilio returns the rendered text, not the template.)
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ logger = logging.getLogger(__name__)
 AMBIGUOUS_RESENDS = Counter(
     "platform_whatsapp_ambiguous_resends_total",
     "WhatsApp messages sent again because an earlier attempt may or may not have reached Twilio.",
+)
+RECONCILED = Counter(
+    "platform_whatsapp_reconciled_total",
+    "Interrupted WhatsApp sends found already accepted by Twilio, so not sent again.",
 )
 
 # Rows that reached Twilio: never sent again.
@@ -135,11 +142,14 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
         # Someone else claimed it between our read and our update: look again next time.
         raise RateLimited("another execution claimed this message", provider="twilio",
                           code="in_flight", retry_after=1.0)
-    if ambiguous:
-        AMBIGUOUS_RESENDS.inc()
-        logger.warning("whatsapp message %s to %s: an earlier attempt may have reached Twilio; "
-                       "sending again (at-least-once)", message.pk, mask_phone(message.to))
     client = get_whatsapp_client()
+    if ambiguous:
+        found = _reconcile(client, message)
+        if found:
+            return found
+        AMBIGUOUS_RESENDS.inc()
+        logger.warning("whatsapp message %s to %s: an earlier attempt did not reach Twilio as far "
+                       "as it can tell; sending again", message.pk, mask_phone(message.to))
     try:
         if message.template:
             sent = client.send_template(to=message.to, content_sid=message.template,
@@ -164,6 +174,28 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
     )
     logger.info("whatsapp message %s sent to %s as %s", message.pk, mask_phone(message.to), sent.sid)
     return SendOutcome("sent", message.pk, sent.sid, resent_after_ambiguity=ambiguous)
+
+
+def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa: ANN001
+    """If Twilio already accepted the interrupted attempt, record its SID and report it skipped."""
+    # The earlier attempt began at most one lease before the row last changed.
+    since = message.updated_at - sending_lease()
+    try:
+        earlier = client.find_sent(to=message.to, since=since, body=None if message.template else message.body)
+    except IntegrationError:
+        _finish(message, status=WhatsAppMessage.Status.QUEUED, error_code=TIMEOUT_CODE,
+                error_message="could not ask Twilio whether an interrupted send reached it")
+        raise
+    if earlier is None:
+        return None
+    WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
+        status=WhatsAppMessage.Status.SENT, twilio_sid=earlier.sid, sent_at=timezone.now(),
+        error_code="", error_message="", updated_at=timezone.now(),
+    )
+    RECONCILED.inc()
+    logger.info("whatsapp message %s to %s: the interrupted send had reached Twilio as %s; not resent",
+                message.pk, mask_phone(message.to), earlier.sid)
+    return SendOutcome("skipped", message.pk, earlier.sid, resent_after_ambiguity=False)
 
 
 def _claim(message: WhatsAppMessage) -> bool:

@@ -1,6 +1,7 @@
 """A bulk WhatsApp send to 200 recipients through the fake Twilio, with its real `celery worker`
-killed by SIGKILL twice part way and restarted: every recipient gets the message, and at most the
-one message in flight per kill is sent twice (counted at the fake server)."""
+killed by SIGKILL twice part way and restarted: every recipient gets the message exactly once,
+counted at the fake server. A message in flight when its worker died is found at Twilio by the
+next attempt (platform/messaging/whatsapp.py, reconciliation) instead of being sent again."""
 
 from __future__ import annotations
 
@@ -67,7 +68,6 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
     print(f"\nbulk send with {len(KILL_AT)} SIGKILLs: {len(fake_twilio.messages)} messages accepted for "
           f"{RECIPIENTS} recipients; received twice: {len(twice)}; final result {result}")
     assert set(counts) == set(recipients), "every recipient received the message"
-    assert len(twice) <= len(KILL_AT), "at most one recipient per kill received it twice"
-    assert max(counts.values()) <= 2
+    assert twice == [], "no recipient received it twice"
     assert result["recipients"] == RECIPIENTS
     assert result["sent"] + result["skipped"] == RECIPIENTS and result["failed"] == 0

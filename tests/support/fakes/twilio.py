@@ -46,6 +46,7 @@ class FakeTwilio(FakeServer):
     def setup_routes(self) -> None:
         self.route("POST", r"/2010-04-01/Accounts/(?P<sid>AC\w+)/Messages\.json", self._create_message)
         self.route("GET", r"/2010-04-01/Accounts/(?P<sid>AC\w+)/Messages/(?P<msg>SM\w+)\.json", self._get)
+        self.route("GET", r"/2010-04-01/Accounts/(?P<sid>AC\w+)/Messages\.json", self._list)
 
     def settings(self) -> dict[str, str]:
         """Django settings (and environment variables) pointing the real SDK at this fake."""
@@ -106,6 +107,19 @@ class FakeTwilio(FakeServer):
         }
         self.messages[sid] = message
         return Reply(201, message)
+
+    def _list(self, request: Recorded, match) -> Reply:
+        """Messages, newest first, filtered by To and From as Twilio's list endpoint does."""
+        if not self._authorized(request, match["sid"]):
+            return Reply(401, twilio_error(401, 20003, "Authenticate"))
+        query = {key: values[-1] for key, values in request.query.items()}
+        found = [m for m in reversed(list(self.messages.values()))
+                 if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])]
+        size = int(query.get("PageSize", 50))
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        return Reply(200, {"messages": found[:size], "end": min(size, len(found)) - 1, "first_page_uri": uri,
+                           "next_page_uri": None, "page": 0, "page_size": size, "previous_page_uri": None,
+                           "start": 0, "uri": uri})
 
     def _get(self, request: Recorded, match) -> Reply:
         if not self._authorized(request, match["sid"]):
