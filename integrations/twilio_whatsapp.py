@@ -12,13 +12,13 @@ that number), PermanentError (auth, bad request), TransientError (timeouts, 5xx,
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 

@@ -181,7 +181,8 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
     # The earlier attempt began at most one lease before the row last changed.
     since = message.updated_at - sending_lease()
     try:
-        earlier = client.find_sent(to=message.to, since=since, body=None if message.template else message.body)
+        body = None if message.template else message.body
+        earlier = client.find_sent(to=message.to, since=since, body=body)
     except IntegrationError:
         _finish(message, status=WhatsAppMessage.Status.QUEUED, error_code=TIMEOUT_CODE,
                 error_message="could not ask Twilio whether an interrupted send reached it")
