@@ -42,6 +42,8 @@ app.conf.update(
 
 # Task outcome metrics and log lines, publish timestamps, paused queues (platform/jobs/).
 import jobs.task_observability  # noqa: E402,F401
+# Phone numbers masked in every published message's argsrepr/kwargsrepr (results, Flower).
+import jobs.redaction  # noqa: E402,F401
 
 
 @signals.task_prerun.connect

@@ -92,3 +92,13 @@ def test_rate_limited_job_is_rescheduled_without_spending_its_retries(marker):
 def test_wrong_keyword_argument_is_refused_when_enqueued():
     with pytest.raises(TypeError):
         probe.effect.delay(markr="typo")
+
+
+def test_phone_numbers_in_arguments_are_masked_in_stored_results_but_reach_the_task(marker):
+    number = "+14165550123"
+    result = probe.effect.delay(marker=f"{marker}:{number}")
+
+    assert result.get(timeout=20) == f"{marker}:{number}"  # the job saw the real argument
+    stored = TaskResult.objects.get(task_id=result.id)
+    assert number not in stored.task_kwargs
+    assert "+1416*****23" in stored.task_kwargs
