@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from reports import dashboards
@@ -153,3 +154,11 @@ def test_refresh_now_runs_the_refresh_job_on_a_worker(admin_client, live_worker,
         what=f"the {kind} refresh to run",
     )
     assert "dash-stale" not in admin_client.get(MARKET).content.decode()
+
+
+@pytest.mark.django_db
+def test_admin_index_links_to_the_market_dashboard(admin_client):
+    page = admin_client.get(reverse("admin:index"))
+
+    assert page.status_code == 200
+    assert reverse("admin:reports_market_dashboard") in page.content.decode()
