@@ -43,12 +43,14 @@ def _seed() -> list[int]:
     from django.utils import timezone
 
     from bench.data import factories
-    from billing.models import Invoice
+    from billing.models import ExchangeRate, Invoice
     from logistics.models import Shipment
     from marketplace.models import Deal, Offer, Vehicle
     from reports.models import DashboardSnapshot
 
-    tables = [m._meta.db_table for m in (Shipment, Invoice, Offer, Deal, Vehicle, DashboardSnapshot)]
+    tables = [
+        m._meta.db_table for m in (Shipment, Invoice, Offer, Deal, Vehicle, DashboardSnapshot, ExchangeRate)
+    ]
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(t) for t in tables) + " CASCADE")
     f = factories()

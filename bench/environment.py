@@ -9,6 +9,7 @@ contains "bench", the database; otherwise the bench uses `bench_platform` on tha
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -268,6 +269,9 @@ def prepare() -> Environment:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    # The bench's own table is its output: quiet the in-process platform's INFO lines (the
+    # subprocesses it measures keep production's logging, a cost they really pay).
+    logging.getLogger().setLevel(logging.WARNING)
     return Environment(
         database_url=database_url,
         redis_url=redis_url,

@@ -18,6 +18,8 @@ def run(environment: Environment) -> Result:
     repeats = int(os.environ.get("BENCH_REPEATS", "1" if scaled(0, 1) else "2"))
     rates: dict[str, list[float]] = {"bare": [], "platform": []}
     drains = []
+    # Unmeasured: the first worker after set-up meets cold caches (disk, PostgreSQL, imports).
+    drain(environment, label="overhead-warmup", task_name=PLATFORM_TASK, jobs=min(jobs, 300))
     # ABBA order, so a machine that slows down (or warms up) during the run favours neither.
     order = ["bare", "platform", "platform", "bare"] * ((repeats + 1) // 2)
     for label in order[: 2 * repeats]:
