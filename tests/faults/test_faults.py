@@ -183,6 +183,36 @@ def test_process_killed_between_commit_and_publish(database_url, private_redis, 
     assert distinct == jobs and total == jobs
 
 
+def test_twilio_answers_503_then_hangs_for_30_seconds(database_url, private_redis, fake_twilio, fault_figures):
+    # 10 s of 503s, then 20 s of requests held unanswered (our read timeout cuts them), then
+    # Twilio recovers. The retry budget (5 retries, 1-2 s doubling to 16-32 s) outlasts it.
+    messages = 20
+    env = platform_env(database_url=database_url, redis_url=private_redis.url, **fake_twilio.settings(),
+                       INTEGRATION_CONNECT_TIMEOUT="1", INTEGRATION_READ_TIMEOUT="2",
+                       RATE_LIMITS="twilio=50/s")
+    recipients = [f"+1416555{n:04d}" for n in range(messages)]
+    fake_twilio.outage(seconds=10, status=503)
+    fake_twilio.outage(seconds=20, start_in=10)
+    worker = start_worker(env, name="twilio-outage", queues="notifications", concurrency=4)
+    client = broker_client(private_redis.url)
+    try:
+        for to in recipients:
+            client.send_task("tasks.notifications.send_whatsapp_message",
+                             kwargs={"to": to, "body": "Your vehicle has left the port."}, queue="notifications")
+        wait_until(lambda: len(fake_twilio.messages) >= messages, timeout=150, interval=0.5,
+                   what=lambda: f"{messages} messages; have {len(fake_twilio.messages)}\n{worker.tail(60)}")
+    finally:
+        worker.stop()
+    received = [m["to"].removeprefix("whatsapp:") for m in fake_twilio.messages.values()]
+    failed_calls = len(fake_twilio.requests) - messages
+    fault_figures(submitted=messages, faults=failed_calls, effects=len(received),
+                  lost=len(set(recipients) - set(received)), duplicated=len(received) - len(set(received)),
+                  note=f"{failed_calls} calls refused (503) or hung during the outage; no dead letters")
+    assert sorted(received) == sorted(recipients)
+    assert not DeadLetter.objects.exists()
+    assert failed_calls >= messages  # every job met the outage at least once
+
+
 def test_poison_messages_become_dead_letters_and_the_queue_keeps_flowing(
     database_url, private_redis, marker, fault_figures
 ):

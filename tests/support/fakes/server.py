@@ -64,6 +64,8 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
         self._script: deque[_Scripted] = deque()
+        # (starts, ends, reply or None to hang): time windows in which the provider is down.
+        self._outages: list[tuple[float, float, Reply | None]] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
         self.setup_routes()
@@ -123,6 +125,23 @@ class FakeServer:
         with self._lock:
             self._script.append(_Scripted(None, path_contains, times, delay=seconds))
 
+    def outage(self, *, seconds: float, status: int | None = None, body: Any = None,
+               start_in: float = 0.0) -> None:
+        """From `start_in` seconds from now, for `seconds`: answer every request with `status`,
+        or (status None) hold it unanswered until the window ends, then drop the connection."""
+        starts = time.monotonic() + start_in
+        reply = Reply(status, body or {"message": "Service Unavailable"}, {}) if status else None
+        with self._lock:
+            self._outages.append((starts, starts + seconds, reply))
+
+    def _outage_now(self) -> tuple[float, Reply | None] | None:
+        now = time.monotonic()
+        with self._lock:
+            for starts, ends, reply in self._outages:
+                if starts <= now < ends:
+                    return ends, reply
+        return None
+
     def requests_to(self, path_contains: str, method: str | None = None) -> list[Recorded]:
         return [r for r in list(self.requests)
                 if path_contains in r.path and (method is None or r.method == method.upper())]
@@ -148,6 +167,15 @@ class FakeServer:
         )
         with self._lock:
             self.requests.append(recorded)
+        outage = self._outage_now()
+        if outage is not None:
+            ends, reply = outage
+            if reply is None:
+                self._release.wait(max(0.0, ends - time.monotonic()))
+                handler.close_connection = True
+                return
+            self._send(handler, reply)
+            return
         scripted = self._scripted_for(parts.path)
         if scripted is not None and scripted.delay:
             self._release.wait(scripted.delay)
