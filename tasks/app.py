@@ -40,10 +40,11 @@ app.conf.update(
 )
 
 
-# Task outcome metrics and log lines, publish timestamps, paused queues (platform/jobs/).
-import jobs.task_observability  # noqa: E402,F401
-# Phone numbers masked in every published message's argsrepr/kwargsrepr (results, Flower).
+# Signal handlers every process of the platform needs (platform/jobs/): phone numbers masked
+# in every published message's argsrepr/kwargsrepr (results, Flower); task outcome metrics and
+# log lines, publish timestamps, paused queues.
 import jobs.redaction  # noqa: E402,F401
+import jobs.task_observability  # noqa: E402,F401
 
 
 @signals.task_prerun.connect
@@ -60,7 +61,8 @@ def _drop_unusable_db_connections(**_kwargs) -> None:
 def _use_django_logging(**_kwargs) -> None:
     # Connecting this signal stops Celery from configuring logging itself: Django's LOGGING
     # (applied by django.setup()) stays in charge of the root logger.
-    from django.conf import settings
     from logging.config import dictConfig
+
+    from django.conf import settings
 
     dictConfig(settings.LOGGING)

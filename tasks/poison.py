@@ -35,7 +35,8 @@ def _record(message, exc: Exception, *, kwargs: dict | None = None) -> None:
 
     headers = getattr(message, "headers", None) or {}
     try:
-        body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
+        raw = message.body
+        body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         record_dead_letter(
             task_id=str(headers.get("id") or f"poison-{uuid.uuid4()}"),
             task_name=str(headers.get("task") or "(undecodable message)"),

@@ -31,8 +31,12 @@ def live_worker(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         platform_app.control.purge()
     with start_worker(
-        platform_app, pool="threads", concurrency=4, perform_ping_check=False,
-        loglevel="WARNING", shutdown_timeout=30,
+        platform_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
     ) as worker:
         yield worker
     with django_db_blocker.unblock():
@@ -73,8 +77,9 @@ def private_redis():
 def broker_client(broker_url: str) -> Celery:
     """A bare Celery client that publishes to `broker_url`, as another program would."""
     client = Celery("test-client", broker=broker_url)
-    client.conf.update(task_serializer="json", accept_content=["json"],
-                       broker_connection_retry_on_startup=True)
+    client.conf.update(
+        task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True
+    )
     return client
 
 

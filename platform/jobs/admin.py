@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html
 
 from jobs.dead_letters import discard_dead_letters, replay_dead_letters

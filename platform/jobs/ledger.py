@@ -25,7 +25,7 @@ first's transaction and then sees the claim.
 from __future__ import annotations
 
 from celery import current_task
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 from jobs.models import Effect

@@ -41,19 +41,28 @@ def test_make_run_comes_up_from_a_clean_clone_and_ctrl_c_stops_every_process(tmp
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     (clone / ".venv").symlink_to(ROOT / ".venv")  # the same pinned requirements, installed once
     web_port, flower_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "FLOWER_BASIC_AUTH", "CELERY_BROKER_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "FLOWER_BASIC_AUTH", "CELERY_BROKER_URL")
+    }
     env.update(REDIS_URL=private_redis.url, WEB_PORT=str(web_port), FLOWER_PORT=str(flower_port))
     log = open(tmp_path / "make-run.log", "w+")
-    make = subprocess.Popen(["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    make = subprocess.Popen(
+        ["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
+
         def worker_seen():
             body = _healthz(web_port)
             return body if body and body["checks"]["workers"]["ok"] else None
 
-        body = wait_until(worker_seen, timeout=180, interval=0.5,
-                          what=f"make run to serve /healthz with a worker\n{_tail(log)}")
+        body = wait_until(
+            worker_seen,
+            timeout=180,
+            interval=0.5,
+            what=f"make run to serve /healthz with a worker\n{_tail(log)}",
+        )
         assert body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
         assert (clone / "var" / "db.sqlite3").exists()  # the embedded default database
         flower = requests.get(f"http://127.0.0.1:{flower_port}/", timeout=5)
@@ -63,8 +72,11 @@ def test_make_run_comes_up_from_a_clean_clone_and_ctrl_c_stops_every_process(tmp
     finally:
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's foreground group
         make.wait(90)
-    wait_until(lambda: not _processes_in(clone), timeout=30,
-               what=f"every process to stop; left: {_processes_in(clone)}\n{_tail(log)}")
+    wait_until(
+        lambda: not _processes_in(clone),
+        timeout=30,
+        what=f"every process to stop; left: {_processes_in(clone)}\n{_tail(log)}",
+    )
 
 
 def _tail(log, lines: int = 60) -> str:

@@ -31,9 +31,14 @@ def test_there_is_no_platform_package_at_the_root():
 
 def test_manage_py_imports_the_standard_library_platform(tmp_path):
     out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", PROBE], cwd=ROOT, check=True,
-        capture_output=True, text=True, env=platform_env(database_url="sqlite:///" + str(tmp_path / "db"),
-                                                         redis_url="redis://127.0.0.1:6379/15"),
+        [sys.executable, "manage.py", "shell", "-c", PROBE],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=platform_env(
+            database_url="sqlite:///" + str(tmp_path / "db"), redis_url="redis://127.0.0.1:6379/15"
+        ),
     ).stdout
     module = _last_json_line(out)
     assert _is_stdlib(module["file"]) and module["system"] == "Linux"
@@ -43,9 +48,14 @@ def test_wsgi_application_imports_the_standard_library_platform(tmp_path):
     # As gunicorn loads it: the repository root as working directory, platform/ on the path.
     code = f"import sys; sys.path.insert(0, 'platform'); import config.wsgi; {PROBE}"
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True,
-        env=platform_env(database_url="sqlite:///" + str(tmp_path / "db"),
-                         redis_url="redis://127.0.0.1:6379/15"),
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=platform_env(
+            database_url="sqlite:///" + str(tmp_path / "db"), redis_url="redis://127.0.0.1:6379/15"
+        ),
     ).stdout
     module = _last_json_line(out)
     assert _is_stdlib(module["file"]) and module["system"] == "Linux"
@@ -60,7 +70,9 @@ def test_celery_worker_imports_the_standard_library_platform(database_url, priva
         job = broker_client(private_redis.url).send_task("probe.platform_module", queue="default")
         stored = wait_until(
             lambda: TaskResult.objects.filter(task_id=job.id, status="SUCCESS").first(),
-            timeout=30, what="the probe to finish")
+            timeout=30,
+            what="the probe to finish",
+        )
     finally:
         worker.stop()
     module = json.loads(stored.result)

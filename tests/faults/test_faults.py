@@ -30,8 +30,9 @@ def _effects(prefix: str) -> tuple[int, int]:
 
 def _django(code: str, env: dict) -> subprocess.CompletedProcess:
     script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + code
-    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 RELAY_LOOP = (
@@ -68,8 +69,12 @@ def test_sigkill_workers_repeatedly_while_1000_jobs_run(database_url, private_re
     # unacknowledged: a worker killed in between loses it (celery/celery#7950). acks_late and
     # the visibility timeout bring back everything else; the outbox relay brings back those.
     jobs = 1000
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       CELERY_BROKER_VISIBILITY_TIMEOUT="2", OUTBOX_REPUBLISH_AFTER_SECONDS="5")
+    env = platform_env(
+        database_url=database_url,
+        redis_url=private_redis.url,
+        CELERY_BROKER_VISIBILITY_TIMEOUT="2",
+        OUTBOX_REPUBLISH_AFTER_SECONDS="5",
+    )
     _enqueue_durably(env, marker, jobs, sleep=0.01)
     relay = _start_relay(env)
     workers = [start_worker(env, name=f"victim{i}", concurrency=2) for i in range(2)]
@@ -84,26 +89,36 @@ def test_sigkill_workers_repeatedly_while_1000_jobs_run(database_url, private_re
             workers[slot].proc.wait(10)
             kills += 1
             workers[slot] = start_worker(env, name=f"victim{slot}-{kills}", concurrency=2)
-        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
-                   what=f"all {jobs} effects; have {_effects(marker)}")
+        wait_until(
+            lambda: _effects(marker)[0] >= jobs,
+            timeout=120,
+            interval=0.5,
+            what=f"all {jobs} effects; have {_effects(marker)}",
+        )
     finally:
         for worker in workers:
             worker.stop()
         relay.stop()
     distinct, total = _effects(marker)
     executions = ProbeExecution.objects.filter(marker__startswith=marker).count()
-    fault_figures(submitted=jobs, faults=kills, effects=total, lost=jobs - distinct,
-                  duplicated=total - distinct,
-                  note=f"{executions - jobs} re-executions of killed jobs; "
-                       f"{_relayed(relay, 'republished')} republished by the relay")
+    fault_figures(
+        submitted=jobs,
+        faults=kills,
+        effects=total,
+        lost=jobs - distinct,
+        duplicated=total - distinct,
+        note=f"{executions - jobs} re-executions of killed jobs; "
+        f"{_relayed(relay, 'republished')} republished by the relay",
+    )
     assert kills >= 3
     assert distinct == jobs and total == jobs
 
 
 def test_broker_restarted_without_persistence_mid_run(database_url, private_redis, marker, fault_figures):
     jobs = 300
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       OUTBOX_REPUBLISH_AFTER_SECONDS="3")
+    env = platform_env(
+        database_url=database_url, redis_url=private_redis.url, OUTBOX_REPUBLISH_AFTER_SECONDS="3"
+    )
     _enqueue_durably(env, marker, jobs, sleep=0.02)
     worker = start_worker(env, name="through-restart", concurrency=2)
     relay = None
@@ -112,17 +127,30 @@ def test_broker_restarted_without_persistence_mid_run(database_url, private_redi
         private_redis.restart()  # empty: every queued job is gone
         lost_in_broker = jobs - _effects(marker)[0]
         relay = _start_relay(env)
-        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
-                   what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}")
-        wait_until(lambda: not OutboxMessage.objects.filter(completed_at__isnull=True).exists(),
-                   timeout=30, what="every outbox message completed")
+        wait_until(
+            lambda: _effects(marker)[0] >= jobs,
+            timeout=120,
+            interval=0.5,
+            what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}",
+        )
+        wait_until(
+            lambda: not OutboxMessage.objects.filter(completed_at__isnull=True).exists(),
+            timeout=30,
+            what="every outbox message completed",
+        )
     finally:
         worker.stop()
         if relay:
             relay.stop()
     distinct, total = _effects(marker)
-    fault_figures(submitted=jobs, faults=1, effects=total, lost=jobs - distinct, duplicated=total - distinct,
-                  note=f"about {lost_in_broker} jobs were in the broker when it restarted empty")
+    fault_figures(
+        submitted=jobs,
+        faults=1,
+        effects=total,
+        lost=jobs - distinct,
+        duplicated=total - distinct,
+        note=f"about {lost_in_broker} jobs were in the broker when it restarted empty",
+    )
     assert lost_in_broker > 0
     assert distinct == jobs and total == jobs
 
@@ -144,13 +172,23 @@ def test_workers_database_connections_terminated_mid_run(database_url, private_r
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
                 terminated += cursor.fetchone()[0]
-        wait_until(lambda: _effects(marker)[0] >= jobs, timeout=120, interval=0.5,
-                   what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}")
+        wait_until(
+            lambda: _effects(marker)[0] >= jobs,
+            timeout=120,
+            interval=0.5,
+            what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}",
+        )
     finally:
         worker.stop()
     distinct, total = _effects(marker)
-    fault_figures(submitted=jobs, faults=terminated, effects=total, lost=jobs - distinct,
-                  duplicated=total - distinct, note="connections terminated with pg_terminate_backend")
+    fault_figures(
+        submitted=jobs,
+        faults=terminated,
+        effects=total,
+        lost=jobs - distinct,
+        duplicated=total - distinct,
+        note="connections terminated with pg_terminate_backend",
+    )
     assert connection.vendor == "postgresql" and terminated > 0
     assert distinct == jobs and total == jobs
     assert not DeadLetter.objects.filter(kwargs__marker__startswith=marker).exists()
@@ -158,8 +196,9 @@ def test_workers_database_connections_terminated_mid_run(database_url, private_r
 
 def test_process_killed_between_commit_and_publish(database_url, private_redis, marker, fault_figures):
     jobs = 20
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       OUTBOX_PUBLISH_GRACE_SECONDS="0")
+    env = platform_env(
+        database_url=database_url, redis_url=private_redis.url, OUTBOX_PUBLISH_GRACE_SECONDS="0"
+    )
     for i in range(jobs):
         died = _django(
             "import os\nfrom django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
@@ -178,18 +217,31 @@ def test_process_killed_between_commit_and_publish(database_url, private_redis, 
     finally:
         worker.stop()
     distinct, total = _effects(marker)
-    fault_figures(submitted=jobs, faults=jobs, effects=total, lost=jobs - distinct, duplicated=total - distinct,
-                  note="each enqueuing process died right after COMMIT, before publishing")
+    fault_figures(
+        submitted=jobs,
+        faults=jobs,
+        effects=total,
+        lost=jobs - distinct,
+        duplicated=total - distinct,
+        note="each enqueuing process died right after COMMIT, before publishing",
+    )
     assert distinct == jobs and total == jobs
 
 
-def test_twilio_answers_503_then_hangs_for_30_seconds(database_url, private_redis, fake_twilio, fault_figures):
+def test_twilio_answers_503_then_hangs_for_30_seconds(
+    database_url, private_redis, fake_twilio, fault_figures
+):
     # 10 s of 503s, then 20 s of requests held unanswered (our read timeout cuts them), then
     # Twilio recovers. The retry budget (5 retries, 1-2 s doubling to 16-32 s) outlasts it.
     messages = 20
-    env = platform_env(database_url=database_url, redis_url=private_redis.url, **fake_twilio.settings(),
-                       INTEGRATION_CONNECT_TIMEOUT="1", INTEGRATION_READ_TIMEOUT="2",
-                       RATE_LIMITS="twilio=50/s")
+    env = platform_env(
+        database_url=database_url,
+        redis_url=private_redis.url,
+        **fake_twilio.settings(),
+        INTEGRATION_CONNECT_TIMEOUT="1",
+        INTEGRATION_READ_TIMEOUT="2",
+        RATE_LIMITS="twilio=50/s",
+    )
     recipients = [f"+1416555{n:04d}" for n in range(messages)]
     fake_twilio.outage(seconds=10, status=503)
     fake_twilio.outage(seconds=20, start_in=10)
@@ -197,17 +249,29 @@ def test_twilio_answers_503_then_hangs_for_30_seconds(database_url, private_redi
     client = broker_client(private_redis.url)
     try:
         for to in recipients:
-            client.send_task("tasks.notifications.send_whatsapp_message",
-                             kwargs={"to": to, "body": "Your vehicle has left the port."}, queue="notifications")
-        wait_until(lambda: len(fake_twilio.messages) >= messages, timeout=150, interval=0.5,
-                   what=lambda: f"{messages} messages; have {len(fake_twilio.messages)}\n{worker.tail(60)}")
+            client.send_task(
+                "tasks.notifications.send_whatsapp_message",
+                kwargs={"to": to, "body": "Your vehicle has left the port."},
+                queue="notifications",
+            )
+        wait_until(
+            lambda: len(fake_twilio.messages) >= messages,
+            timeout=150,
+            interval=0.5,
+            what=lambda: f"{messages} messages; have {len(fake_twilio.messages)}\n{worker.tail(60)}",
+        )
     finally:
         worker.stop()
     received = [m["to"].removeprefix("whatsapp:") for m in fake_twilio.messages.values()]
     failed_calls = len(fake_twilio.requests) - messages
-    fault_figures(submitted=messages, faults=failed_calls, effects=len(received),
-                  lost=len(set(recipients) - set(received)), duplicated=len(received) - len(set(received)),
-                  note=f"{failed_calls} calls refused (503) or hung during the outage; no dead letters")
+    fault_figures(
+        submitted=messages,
+        faults=failed_calls,
+        effects=len(received),
+        lost=len(set(recipients) - set(received)),
+        duplicated=len(received) - len(set(received)),
+        note=f"{failed_calls} calls refused (503) or hung during the outage; no dead letters",
+    )
     assert sorted(received) == sorted(recipients)
     assert not DeadLetter.objects.exists()
     assert failed_calls >= messages  # every job met the outage at least once
@@ -223,24 +287,43 @@ def test_poison_messages_become_dead_letters_and_the_queue_keeps_flowing(
         with Connection(private_redis.url) as conn:
             producer = conn.Producer(serializer="json")
             # Broken JSON that claims to be JSON, with otherwise plausible task headers.
-            producer.publish(b'{"not": json', routing_key="default", content_type="application/json",
-                             content_encoding="utf-8", headers={"id": f"{marker}-undecodable", "task": "probe.effect"})
-        client.send_task("probe.no_such_task", kwargs={"marker": marker}, queue="default",
-                         task_id=f"{marker}-unknown")
-        client.send_task("probe.effect", kwargs={"wrong_argument": 1}, queue="default",
-                         task_id=f"{marker}-wrong-args")
+            producer.publish(
+                b'{"not": json',
+                routing_key="default",
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers={"id": f"{marker}-undecodable", "task": "probe.effect"},
+            )
+        client.send_task(
+            "probe.no_such_task", kwargs={"marker": marker}, queue="default", task_id=f"{marker}-unknown"
+        )
+        client.send_task(
+            "probe.effect", kwargs={"wrong_argument": 1}, queue="default", task_id=f"{marker}-wrong-args"
+        )
         client.send_task("probe.effect", kwargs={"marker": f"{marker}-after"}, queue="default")
-        wait_until(lambda: _effects(f"{marker}-after")[0] == 1, timeout=30,
-                   what=f"the healthy job after the poison\n{worker.tail()}")
+        wait_until(
+            lambda: _effects(f"{marker}-after")[0] == 1,
+            timeout=30,
+            what=f"the healthy job after the poison\n{worker.tail()}",
+        )
         letters = wait_until(
             lambda: (lambda found: found if len(found) == 3 else None)(
-                {d.task_id: d for d in DeadLetter.objects.filter(task_id__startswith=marker)}),
-            timeout=30, what="three dead letters")
+                {d.task_id: d for d in DeadLetter.objects.filter(task_id__startswith=marker)}
+            ),
+            timeout=30,
+            what="three dead letters",
+        )
     finally:
         worker.stop()
     assert letters[f"{marker}-undecodable"].exception_type == "tasks.poison.UndecodableMessage"
     assert letters[f"{marker}-unknown"].exception_type == "tasks.poison.UnknownTask"
     assert letters[f"{marker}-wrong-args"].exception_type == "builtins.TypeError"
     assert "wrong_argument" in letters[f"{marker}-wrong-args"].exception_message
-    fault_figures(submitted=4, faults=3, effects=1, lost=0, duplicated=0,
-                  note="3 poison messages -> 3 dead letters; the healthy job after them ran")
+    fault_figures(
+        submitted=4,
+        faults=3,
+        effects=1,
+        lost=0,
+        duplicated=0,
+        note="3 poison messages -> 3 dead letters; the healthy job after them ran",
+    )

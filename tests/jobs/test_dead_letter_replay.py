@@ -13,8 +13,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 def _dead_letter(task_id: str) -> DeadLetter:
-    return wait_until(lambda: DeadLetter.objects.filter(task_id=task_id).first(), timeout=30,
-                      what="a dead letter")
+    return wait_until(
+        lambda: DeadLetter.objects.filter(task_id=task_id).first(), timeout=30, what="a dead letter"
+    )
 
 
 def test_admin_replay_action_reruns_the_job_and_does_not_repeat_its_recorded_effect(admin_client, marker):
@@ -28,8 +29,11 @@ def test_admin_replay_action_reruns_the_job_and_does_not_repeat_its_recorded_eff
     )
     assert response.status_code == 302
 
-    wait_until(lambda: TaskResult.objects.filter(task_id=result.id, status="SUCCESS").exists(),
-               timeout=30, what="the replayed job to succeed")
+    wait_until(
+        lambda: TaskResult.objects.filter(task_id=result.id, status="SUCCESS").exists(),
+        timeout=30,
+        what="the replayed job to succeed",
+    )
     assert result.get(timeout=5) == "done"
     assert ProbeExecution.objects.filter(marker=marker, job_id=result.id).count() == 2
     assert ProbeEffect.objects.filter(marker=marker).count() == 1
@@ -45,10 +49,16 @@ def test_replay_that_fails_again_reopens_the_same_dead_letter(admin_client, mark
 
     admin_client.post(reverse("admin:jobs_deadletter_resolve", args=[letter.pk]), {"do": "replay"})
 
-    wait_until(lambda: ProbeExecution.objects.filter(marker=marker).count() == 2, timeout=30,
-               what="the replay to run")
-    wait_until(lambda: DeadLetter.objects.get(pk=letter.pk).status == DeadLetter.Status.OPEN,
-               timeout=30, what="the dead letter to reopen")
+    wait_until(
+        lambda: ProbeExecution.objects.filter(marker=marker).count() == 2,
+        timeout=30,
+        what="the replay to run",
+    )
+    wait_until(
+        lambda: DeadLetter.objects.get(pk=letter.pk).status == DeadLetter.Status.OPEN,
+        timeout=30,
+        what="the dead letter to reopen",
+    )
     letter.refresh_from_db()
     assert letter.attempts == 2 and letter.replay_count == 1
     assert DeadLetter.objects.filter(task_id=result.id).count() == 1

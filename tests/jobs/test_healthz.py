@@ -38,10 +38,12 @@ def _healthz_in_subprocess(**env) -> tuple[int, dict, float]:
         "from django.test import Client\n"
         "from django.urls import resolve; resolve('/healthz')  # a serving process has its URLconf loaded\n"
         "started = time.monotonic(); r = Client().get('/healthz')\n"
-        "print(json.dumps({'status': r.status_code, 'body': r.json(), 'seconds': time.monotonic() - started}))\n"
+        "seconds = time.monotonic() - started\n"
+        "print(json.dumps({'status': r.status_code, 'body': r.json(), 'seconds': seconds}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     answer = json.loads(out.stdout.strip().splitlines()[-1])
     return answer["status"], answer["body"], answer["seconds"]

