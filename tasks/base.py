@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import random
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import states
 from celery.contrib.django.task import DjangoTask
+from celery.exceptions import Ignore, Reject, Retry
 from django import db
 
 from integrations.errors import RateLimited, TransientError
@@ -27,6 +29,8 @@ from tasks.app import app
 
 # The message header that marks a job published from the outbox (platform/jobs/outbox.py).
 DURABLE_HEADER = "durable"
+# Set on a request once its dead letter is recorded, so it is recorded once.
+_DEAD_LETTERED = "platform_dead_lettered"
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +62,23 @@ class PlatformTask(DjangoTask):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().__call__(*args, **kwargs)
-        except self.transient_errors as exc:
-            if self.request.called_directly:
-                raise
-            if isinstance(exc, db.Error):
-                # The connection is broken: let the retry start from a fresh one.
-                db.close_old_connections()
-            raise self._retry_later(exc) from exc
+            try:
+                return super().__call__(*args, **kwargs)
+            except self.transient_errors as exc:
+                if self.request.called_directly:
+                    raise
+                if isinstance(exc, db.Error):
+                    # The connection is broken: let the retry start from a fresh one.
+                    db.close_old_connections()
+                raise self._retry_later(exc) from exc  # raises exc itself once retries are spent
+        except (Retry, Ignore, Reject):
+            raise
+        except Exception as exc:
+            if not self.request.called_directly:
+                # Record the dead letter before Celery stores the FAILURE state, so whoever sees
+                # the failure (the jobs API, Flower) also finds its dead letter.
+                self._record_dead_letter(exc, traceback.format_exc())
+            raise
 
     def _retry_later(self, exc: BaseException) -> BaseException:
         # The retry carries this job's custom headers (e.g. `durable`) on, plus our own.
@@ -85,7 +98,7 @@ class PlatformTask(DjangoTask):
 
     def retry_countdown(self, exc: BaseException | None = None) -> float:
         """Seconds to wait before the next attempt: exponential, jittered, bounded."""
-        ceiling = min(self.retry_backoff_max, self.retry_backoff_base * 2 ** self.request.retries)
+        ceiling = min(self.retry_backoff_max, self.retry_backoff_base * 2**self.request.retries)
         countdown = random.uniform(ceiling / 2, ceiling)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
@@ -102,22 +115,34 @@ class PlatformTask(DjangoTask):
             mark_completed(task_id, outcome=status)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        # Failures raised by the task were recorded in __call__; this catches the rest, e.g. a
+        # hard time limit, reported by the worker's main process after it killed the child.
+        if not self.request.get(_DEAD_LETTERED):
+            self._record_dead_letter(
+                exc, einfo.traceback if einfo else "", task_id=task_id, args=args, kwargs=kwargs
+            )
+
+    def _record_dead_letter(
+        self, exc: BaseException, traceback_text: str, *, task_id: str | None = None, args=None, kwargs=None
+    ) -> None:  # noqa: ANN001
         from jobs.dead_letters import record_dead_letter
 
+        request = self.request
         try:
             record_dead_letter(
-                task_id=task_id,
+                task_id=task_id or request.id,
                 task_name=self.name,
-                args=list(args or ()),
-                kwargs=dict(kwargs or {}),
-                queue=(self.request.delivery_info or {}).get("routing_key") or "",
+                args=list(request.args if args is None else args or ()),
+                kwargs=dict(request.kwargs if kwargs is None else kwargs or {}),
+                queue=(request.delivery_info or {}).get("routing_key") or "",
                 exc=exc,
-                traceback=einfo.traceback if einfo else "",
-                attempts=(self.request.retries or 0) + 1,
-                first_failed_at=self.request.get("first_failed_at"),
+                traceback=traceback_text,
+                attempts=(request.retries or 0) + 1,
+                first_failed_at=request.get("first_failed_at"),
             )
+            setattr(request, _DEAD_LETTERED, True)
         except Exception:  # the job already failed; never hide that behind a bookkeeping error
-            logger.exception("could not record dead letter for %s[%s]", self.name, task_id)
+            logger.exception("could not record dead letter for %s[%s]", self.name, task_id or request.id)
 
 
 def _now_iso() -> str:
@@ -129,4 +154,8 @@ def platform_task(*, name: str, **options: Any):
 
     The name is explicit (it is part of the contract); options override PlatformTask's
     defaults (`soft_time_limit`, `time_limit`, `max_retries`, `queue`...)."""
+    soft, hard = options.get("soft_time_limit"), options.get("time_limit")
+    if soft and hard and soft >= hard:
+        # billiard then never enforces the hard limit: a stuck task would hold its process forever.
+        raise ValueError(f"{name}: soft_time_limit ({soft}) must be below time_limit ({hard})")
     return app.task(base=PlatformTask, name=name, bind=True, **options)

@@ -37,3 +37,12 @@ def test_countdown_never_exceeds_the_bound():
 def test_countdown_honours_the_providers_retry_after():
     exc = TransientError("slow down", provider="twilio", code=429, retry_after=42)
     assert min(_countdowns(flaky, 0, exc)) >= 42
+
+
+def test_a_soft_time_limit_at_or_above_the_hard_one_is_refused_at_declaration():
+    import pytest
+
+    from tasks.base import platform_task
+
+    with pytest.raises(ValueError, match="soft_time_limit"):
+        platform_task(name="probe.misdeclared", soft_time_limit=60, time_limit=30)

@@ -62,7 +62,12 @@ def test_transient_error_every_time_stops_at_the_bound_and_becomes_a_dead_letter
     assert letter.attempts == probe.always_transient.max_retries + 1
     assert letter.exception_type == "integrations.errors.TransientError"
     assert letter.first_failed_at < letter.last_failed_at
-    assert TaskResult.objects.get(task_id=result.id).status == "FAILURE"
+    # The dead letter is written first, then the FAILURE state.
+    wait_until(
+        lambda: TaskResult.objects.filter(task_id=result.id, status="FAILURE").exists(),
+        timeout=10,
+        what="the FAILURE state",
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from jobs.models import DeadLetter
 from tests.conftest import broker_client
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 from tests.support.processes import platform_env, start_worker, wait_until
@@ -74,3 +75,22 @@ def test_job_of_a_killed_pool_process_is_requeued_at_once_and_its_effect_happens
     assert executions.count() == 2
     assert child not in {e.pid for e in executions.exclude(pid=child)}
     assert ProbeEffect.objects.filter(marker=marker).count() == 1
+
+
+def test_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_url, private_redis, marker):
+    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    worker = start_worker(env, name="limits", concurrency=1)
+    try:
+        job = broker_client(private_redis.url).send_task(
+            "probe.overrun", kwargs={"marker": marker}, queue="default"
+        )
+        letter = wait_until(
+            lambda: DeadLetter.objects.filter(task_id=job.id).first(),
+            timeout=30,
+            what=lambda: f"a dead letter\n{worker.tail()}",
+        )
+    finally:
+        worker.stop()
+    assert letter.exception_type.endswith("TimeLimitExceeded")
+    assert letter.kwargs == {"marker": marker}
+    assert ProbeExecution.objects.filter(marker=marker).count() == 1

@@ -280,6 +280,15 @@ RATE_LIMITS = {
 # never makes the provider see more than N in one of its windows.
 RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.1)
 
+# --- Trigger API (platform/trigger_api/conf.py) ----------------------------------------------
+# Requests per API key per window, shared by every web process through Redis ("600/m", "20/s").
+API_RATE_LIMIT = env("API_RATE_LIMIT", default="600/m")
+API_MAX_BODY_BYTES = 64 * 1024  # 413 past this
+API_MAX_BULK_RECIPIENTS = 1000  # recipients one bulk WhatsApp job may name
+API_IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # an Idempotency-Key returns its first job this long
+# One publish to the broker from a request: fail fast, so a hung broker still answers 503 in 2 s.
+API_PUBLISH_TIMEOUT_SECONDS = 0.3
+
 # --- Flower ---------------------------------------------------------------------------------
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
 

@@ -3,6 +3,7 @@
 import os
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -109,3 +110,13 @@ def twilio_send(self, marker: str, to: str) -> str:
     from integrations.twilio_whatsapp import get_whatsapp_client
 
     return get_whatsapp_client().send_text(to=to, body=f"probe {marker}").sid
+
+
+@platform_task(name="probe.overrun", soft_time_limit=0.5, time_limit=1.5)
+def overrun(self, marker: str) -> None:
+    """Ignore the soft time limit and outlive the hard one: the worker kills the child."""
+    _finish(_record_execution(self))
+    try:
+        time.sleep(10)
+    except SoftTimeLimitExceeded:
+        time.sleep(10)
