@@ -2,9 +2,11 @@
 
 import statistics
 
+import pytest
 from celery import Task
 
 from integrations.errors import TransientError
+from tasks.base import platform_task
 from tests.support.probe.tasks import flaky
 
 
@@ -40,9 +42,5 @@ def test_countdown_honours_the_providers_retry_after():
 
 
 def test_a_soft_time_limit_at_or_above_the_hard_one_is_refused_at_declaration():
-    import pytest
-
-    from tasks.base import platform_task
-
     with pytest.raises(ValueError, match="soft_time_limit"):
         platform_task(name="probe.misdeclared", soft_time_limit=60, time_limit=30)
