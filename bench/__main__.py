@@ -5,7 +5,7 @@ module not written yet) reports why in its row, and the others still run.
 
 Environment: DATABASE_URL (PostgreSQL; default postgres://postgres@127.0.0.1:5432/bench_platform,
 created and migrated here), BENCH_QUICK=1 (small counts, a smoke run), BENCH_ONLY=1,3,api (run
-some: by number or key), BENCH_REPEATS (drains per configuration in benchmark 1, default 2),
+some: by number or key), BENCH_REPEATS (drains per configuration in benchmarks 1 and 2, default 2),
 BENCH_REDIS_URL (use this Redis instead of a private redis-server), BENCH_KEEP_LOGS=1 (keep the
 workers' and gunicorn's logs; their directory is printed).
 """
