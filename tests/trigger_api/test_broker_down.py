@@ -26,6 +26,8 @@ import django
 django.setup()
 from django.test import Client
 from trigger_api.models import AcceptedJob
+from django.urls import resolve
+resolve("/api/v1/jobs")  # a serving process has its URLconf (and the API's schemas) loaded
 client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION="Bearer " + os.environ["TEST_API_KEY"])
 answers = []
 for attempt in range(2):  # the second one meets a pool that already failed once
