@@ -1,0 +1,12 @@
+"""CI's entry point is a valid shell script that runs the README's test command."""
+
+import subprocess
+
+from tests.support.processes import ROOT
+
+
+def test_ci_script_parses_and_runs_make_test():
+    script = ROOT / ".ci" / "run"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    commands = [line.strip() for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert "make test" in commands
