@@ -116,11 +116,13 @@ class PlatformTask(DjangoTask):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
         # Failures raised by the task were recorded in __call__; this catches the rest, e.g. a
-        # hard time limit, reported by the worker's main process after it killed the child.
-        if not self.request.get(_DEAD_LETTERED):
-            self._record_dead_letter(
-                exc, einfo.traceback if einfo else "", task_id=task_id, args=args, kwargs=kwargs
-            )
+        # hard time limit, reported by the worker's main process after it killed the child. There
+        # self.request is the task's shared default context, not this job's: compare ids.
+        if self.request.id == task_id and self.request.get(_DEAD_LETTERED):
+            return
+        self._record_dead_letter(
+            exc, einfo.traceback if einfo else "", task_id=task_id, args=args, kwargs=kwargs
+        )
 
     def _record_dead_letter(
         self, exc: BaseException, traceback_text: str, *, task_id: str | None = None, args=None, kwargs=None
@@ -140,7 +142,8 @@ class PlatformTask(DjangoTask):
                 attempts=(request.retries or 0) + 1,
                 first_failed_at=request.get("first_failed_at"),
             )
-            setattr(request, _DEAD_LETTERED, True)
+            if request.id == (task_id or request.id):
+                setattr(request, _DEAD_LETTERED, True)
         except Exception:  # the job already failed; never hide that behind a bookkeeping error
             logger.exception("could not record dead letter for %s[%s]", self.name, task_id or request.id)
 

@@ -77,20 +77,24 @@ def test_job_of_a_killed_pool_process_is_requeued_at_once_and_its_effect_happens
     assert ProbeEffect.objects.filter(marker=marker).count() == 1
 
 
-def test_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_url, private_redis, marker):
+def test_every_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_url, private_redis, marker):
+    # Twice in one worker: the main process reports both (it has no per-job context of its own).
     env = platform_env(database_url=database_url, redis_url=private_redis.url)
     worker = start_worker(env, name="limits", concurrency=1)
+    client = broker_client(private_redis.url)
     try:
-        job = broker_client(private_redis.url).send_task(
-            "probe.overrun", kwargs={"marker": marker}, queue="default"
-        )
-        letter = wait_until(
-            lambda: DeadLetter.objects.filter(task_id=job.id).first(),
-            timeout=30,
-            what=lambda: f"a dead letter\n{worker.tail()}",
+        jobs = [
+            client.send_task("probe.overrun", kwargs={"marker": f"{marker}-{n}"}, queue="default")
+            for n in range(2)
+        ]
+        letters = wait_until(
+            lambda: (lambda found: found if len(found) == 2 else None)(
+                list(DeadLetter.objects.filter(task_id__in=[job.id for job in jobs]))
+            ),
+            timeout=40,
+            what=lambda: f"two dead letters\n{worker.tail()}",
         )
     finally:
         worker.stop()
-    assert letter.exception_type.endswith("TimeLimitExceeded")
-    assert letter.kwargs == {"marker": marker}
-    assert ProbeExecution.objects.filter(marker=marker).count() == 1
+    assert all(letter.exception_type.endswith("TimeLimitExceeded") for letter in letters)
+    assert {letter.kwargs["marker"] for letter in letters} == {f"{marker}-0", f"{marker}-1"}
