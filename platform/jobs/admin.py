@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils.html import format_html
 
-from jobs.dead_letters import discard_dead_letters, replay_dead_letters
+from jobs.dead_letters import ReplayFailed, discard_dead_letters, replay_dead_letters
 from jobs.models import DeadLetter, Effect, OutboxMessage
 
 
@@ -56,7 +56,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay selected dead letters (same job id)", permissions=["change"])
     def replay_selected(self, request, queryset) -> None:
-        count = replay_dead_letters(list(queryset), by=request.user.get_username())
+        try:
+            count = replay_dead_letters(list(queryset), by=request.user.get_username())
+        except ReplayFailed as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(request, f"Replayed {count} dead letter(s).", messages.SUCCESS)
 
     @admin.action(description="Discard selected dead letters", permissions=["change"])

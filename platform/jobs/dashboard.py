@@ -25,7 +25,7 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from jobs import queue_ops
-from jobs.dead_letters import replay_dead_letters
+from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _act(request) -> None:  # noqa: ANN001
             messages.success(request, f"Replayed {count} dead letter(s) of {task_name or 'every task'}.")
         else:
             messages.error(request, f"action: unknown action {action!r}.")
-    except ValueError as exc:
+    except (ValueError, ReplayFailed) as exc:
         messages.error(request, str(exc))
     except Exception as exc:  # the broker is down: say so instead of a 500
         logger.exception("ops dashboard action %s failed", action)

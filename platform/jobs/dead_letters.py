@@ -60,36 +60,55 @@ def record_dead_letter(
             letter.refresh_from_db()
     logger.warning(
         "dead letter: %s[%s] gave up after %s attempt(s): %s",
-        task_name, task_id, attempts, exception_type,
+        task_name,
+        task_id,
+        attempts,
+        exception_type,
     )
     return letter
+
+
+class ReplayFailed(RuntimeError):
+    """The broker refused a replayed job; that dead letter (and any after it) stays open."""
 
 
 def replay_dead_letters(letters, *, by: str = "") -> int:
     """Run each open dead letter's job again under its original id; returns how many.
 
-    The job keeps its id, so effects recorded in the ledger by earlier attempts are skipped."""
+    The job keeps its id, so effects recorded in the ledger by earlier attempts are skipped. The
+    letter is marked replayed only once the broker has the job: with the broker down it stays
+    open (ReplayFailed), never closed with no job behind it."""
     from tasks.app import app
 
     replayed = 0
     for letter in letters:
         with transaction.atomic():
-            updated = DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.OPEN).update(
+            # Locked while publishing: if the replay fails again at once, the worker's update
+            # of this row waits for our commit and reopens it after we mark it replayed.
+            locked = (
+                DeadLetter.objects.select_for_update()
+                .filter(pk=letter.pk, status=DeadLetter.Status.OPEN)
+                .first()
+            )
+            if locked is None:
+                continue  # someone else replayed or discarded it meanwhile
+            try:
+                app.send_task(
+                    locked.task_name,
+                    args=locked.args,
+                    kwargs=locked.kwargs,
+                    task_id=locked.task_id,
+                    queue=locked.queue or None,
+                )
+            except Exception as exc:
+                raise ReplayFailed(
+                    f"could not replay {locked} ({replayed} replayed before it): {type(exc).__name__}: {exc}"
+                ) from exc
+            DeadLetter.objects.filter(pk=locked.pk).update(
                 status=DeadLetter.Status.REPLAYED,
                 replay_count=F("replay_count") + 1,
                 resolved_at=timezone.now(),
                 resolved_by=by,
-            )
-            if not updated:
-                continue  # someone else replayed or discarded it meanwhile
-            transaction.on_commit(
-                lambda letter=letter: app.send_task(
-                    letter.task_name,
-                    args=letter.args,
-                    kwargs=letter.kwargs,
-                    task_id=letter.task_id,
-                    queue=letter.queue or None,
-                )
             )
         replayed += 1
         logger.info("dead letter replayed: %s[%s] by %s", letter.task_name, letter.task_id, by or "?")

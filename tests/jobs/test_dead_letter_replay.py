@@ -1,13 +1,17 @@
 """Dead letters in admin: replay runs the job again under its id; done effects are not redone."""
 
+import subprocess
+import sys
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from jobs.models import DeadLetter
 from tests.support.probe import tasks as probe
 from tests.support.probe.models import ProbeEffect, ProbeExecution
-from tests.support.processes import wait_until
+from tests.support.processes import ROOT, free_port, platform_env, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("live_worker")]
 
@@ -87,3 +91,32 @@ def test_dead_letter_page_shows_the_traceback_and_replay_buttons(admin_client, m
     html = page.content.decode()
     assert "Traceback" in html and "ValueError" in html
     assert 'value="replay"' in html and 'value="discard"' in html
+
+
+def test_replay_with_the_broker_down_leaves_the_dead_letter_open(database_url):
+    now = timezone.now()
+    letter = DeadLetter.objects.create(
+        task_id="job-to-replay",
+        task_name="probe.effect",
+        kwargs={"marker": "m"},
+        exception_type="E",
+        first_failed_at=now,
+        last_failed_at=now,
+    )
+    env = platform_env(database_url=database_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    code = (
+        "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n"
+        "from jobs.dead_letters import ReplayFailed, replay_dead_letters\n"
+        "from jobs.models import DeadLetter\n"
+        "try:\n"
+        "    replay_dead_letters(list(DeadLetter.objects.all()), by='ops')\n"
+        "except ReplayFailed as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert "refused:" in out.stdout, out.stderr[-2000:]
+    letter.refresh_from_db()
+    assert letter.status == DeadLetter.Status.OPEN and letter.replay_count == 0
