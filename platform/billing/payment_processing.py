@@ -24,7 +24,7 @@ from django.db.models import Max
 from audit.services import record_audit
 from billing.models import Invoice, PaymentAttempt
 from billing.services import transition_invoice
-from integrations.errors import PaymentDeclined
+from integrations.errors import PaymentDeclined, PermanentError
 from integrations.stripe_payments import PaymentIntent, get_payments_client, idempotency_key, to_minor_units
 from marketplace.models import Deal
 from marketplace.services import transition_deal
@@ -59,7 +59,9 @@ def advance_invoice_payment(*, invoice_id: int, actor: str) -> str:
             return _record_failure(invoice_id=invoice_id, attempt_id=attempt.pk,
                                    code=str(exc.code or "declined"), message=exc.message, actor=actor)
     if intent.status == "succeeded":
-        return _record_payment(invoice_id=invoice_id, attempt_id=attempt.pk, intent=intent, actor=actor)
+        outcome = record_payment(invoice_id=invoice_id, payment_intent_id=intent.id,
+                                 amount_minor=intent.amount, actor=actor, attempt_id=attempt.pk)
+        return "skipped:paid" if outcome == "already paid" else outcome
     if intent.status == "canceled" or (intent.status == "requires_payment_method" and intent.last_error_code):
         return _record_failure(invoice_id=invoice_id, attempt_id=attempt.pk,
                                code=intent.last_error_code or intent.status, message="", actor=actor)
@@ -97,21 +99,36 @@ def _update_attempt_status(*, attempt_id: int, status: str) -> None:
         stripe_status=status)
 
 
-def _record_payment(*, invoice_id: int, attempt_id: int, intent: PaymentIntent, actor: str) -> str:
-    """The payment is recorded once: the locked invoice is paid by the first caller only."""
+def record_payment(
+    *, invoice_id: int, payment_intent_id: str, amount_minor: int | None, actor: str,
+    attempt_id: int | None = None,
+) -> str:
+    """Record a succeeded Stripe payment once: the invoice is paid, the payment audited
+    ("payment_recorded") and the deal marked paid when none of its invoices is still owed, which
+    is what lets the broker's commission be computed. The one service both the payments task and
+    the Stripe webhook call. Returns "paid", or "already paid" for every caller after the first."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         if invoice.status == Invoice.Status.PAID:
-            return "skipped:paid"
-        PaymentAttempt.objects.filter(pk=attempt_id).update(stripe_status=intent.status, error_code="")
+            return "already paid"
+        if invoice.status in (Invoice.Status.VOID, Invoice.Status.DRAFT):
+            raise PermanentError(f"payment succeeded for a {invoice.status} invoice: needs a person",
+                                 provider="stripe", code="unexpected_payment")
+        attempts = (PaymentAttempt.objects.filter(pk=attempt_id) if attempt_id is not None
+                    else PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id))
+        attempts.update(stripe_status="succeeded", error_code="")
+        if invoice.status == Invoice.Status.FAILED:
+            # failed -> paid is not a direct transition: the payment went back in flight, then landed.
+            transition_invoice(invoice_id=invoice_id, to=Invoice.Status.PROCESSING, actor=actor)
         transition_invoice(invoice_id=invoice_id, to=Invoice.Status.PAID, actor=actor)
         record_audit(actor=actor, action="payment_recorded", obj=invoice,
-                     changes={"payment_intent": [None, intent.id], "amount_minor": [None, intent.amount]})
+                     changes={"payment_intent": [None, payment_intent_id],
+                              "amount_minor": [None, amount_minor]})
         deal = Deal.objects.select_for_update().get(pk=invoice.deal_id)
         if deal.status == Deal.Status.INVOICED and not deal.invoices.exclude(
                 status__in=(Invoice.Status.PAID, Invoice.Status.VOID)).exists():
             transition_deal(deal_id=deal.pk, to=Deal.Status.PAID, actor=actor)
-    logger.info("invoice %s paid (payment intent %s)", invoice_id, intent.id)
+    logger.info("invoice %s paid (payment intent %s)", invoice_id, payment_intent_id)
     return "paid"
 
 

@@ -1,10 +1,12 @@
 """Apply a verified Stripe payment event to its invoice, once (the service behind
 tasks.webhooks.apply_stripe_event).
 
-Stripe's word is final about money: payment_intent.succeeded pays the invoice (from open,
-processing, or failed via processing); payment_intent.payment_failed fails an invoice whose
-payment is in flight and leaves any other alone, so a late failure of an old attempt never
-undoes a payment. Each event is claimed in the effect ledger in the same transaction as the
+Stripe's word is final about money: payment_intent.succeeded records the payment through
+billing.payment_processing.record_payment, the same service the payments task uses (invoice paid,
+payment audited, deal marked paid); payment_intent.payment_failed fails the invoice only when the
+failed intent is the invoice's current one and its payment is in flight, so a late failure of an
+old attempt never fails the current payment nor undoes one, and never moves a succeeded attempt
+backwards. Each event is claimed in the effect ledger in the same transaction as the
 invoice change; the webhook's unique event id already stops replays from being enqueued.
 """
 
@@ -15,6 +17,7 @@ import logging
 from django.db import transaction
 
 from billing.models import Invoice, PaymentAttempt
+from billing.payment_processing import record_payment
 from billing.services import transition_invoice
 from integrations.errors import PermanentError, TransientError
 from jobs.ledger import claim_effect
@@ -45,7 +48,13 @@ def find_invoice_id(*, payment_intent_id: str, invoice_id: str = "") -> int | No
 
 
 def apply_stripe_event(
-    *, event_id: str, event_type: str, payment_intent_id: str, invoice_id: str = "", job_id: str
+    *,
+    event_id: str,
+    event_type: str,
+    payment_intent_id: str,
+    invoice_id: str = "",
+    amount_minor: int | None = None,
+    job_id: str,
 ) -> str:
     """Apply one event; returns what happened ("paid", "failed", "unchanged", "already applied")."""
     if event_type not in (SUCCEEDED, FAILED):
@@ -66,37 +75,25 @@ def apply_stripe_event(
     with transaction.atomic():
         if not claim_effect(f"stripe-event:{event_id}", job_id=job_id):
             return "already applied"
-        invoice = Invoice.objects.select_for_update().get(pk=found)
-        PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id).update(
-            stripe_status="succeeded" if event_type == SUCCEEDED else "requires_payment_method"
-        )
         if event_type == SUCCEEDED:
-            outcome = _pay(invoice)
+            outcome = record_payment(
+                invoice_id=found, payment_intent_id=payment_intent_id, amount_minor=amount_minor, actor=ACTOR
+            )
+            outcome = "unchanged" if outcome == "already paid" else outcome
         else:
-            outcome = _fail(invoice)
+            outcome = _fail(invoice_id=found, payment_intent_id=payment_intent_id)
     logger.info("stripe event %s (%s) on invoice %s: %s", event_id, event_type, found, outcome)
     return outcome
 
 
-def _pay(invoice: Invoice) -> str:
-    status = invoice.status
-    if status == Invoice.Status.PAID:
-        return "unchanged"
-    if status in (Invoice.Status.VOID, Invoice.Status.DRAFT):
-        raise PermanentError(
-            f"payment succeeded for a {status} invoice: needs a person",
-            provider="stripe",
-            code="unexpected_payment",
-        )
-    if status == Invoice.Status.FAILED:
-        # failed -> paid is not a direct transition: the payment went back in flight, then landed.
-        transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.PROCESSING, actor=ACTOR)
-    transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.PAID, actor=ACTOR)
-    return "paid"
-
-
-def _fail(invoice: Invoice) -> str:
-    if invoice.status != Invoice.Status.PROCESSING:
+def _fail(*, invoice_id: int, payment_intent_id: str) -> str:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    # A succeeded attempt is final: a failure event for its intent arriving late changes nothing.
+    PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id).exclude(
+        stripe_status="succeeded"
+    ).update(stripe_status="requires_payment_method")
+    # Only the invoice's current intent decides it: a failure of an older attempt's intent is history.
+    if invoice.stripe_payment_intent_id != payment_intent_id or invoice.status != Invoice.Status.PROCESSING:
         return "unchanged"
     transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.FAILED, actor=ACTOR)
     return "failed"

@@ -51,6 +51,7 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
                 event_type=event.type,
                 payment_intent_id=str(intent.get("id") or ""),
                 invoice_id=str((intent.get("metadata") or {}).get("invoice_id") or ""),
+                amount_minor=intent.get("amount") if isinstance(intent.get("amount"), int) else None,
             )
             WebhookEvent.objects.filter(pk=record.pk).update(job_id=job_id)
     except IntegrityError:

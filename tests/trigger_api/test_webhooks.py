@@ -15,10 +15,11 @@ from django.test import Client
 from twilio.request_validator import RequestValidator
 
 from audit.models import AuditLog
-from billing.models import Invoice
+from billing.models import Invoice, PaymentAttempt
 from jobs.models import OutboxMessage
+from marketplace.models import Deal
 from messaging.models import WhatsAppMessage
-from tests.factories import make_invoice, make_whatsapp_message
+from tests.factories import make_invoice, make_payment_attempt, make_whatsapp_message
 from tests.support.processes import wait_until
 from tests.trigger_api.conftest import assert_error
 from trigger_api.models import WebhookEvent
@@ -130,8 +131,9 @@ def test_stripe_events_we_do_not_apply_are_acknowledged_and_ignored():
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("live_worker")
-def test_payment_succeeded_pays_the_invoice_through_a_durable_job():
+def test_payment_succeeded_pays_the_invoice_and_the_deal_through_a_durable_job():
     invoice = make_invoice(status=Invoice.Status.PROCESSING, stripe_payment_intent_id="pi_paid_1")
+    assert invoice.deal.status == Deal.Status.INVOICED
     payload = stripe_event("payment_intent.succeeded", intent_id="pi_paid_1")
 
     response = post_stripe(csrf_client(), payload, stripe_signature(payload))
@@ -146,6 +148,13 @@ def test_payment_succeeded_pays_the_invoice_through_a_durable_job():
         what="the invoice to be paid",
     )
     assert Invoice.objects.get(pk=invoice.pk).paid_at is not None
+    # The same recording as the payments task: the deal is paid (so its commission can be
+    # computed) and the payment is audited with what Stripe says was paid.
+    assert Deal.objects.get(pk=invoice.deal_id).status == Deal.Status.PAID
+    recorded = AuditLog.objects.get(
+        object_type="billing.invoice", object_id=str(invoice.pk), action="payment_recorded"
+    )
+    assert recorded.changes == {"payment_intent": [None, "pi_paid_1"], "amount_minor": [None, 125000]}
     wait_until(lambda: OutboxMessage.objects.get(job_id=job_id).completed_at, timeout=30, what="completion")
 
 
@@ -173,11 +182,9 @@ def test_a_replayed_stripe_event_changes_nothing_the_second_time():
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("live_worker")
-def test_payment_failed_fails_an_invoice_in_flight_found_by_its_metadata():
-    invoice = make_invoice(status=Invoice.Status.PROCESSING)
-    payload = stripe_event(
-        "payment_intent.payment_failed", intent_id="pi_unknown_to_us", invoice_id=invoice.pk
-    )
+def test_payment_failed_fails_the_invoice_whose_current_payment_it_is():
+    invoice = make_invoice(status=Invoice.Status.PROCESSING, stripe_payment_intent_id="pi_failing")
+    payload = stripe_event("payment_intent.payment_failed", intent_id="pi_failing", invoice_id=invoice.pk)
 
     assert post_stripe(csrf_client(), payload, stripe_signature(payload)).status_code == 200
 
@@ -220,6 +227,67 @@ def test_a_late_failure_never_undoes_a_payment():
     )
 
     assert outcome == "unchanged"
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID
+
+
+@pytest.mark.django_db
+def test_a_payment_found_by_metadata_pays_the_invoice_and_the_deal():
+    from trigger_api.stripe_events import apply_stripe_event
+
+    invoice = make_invoice(status=Invoice.Status.OPEN)  # the intent id was never stored
+
+    outcome = apply_stripe_event(
+        event_id="evt_meta",
+        event_type="payment_intent.succeeded",
+        payment_intent_id="pi_not_stored",
+        invoice_id=str(invoice.pk),
+        amount_minor=125000,
+        job_id="job-meta",
+    )
+
+    assert outcome == "paid"
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID
+    assert Deal.objects.get(pk=invoice.deal_id).status == Deal.Status.PAID
+
+
+@pytest.mark.django_db
+def test_a_late_failure_of_an_old_intent_leaves_the_current_payment_alone():
+    from trigger_api.stripe_events import apply_stripe_event
+
+    invoice = make_invoice(status=Invoice.Status.PROCESSING, stripe_payment_intent_id="pi_current")
+    make_payment_attempt(invoice=invoice, number=1, stripe_payment_intent_id="pi_old",
+                         stripe_status="canceled")
+    make_payment_attempt(invoice=invoice, number=2, stripe_payment_intent_id="pi_current",
+                         stripe_status="processing")
+
+    outcome = apply_stripe_event(
+        event_id="evt_old_failure",
+        event_type="payment_intent.payment_failed",
+        payment_intent_id="pi_old",
+        invoice_id=str(invoice.pk),
+        job_id="job-old-failure",
+    )
+
+    assert outcome == "unchanged"
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PROCESSING
+    assert PaymentAttempt.objects.get(invoice=invoice, number=2).stripe_status == "processing"
+
+
+@pytest.mark.django_db
+def test_a_late_failure_never_moves_a_succeeded_attempt_backwards():
+    from trigger_api.stripe_events import apply_stripe_event
+
+    invoice = make_invoice(status=Invoice.Status.PAID, stripe_payment_intent_id="pi_done")
+    make_payment_attempt(invoice=invoice, stripe_payment_intent_id="pi_done", stripe_status="succeeded")
+
+    apply_stripe_event(
+        event_id="evt_done_failure",
+        event_type="payment_intent.payment_failed",
+        payment_intent_id="pi_done",
+        job_id="job-done-failure",
+    )
+
+    assert PaymentAttempt.objects.get(invoice=invoice).stripe_status == "succeeded"
     assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID
 
 
