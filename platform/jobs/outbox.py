@@ -85,9 +85,11 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
     grace = timedelta(seconds=settings.OUTBOX_PUBLISH_GRACE_SECONDS)
     republish_after = timedelta(seconds=settings.OUTBOX_REPUBLISH_AFTER_SECONDS)
     counts = {"published": 0, "republished": 0, "completed": 0, "failed": 0}
+    # A job with a countdown waits, reserved by a worker, until its ETA: count from then.
     due_rows = OutboxMessage.objects.filter(completed_at__isnull=True).filter(
         Q(published_at__isnull=True, created_at__lt=now - grace)
-        | Q(published_at__lt=now - republish_after)
+        | Q(published_at__lt=now - republish_after, eta__isnull=True)
+        | Q(published_at__isnull=False, eta__lt=now - republish_after)
     )
     if not due_rows.exists():
         return counts  # idle: this one indexed query is the whole cost of a sweep

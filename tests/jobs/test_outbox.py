@@ -136,3 +136,22 @@ def test_idle_relay_sweep_costs_one_query(django_assert_num_queries):
     with override_settings(OUTBOX_REPUBLISH_AFTER_SECONDS=900):
         with django_assert_num_queries(1):
             relay_outbox()
+
+
+def test_a_published_job_with_a_countdown_is_not_republished_before_its_eta(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.OUTBOX_REPUBLISH_AFTER_SECONDS = 60
+    long_ago = timezone.now() - timedelta(hours=1)
+    waiting = OutboxMessage.objects.create(
+        task_name="probe.effect",
+        kwargs={"marker": "later"},
+        published_at=long_ago,
+        eta=timezone.now() + timedelta(minutes=30),
+    )
+
+    assert relay_outbox()["republished"] == 0
+    waiting.refresh_from_db()
+    assert waiting.publish_attempts == 0
