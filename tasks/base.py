@@ -49,8 +49,9 @@ class PlatformTask(DjangoTask):
     # visibility_timeout (config/settings/base.py), or waiting messages would be redelivered.
     retry_backoff_base = 2.0
     retry_backoff_max = 600.0
-    # Rate-limit deferrals are bounded too, separately from failures.
-    max_rate_limit_deferrals = 100
+    # Rate-limit deferrals are bounded too, separately from failures: a job still rate-limited
+    # after this many (an hour or more at a per-second limit) counts its next one as a failure.
+    max_rate_limit_deferrals = 1000
 
     # What waiting can heal. Database connection errors are transient: the server restarted
     # or dropped us, and the next attempt gets a new connection.
@@ -90,7 +91,7 @@ class PlatformTask(DjangoTask):
                 # Not a failure: keep the attempt number (Task.retry adds one back), so the
                 # retry budget and the failure backoff are untouched.
                 self.request.retries -= 1
-                countdown = (exc.retry_after or 1.0) + random.uniform(0, 0.25)
+                countdown = rate_limited_countdown(exc.retry_after)
                 headers.update(rate_limit_deferrals=deferrals + 1, first_failed_at=first_failed_at)
                 return self.retry(exc=exc, countdown=countdown, headers=headers)
         headers.update(first_failed_at=first_failed_at or _now_iso())
@@ -146,6 +147,14 @@ class PlatformTask(DjangoTask):
                 setattr(request, _DEAD_LETTERED, True)
         except Exception:  # the job already failed; never hide that behind a bookkeeping error
             logger.exception("could not record dead letter for %s[%s]", self.name, task_id or request.id)
+
+
+def rate_limited_countdown(retry_after: float | None) -> float:
+    """When a rate-limited job tries again: after the limiter's wait, spread over one more such
+    wait (at least a second), so the waiters do not all wake when the oldest slot frees and all
+    but one be deferred again."""
+    wait = retry_after or 1.0
+    return wait + random.uniform(0, max(1.0, wait))
 
 
 def _now_iso() -> str:

@@ -44,3 +44,12 @@ def test_countdown_honours_the_providers_retry_after():
 def test_a_soft_time_limit_at_or_above_the_hard_one_is_refused_at_declaration():
     with pytest.raises(ValueError, match="soft_time_limit"):
         platform_task(name="probe.misdeclared", soft_time_limit=60, time_limit=30)
+
+
+def test_rate_limited_jobs_are_spread_over_the_next_window_not_woken_together():
+    from tasks.base import rate_limited_countdown
+
+    waits = [rate_limited_countdown(2.0) for _ in range(500)]
+
+    assert min(waits) >= 2.0 and max(waits) <= 4.0
+    assert sum(1 for w in waits if w > 3.0) > 150  # spread, not bunched at the limiter's wait
