@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# An E.164 number on its own: '+' and 8 to 15 digits, not inside a longer token.
+_E164 = re.compile(r"(?<![\w+])\+[1-9]\d{7,14}(?!\d)")
 
 
 def mask_phone(value: str | None) -> str:
@@ -26,6 +28,12 @@ def mask_phone(value: str | None) -> str:
 def mask_phones_in(text: str) -> str:
     """Mask every phone-number-like run in free text (message bodies, error messages)."""
     return _PHONE.sub(lambda m: mask_phone(m.group(0)), text or "")
+
+
+def mask_e164_in(text: str) -> str:
+    """Mask E.164 numbers only (for structured data such as task arguments, where the loose
+    matching of mask_phones_in would also mask ids, amounts and dates)."""
+    return _E164.sub(lambda m: mask_phone(m.group(0)), text or "")
 
 
 def mask_secret(value: str | None) -> str:

@@ -29,7 +29,8 @@ TASK_MODULES = [
     "tasks.webhooks",
 ]
 
-app = Celery("platform", include=TASK_MODULES)
+# MaskingAMQP: phone numbers masked in every message's argument reprs (Flower, results).
+app = Celery("platform", include=TASK_MODULES, amqp="tasks.amqp:MaskingAMQP")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=TASK_QUEUES,
@@ -40,10 +41,8 @@ app.conf.update(
 )
 
 
-# Signal handlers every process of the platform needs (platform/jobs/): phone numbers masked
-# in every published message's argsrepr/kwargsrepr (results, Flower); task outcome metrics and
+# Signal handlers every process of the platform needs (platform/jobs/): task outcome metrics and
 # log lines, publish timestamps, paused queues.
-import jobs.redaction  # noqa: E402,F401
 import jobs.task_observability  # noqa: E402,F401
 
 
