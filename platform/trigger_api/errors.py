@@ -35,7 +35,7 @@ _SOURCES = {"body", "query", "path", "header", "cookie", "form", "file"}
 BODY_PARAM = "payload"
 # Human sentences for fields whose constraint alone (a regex) would make a poor message.
 FIELD_MESSAGES = {"header.Idempotency-Key": "must be 1 to 255 visible ASCII characters, no spaces"}
-_STATUS_CODES = {
+STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -207,7 +207,7 @@ def install_handlers(api: NinjaAPI) -> None:
                 "Too many requests for this API key; retry later.",
                 {"retry_after": math.ceil(exc.wait) if exc.wait else None},
             )
-        code = _STATUS_CODES.get(exc.status_code, "error")
+        code = STATUS_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc))
 
     @api.exception_handler(RequestDataTooBig)

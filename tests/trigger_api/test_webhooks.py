@@ -360,5 +360,5 @@ def test_a_status_for_an_unknown_message_is_acknowledged_not_recorded():
 
 
 def test_webhooks_accept_only_post(client):
-    assert client.get("/webhooks/stripe").status_code == 405
-    assert client.get("/webhooks/twilio/status").status_code == 405
+    assert_error(client.get("/webhooks/stripe"), 405, "method_not_allowed")
+    assert_error(client.get("/webhooks/twilio/status"), 405, "method_not_allowed")

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it times and counts every request, redirects and errors included (jobs/metrics.py).
     "jobs.metrics.RequestMetricsMiddleware",
+    # Outside the rest, so any non-JSON error under /api/, /webhooks/, /healthz gets the shape.
+    "trigger_api.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
