@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -26,7 +27,10 @@ from messaging.whatsapp import DONE_STATUSES, deliver, pending_messages, validat
 
 logger = logging.getLogger(__name__)
 
-MAX_RECIPIENTS = 10_000
+
+def max_recipients() -> int:
+    """Most recipients one bulk job may name: the one setting the trigger API enforces too."""
+    return int(settings.API_MAX_BULK_RECIPIENTS)
 
 
 @dataclass
@@ -56,8 +60,8 @@ def validate_recipients(recipients: object) -> list[str]:
     naming the element (nothing is sent then)."""
     if not isinstance(recipients, list) or not recipients:
         raise ValueError("recipients: must be a non-empty list of E.164 phone numbers")
-    if len(recipients) > MAX_RECIPIENTS:
-        raise ValueError(f"recipients: at most {MAX_RECIPIENTS} per job, got {len(recipients)}")
+    if len(recipients) > max_recipients():
+        raise ValueError(f"recipients: at most {max_recipients()} per job, got {len(recipients)}")
     numbers = [validate_phone(number, field=f"recipients[{i}]") for i, number in enumerate(recipients)]
     return list(dict.fromkeys(numbers))
 

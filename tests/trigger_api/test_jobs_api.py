@@ -154,8 +154,8 @@ def test_every_bad_recipient_of_a_bulk_job_is_named_by_its_index(api):
     assert fields["kwargs.recipients.1"].startswith("must be an E.164")
 
 
-def test_too_many_or_repeated_recipients_are_refused(api, settings):
-    too_many = [f"+1416555{n:04d}" for n in range(1001)]
+def test_too_many_recipients_are_refused_counting_the_list_as_given(api):
+    too_many = [f"+1416555{n:04d}" for n in range(1000)] + ["+14165550000"]  # 1001, one repeated
     fields = _fields(
         post_job(
             api,
@@ -167,16 +167,53 @@ def test_too_many_or_repeated_recipients_are_refused(api, settings):
     )
     assert "1000" in fields["kwargs.recipients"]
 
-    fields = _fields(
-        post_job(
-            api,
-            {
-                "task": "tasks.notifications.send_bulk_whatsapp_notifications",
-                "kwargs": {"recipients": ["+14165550123"] * 2, "body": "hi"},
-            },
-        )
+
+def test_the_task_caps_recipients_with_the_apis_setting(settings):
+    """One rule, one setting: the bulk task refuses what the API would (API_MAX_BULK_RECIPIENTS)."""
+    from messaging.bulk import validate_recipients
+
+    numbers = [f"+1416555{n:04d}" for n in range(1001)]
+    with pytest.raises(ValueError, match="at most 1000"):
+        validate_recipients(numbers)
+    settings.API_MAX_BULK_RECIPIENTS = 3
+    with pytest.raises(ValueError, match="at most 3"):
+        validate_recipients(numbers[:4])
+    assert validate_recipients(numbers[:3]) == numbers[:3]
+
+
+def test_repeated_recipients_are_accepted_and_sent_to_once_like_the_task_does(api):
+    from messaging.bulk import validate_recipients
+
+    recipients = ["+14165550123", "+14165550124", "+14165550123"]
+    response = post_job(
+        api,
+        {
+            "task": "tasks.notifications.send_bulk_whatsapp_notifications",
+            "kwargs": {"recipients": recipients, "body": "hi"},
+        },
     )
-    assert fields == {"kwargs.recipients": "recipient 1 repeats recipient 0"}
+
+    assert response.status_code == 202, response.content
+    # What the API enqueues (the validated arguments) is what the task would send to.
+    enqueued = registry.BulkWhatsApp.model_validate({"recipients": recipients, "body": "hi"}).recipients
+    assert enqueued == validate_recipients(recipients) == ["+14165550123", "+14165550124"]
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs"),
+    [
+        ("tasks.notifications.send_whatsapp_message", {"to": "+14165550123", "body": " \n\t "}),
+        (
+            "tasks.notifications.send_bulk_whatsapp_notifications",
+            {"recipients": ["+14165550123"], "body": "  "},
+        ),
+    ],
+)
+def test_a_blank_whatsapp_body_is_refused_naming_it(api, task, kwargs):
+    fields = _fields(post_job(api, {"task": task, "kwargs": kwargs}))
+
+    assert fields == {"kwargs.body": "must not be blank"}
+    assert not AcceptedJob.objects.exists()
 
 
 def test_types_are_exact_and_ids_positive(api):
