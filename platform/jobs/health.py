@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.db import connections
@@ -17,6 +18,11 @@ BEAT_MAX_AGE_SECONDS = 60
 
 # Shared, bounded pool: a hung dependency ties up at most these threads, never the request.
 _pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="healthz")
+# Each check's run still in flight, with when it started. A check runs at most once at a time:
+# a request finding it still running waits on that run instead of starting another, so a check
+# that hangs holds one thread, however many requests come, never the whole pool.
+_in_flight: dict[str, tuple[Future, float]] = {}
+_in_flight_lock = threading.Lock()
 
 
 def check_database() -> dict:
@@ -50,8 +56,12 @@ def check_broker() -> dict:
 
 
 def check_workers() -> dict:
+    from jobs.queue_ops import require_broker
     from tasks.app import app
 
+    # A broadcast to a broker that does not answer would retry without end (kombu's publish
+    # retry has no bound there) and hold this thread for good: ask the broker first, briefly.
+    require_broker()
     replies = app.control.ping(timeout=0.5) or []
     names = sorted(name for reply in replies for name in reply)
     return {"ok": bool(names), "count": len(names), "workers": names}
@@ -92,16 +102,33 @@ def _guarded(check):
     return run
 
 
+def _start(name: str, check) -> tuple[Future, float, bool]:
+    """The check's run in flight, or a new one: (future, started, started by this call)."""
+    with _in_flight_lock:
+        running = _in_flight.get(name)
+        if running is not None and not running[0].done():
+            return running[0], running[1], False
+        started = time.monotonic()
+        future = _pool.submit(_guarded(check))
+        _in_flight[name] = (future, started)
+        return future, started, True
+
+
 def run_checks(deadline: float = DEADLINE_SECONDS) -> dict[str, dict]:
-    futures = {name: _pool.submit(_guarded(check)) for name, check in CHECKS.items()}
-    wait(futures.values(), timeout=deadline)
+    runs = {name: _start(name, check) for name, check in CHECKS.items()}
+    wait([future for future, _, _ in runs.values()], timeout=deadline)
     results = {}
-    for name, future in futures.items():
+    for name, (future, started, ours) in runs.items():
         if future.done():
             results[name] = future.result()
-        else:
-            future.cancel()
+        elif ours:
             results[name] = {"ok": False, "detail": f"no answer within {deadline} s"}
+        else:
+            waited = round(time.monotonic() - started, 1)
+            results[name] = {
+                "ok": False,
+                "detail": f"still running from a previous request (no answer for {waited} s)",
+            }
     return results
 
 
