@@ -27,6 +27,11 @@ from django import db
 from integrations.errors import RateLimited, TransientError
 from tasks.app import app
 
+
+class WorkerKeptDying(Exception):
+    """A job was redelivered more than max_redeliveries times: its worker died every time."""
+
+
 # The message header that marks a job published from the outbox (platform/jobs/outbox.py).
 DURABLE_HEADER = "durable"
 # Set on a request once its dead letter is recorded, so it is recorded once.
@@ -43,6 +48,8 @@ class PlatformTask(DjangoTask):
     typing = True
 
     max_retries = 5
+    # Deliveries after a worker died running the job, before it is dead-lettered instead.
+    max_redeliveries = 3
     # Attempt n (0-based) waits a random time in [ceiling/2, ceiling], ceiling = base * 2**n,
     # capped at retry_backoff_max; the half-open range keeps delays growing while spreading
     # a burst of failures out. retry_backoff_max stays far below the broker's
@@ -64,6 +71,8 @@ class PlatformTask(DjangoTask):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             try:
+                if self.request.get("redelivered") and not self.request.called_directly:
+                    self._refuse_crash_loops()
                 return super().__call__(*args, **kwargs)
             except self.transient_errors as exc:
                 if self.request.called_directly:
@@ -80,6 +89,27 @@ class PlatformTask(DjangoTask):
                 # the failure (the jobs API, Flower) also finds its dead letter.
                 self._record_dead_letter(exc, traceback.format_exc())
             raise
+
+    def _refuse_crash_loops(self) -> None:
+        """A job whose worker died running it comes back (acks_late, reject_on_worker_lost). One
+        that kills its worker every time (out of memory, a crashing library) would come back
+        forever: past `max_redeliveries` it becomes a dead letter instead. Only redelivered
+        messages pay this one Redis round trip."""
+        from django_redis import get_redis_connection
+
+        key = f"platform:redeliveries:{self.request.id}:{self.request.retries or 0}"
+        try:
+            client = get_redis_connection("default")
+            count = client.incr(key)
+            client.expire(key, 24 * 3600)
+        except Exception:  # can't count: run it, as Celery alone would
+            logger.warning("could not count redeliveries of %s[%s]", self.name, self.request.id)
+            return
+        if count > self.max_redeliveries:
+            raise WorkerKeptDying(
+                f"redelivered {count} times: its worker process died each time it ran this job "
+                "(out of memory? a crash in native code?)"
+            )
 
     def _retry_later(self, exc: BaseException) -> BaseException:
         # The retry carries this job's custom headers (e.g. `durable`) on, plus our own.

@@ -98,3 +98,24 @@ def test_every_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_
         worker.stop()
     assert all(letter.exception_type.endswith("TimeLimitExceeded") for letter in letters)
     assert {letter.kwargs["marker"] for letter in letters} == {f"{marker}-0", f"{marker}-1"}
+
+
+def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(
+    database_url, private_redis, marker
+):
+    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    worker = start_worker(env, name="crash-loop", concurrency=1)
+    try:
+        job = broker_client(private_redis.url).send_task(
+            "probe.kill_worker", kwargs={"marker": marker}, queue="default"
+        )
+        letter = wait_until(
+            lambda: DeadLetter.objects.filter(task_id=job.id).first(),
+            timeout=60,
+            what=lambda: f"a dead letter\n{worker.tail()}",
+        )
+    finally:
+        worker.stop()
+    assert letter.exception_type == "tasks.base.WorkerKeptDying"
+    # The first delivery and max_redeliveries (3) redeliveries ran; the next was refused.
+    assert ProbeExecution.objects.filter(marker=marker).count() == 4
