@@ -28,7 +28,7 @@ def delete_audit_logs_before(*, cutoff: datetime, batch_size: int = BATCH_SIZE,
     deadline = time.monotonic() + time_budget if time_budget else None
     deleted = batches = 0
     while True:
-        if deadline is not None and time.monotonic() > deadline:
+        if batches and deadline is not None and time.monotonic() > deadline:  # always one batch
             logger.info("audit-log cleanup: time budget spent after %s rows; the next run resumes", deleted)
             return {"deleted": deleted, "batches": batches, "complete": False}
         with transaction.atomic():

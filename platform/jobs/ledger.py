@@ -63,9 +63,4 @@ def claim_effect(key: str, *, job_id: str | None = None, using: str = "default")
         return cursor.rowcount == 1
 
 
-def effect_done(key: str, *, job_id: str) -> bool:
-    """Whether a job has recorded an effect (for tests, admin and diagnostics)."""
-    return Effect.objects.filter(job_id=job_id, key=key).exists()
-
-
-__all__ = ("NotInTransaction", "claim_effect", "current_job_id", "effect_done")
+__all__ = ("NotInTransaction", "claim_effect", "current_job_id")

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.django_db
 def _logs(count: int, *, age_days: int) -> None:
     at = timezone.now() - timedelta(days=age_days)
     AuditLog.objects.bulk_create(
-        [AuditLog(actor="test", action="x", object_type="billing.invoice", object_id=str(i), created_at=at)
-         for i in range(count)]
+        [
+            AuditLog(actor="test", action="x", object_type="billing.invoice", object_id=str(i), created_at=at)
+            for i in range(count)
+        ]
     )
 
 
@@ -70,7 +72,24 @@ def test_a_run_stopped_by_its_time_budget_is_resumed_by_the_next():
     cutoff = timezone.now() - timedelta(days=1)
 
     stopped = delete_audit_logs_before(cutoff=cutoff, batch_size=20, time_budget=1e-9)
-    assert stopped["complete"] is False
+    # A spent budget still deletes one batch per run, so every run makes progress.
+    assert stopped == {"deleted": 20, "batches": 1, "complete": False}
 
     resumed = delete_audit_logs_before(cutoff=cutoff, batch_size=20)
-    assert resumed == {"deleted": 50, "batches": 3, "complete": True}
+    assert resumed == {"deleted": 30, "batches": 2, "complete": True}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("live_worker")
+def test_a_cleanup_out_of_time_continues_in_a_new_job_until_done(settings, monkeypatch):
+    from tests.support.processes import wait_until
+
+    settings.AUDIT_LOG_RETENTION_DAYS = 365
+    _logs(2500, age_days=400)
+    _logs(3, age_days=10)
+    # A budget spent after every batch (1,000 rows): the work takes three jobs.
+    monkeypatch.setattr(maintenance, "AUDIT_CLEANUP_TIME_BUDGET_SECONDS", 1e-9)
+
+    maintenance.cleanup_old_audit_logs.delay()
+
+    wait_until(lambda: AuditLog.objects.count() == 3, timeout=60, what="the continuations to finish")
