@@ -2,6 +2,7 @@
 number in clear anywhere in its output."""
 
 import json
+import uuid
 
 import pytest
 
@@ -42,3 +43,19 @@ def test_task_outcome_is_one_json_line_without_the_phone_number(ops_workers, ops
     output = "".join(worker.output)
     assert PHONE not in output
     assert output.count("+1416*****23") >= 2
+
+
+@pytest.mark.processes
+def test_a_task_return_value_is_not_in_the_worker_output(ops_workers, ops_broker):
+    # Celery logs "Task ... succeeded in ...: <return value>" at INFO, and a return value may
+    # hold personal data; the task_outcome line already says the task succeeded.
+    worker = ops_workers("returner", "default", LOG_FORMAT="json")
+
+    # probe.flaky with no failures returns "recovered", a word none of its arguments holds.
+    result = broker_client(ops_broker.url).send_task(
+        "probe.flaky", kwargs={"marker": uuid.uuid4().hex, "failures": 0}, queue="default"
+    )
+
+    line = wait_until(lambda: _outcome_line(worker, result.id), timeout=30, what="the outcome line")
+    assert line["state"] == "SUCCESS"
+    assert "recovered" not in "".join(worker.output)

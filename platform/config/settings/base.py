@@ -245,6 +245,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Its INFO line "Task ... succeeded in ...: <return value>" may carry personal data;
+        # each outcome is already logged, without it, as a task_outcome line (jobs/task_observability.py).
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 
