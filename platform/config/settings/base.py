@@ -6,13 +6,15 @@ from pathlib import Path
 
 import environ
 
+from config.dotenv import read_dotenv
+
 ROOT_DIR = Path(__file__).resolve().parents[3]
 VAR_DIR = ROOT_DIR / "var"
 
 env = environ.Env()
 if (ROOT_DIR / ".env").is_file():
-    # Values already in the process environment win over the file.
-    environ.Env.read_env(ROOT_DIR / ".env")
+    # Values already in the process environment win over the file; inline # comments are dropped.
+    read_dotenv(ROOT_DIR / ".env")
 
 # --- Django core ----------------------------------------------------------------------------
 SECRET_KEY = env("SECRET_KEY", default="local-only-insecure-key-never-used-in-production")
