@@ -137,20 +137,12 @@ class BrokerCollector:
         yield _collector_up("broker", True)
 
 
-def outbox_backlog() -> int | None:
-    """Outbox messages written but not yet published to the broker (None without an outbox)."""
-    try:
-        from jobs.models import OutboxMessage
-    except ImportError:  # tolerate a checkout from before the outbox existed
-        return None
-    return OutboxMessage.objects.filter(published_at__isnull=True, completed_at__isnull=True).count()
-
-
 class DatabaseCollector:
     """Open dead letters per task, and the outbox backlog, counted now."""
 
     def collect(self) -> Iterable[Metric]:
         from jobs.models import DeadLetter
+        from jobs.outbox import outbox_backlog
 
         try:
             with transaction.atomic():
@@ -176,10 +168,11 @@ class DatabaseCollector:
         total = GaugeMetricFamily("platform_dead_letters_open_total", "Dead letters waiting, all tasks.")
         total.add_metric([], sum(count for _, count in open_by_task))
         yield total
-        if backlog is not None:
-            outbox = GaugeMetricFamily("platform_outbox_backlog", "Outbox messages not yet relayed.")
-            outbox.add_metric([], backlog)
-            yield outbox
+        outbox = GaugeMetricFamily(
+            "platform_outbox_backlog", "Open outbox messages: their job not yet completed."
+        )
+        outbox.add_metric([], backlog)
+        yield outbox
         yield _collector_up("database", True)
 
 

@@ -1,7 +1,8 @@
 """GET /metrics: each metric moves when its cause happens (a job fails, a dead letter appears,
-a queue fills, a request is answered, a beat ticks, a job waits in the outbox)."""
+a queue fills, a request is answered, a beat ticks, an outbox job is not completed)."""
 
 import pytest
+from django.utils import timezone
 
 from integrations.cache import cache_get
 from jobs.models import DeadLetter, OutboxMessage
@@ -105,13 +106,20 @@ def test_cache_misses_counted_by_integrations_appear(client, ops_broker):
 
 
 @pytest.mark.django_db
-def test_outbox_backlog_counts_messages_not_yet_published(client, ops_broker):
+def test_outbox_backlog_counts_messages_whose_job_is_not_completed(client, ops_broker):
     before = sample(scrape(client), "platform_outbox_backlog", default=None)
     assert before is not None
 
     OutboxMessage.objects.create(task_name="probe.effect", kwargs={"marker": "x"})
+    # Published but not completed is still open (jobs.outbox.outbox_backlog): the broker may
+    # have lost it, and the relay republishes it.
+    now = timezone.now()
+    OutboxMessage.objects.create(task_name="probe.effect", kwargs={"marker": "y"}, published_at=now)
+    OutboxMessage.objects.create(
+        task_name="probe.effect", kwargs={"marker": "z"}, published_at=now, completed_at=now
+    )
 
-    assert sample(scrape(client), "platform_outbox_backlog") == before + 1
+    assert sample(scrape(client), "platform_outbox_backlog") == before + 2
 
 
 @pytest.mark.processes
