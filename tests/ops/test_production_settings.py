@@ -1,6 +1,7 @@
 """Production settings: `check --deploy` is clean with a realistic environment, a missing
-required setting stops start-up with its name, logs are JSON, connections persist with health
-checks, and API responses are compressed."""
+required setting (an integration's credentials too, unless its backend is chosen) stops start-up
+with its name, logs are JSON, connections persist with health checks, and API responses are
+compressed."""
 
 import gzip
 import json
@@ -9,6 +10,17 @@ import subprocess
 import sys
 
 from tests.support.processes import ROOT
+
+INTEGRATION_CREDENTIALS = {
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+    "TWILIO_WHATSAPP_FROM": "+14165550100",
+    "STRIPE_SECRET_KEY": "sk_live_" + secrets.token_urlsafe(24),
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_urlsafe(24),
+    "VEHICLE_HISTORY_API_KEY": secrets.token_urlsafe(24),
+    "VEHICLE_HISTORY_BASE_URL": "https://vehicle-history.example.com",
+    "FX_BASE_URL": "https://fx.example.com",
+}
 
 
 def _production_env(**overrides: str | None) -> dict[str, str]:
@@ -20,6 +32,7 @@ def _production_env(**overrides: str | None) -> dict[str, str]:
         "DATABASE_URL": "postgres://platform:pw@127.0.0.1:5432/platform",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "FLOWER_BASIC_AUTH": "ops:" + secrets.token_urlsafe(12),
+        **INTEGRATION_CREDENTIALS,
     }
     env.update(overrides)
     return {key: value for key, value in env.items() if value is not None}
@@ -44,6 +57,35 @@ def test_missing_required_settings_stop_start_up_naming_each_one():
     assert "ImproperlyConfigured" in done.stderr
     assert "SECRET_KEY" in done.stderr and "REDIS_URL" in done.stderr
     assert "DATABASE_URL" not in done.stderr.split("ImproperlyConfigured")[-1]
+
+
+def test_an_integration_without_credentials_or_a_chosen_backend_stops_start_up_naming_them():
+    # Before, production fell back to the console backends: fake FX rates stored as real,
+    # WhatsApp messages marked sent with fake ids.
+    done = _run(
+        [sys.executable, "manage.py", "check"],
+        _production_env(TWILIO_AUTH_TOKEN=None, STRIPE_WEBHOOK_SECRET="", FX_BASE_URL=None),
+    )
+
+    assert done.returncode != 0
+    message = done.stderr.split("ImproperlyConfigured")[-1]
+    assert "TWILIO_AUTH_TOKEN (or TWILIO_BACKEND)" in message
+    assert "STRIPE_WEBHOOK_SECRET (or STRIPE_BACKEND)" in message
+    assert "FX_BASE_URL (or FX_BACKEND)" in message
+    assert "TWILIO_ACCOUNT_SID" not in message and "VEHICLE_HISTORY" not in message
+
+
+def test_an_explicitly_chosen_console_backend_needs_no_credentials():
+    # A staging box: nothing leaves the machine, on purpose.
+    done = _run(
+        [sys.executable, "manage.py", "check"],
+        _production_env(
+            TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None, TWILIO_WHATSAPP_FROM=None,
+            TWILIO_BACKEND="integrations.twilio_whatsapp.ConsoleWhatsApp",
+        ),
+    )
+
+    assert done.returncode == 0, done.stderr
 
 
 def test_production_logs_json_lines_with_phones_masked_and_keeps_checked_connections():

@@ -68,6 +68,11 @@ def test_production_settings_never_install_it():
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="ops.example.com",
         FLOWER_BASIC_AUTH="ops:" + secrets.token_urlsafe(12),
+        # Integrations chosen explicitly: production requires their credentials otherwise.
+        TWILIO_BACKEND="integrations.twilio_whatsapp.ConsoleWhatsApp",
+        STRIPE_BACKEND="integrations.stripe_payments.ConsolePayments",
+        VEHICLE_HISTORY_BACKEND="integrations.vehicle_history.ConsoleVehicleHistory",
+        FX_BACKEND="integrations.fx.ConsoleFx",
     )
 
     assert "debug_toolbar" not in production["apps"]

@@ -6,11 +6,23 @@ from .base import *  # noqa: F403
 from .base import LOGGING, env
 
 REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH")
+# Each integration's credentials, required unless its backend is chosen explicitly (the console
+# class on a staging box, say): without them integrations/backends.py would fall back to the
+# console backend, storing fake FX rates as real and marking WhatsApp messages sent.
+INTEGRATION_REQUIRED = {
+    "TWILIO_BACKEND": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM"),
+    "STRIPE_BACKEND": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
+    "VEHICLE_HISTORY_BACKEND": ("VEHICLE_HISTORY_API_KEY", "VEHICLE_HISTORY_BASE_URL"),
+    "FX_BACKEND": ("FX_BASE_URL",),
+}
 _missing = [name for name in REQUIRED if not env.str(name, default="")]
+for _backend, _names in INTEGRATION_REQUIRED.items():
+    if not env.str(_backend, default=""):
+        _missing += [f"{name} (or {_backend})" for name in _names if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(
         "Missing required setting(s) for production: " + ", ".join(_missing)
-        + ". Set them in the environment (see .env.example)."
+        + ". Set them in the environment (see ops/platform.env.example)."
     )
 
 SECRET_KEY = env("SECRET_KEY")
