@@ -6,7 +6,9 @@ Twilio's signed status callbacks.
     sent = client.send_template(to="+14165550123", content_sid="HX...", variables={"1": "Corolla"})
 
 Every failure is an `integrations.errors` type: InvalidRecipient (Twilio will never deliver to
-that number), PermanentError (auth, bad request), TransientError (timeouts, 5xx, 429).
+that number), PermanentError (auth, bad request, an account or sender setting), TransientError
+(timeouts, 5xx, 429). When TWILIO_STATUS_CALLBACK_URL is set, every send asks Twilio to post the
+message's delivery statuses there.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ logger = logging.getLogger(__name__)
 PROVIDER = "twilio"
 
 # https://www.twilio.com/docs/api/errors: codes saying this recipient can never be reached.
+# (Not 21408, "permission to send to this region is not enabled": an account setting, fixable,
+# so a plain PermanentError whose dead letter can be replayed once the account allows the region.)
 INVALID_RECIPIENT_CODES = frozenset({
     21211,  # invalid 'To' phone number
-    21408,  # permission to send to this region is not enabled
     21610,  # recipient replied STOP (unsubscribed)
     21614,  # 'To' is not a valid mobile number
     63003,  # channel could not find the To address (no WhatsApp account)
@@ -94,7 +97,7 @@ class WhatsAppClient(Protocol):
     def send_template(self, *, to: str, content_sid: str, variables: Mapping[str, Any],
                       status_callback: str | None = None) -> SentMessage: ...
 
-    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> SentMessage | None: ...
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SentMessage]: ...
 
 
 @dataclass(frozen=True)
@@ -104,18 +107,20 @@ class TwilioConfig:
     whatsapp_from: str
     base_url: str
     timeout: tuple[float, float]
+    status_callback: str = ""
 
     @classmethod
     def from_settings(cls) -> TwilioConfig:
         return cls(
             account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
             whatsapp_from=settings.TWILIO_WHATSAPP_FROM, base_url=settings.TWILIO_BASE_URL.rstrip("/"),
-            timeout=timeouts(),
+            timeout=timeouts(), status_callback=settings.TWILIO_STATUS_CALLBACK_URL,
         )
 
 
 def whatsapp_address(number: str, *, field: str = "to") -> str:
     """'+14165550123' or 'whatsapp:+14165550123' -> 'whatsapp:+14165550123'; else InvalidRecipient."""
+    # InvalidRecipient marks the recipient's row failed for good: right for `to` only.
     bare = number.removeprefix("whatsapp:") if isinstance(number, str) else ""
     if not _E164.match(bare):
         raise InvalidRecipient(f"{field} must be an E.164 phone number like +14165550123",
@@ -180,7 +185,8 @@ class TwilioWhatsApp:
 
     def _create(self, *, to: str, status_callback: str | None, **fields: Any) -> SentMessage:
         address = whatsapp_address(to)
-        sender = whatsapp_address(self.config.whatsapp_from, field="TWILIO_WHATSAPP_FROM")
+        sender = self._sender()
+        status_callback = status_callback or self.config.status_callback
         if status_callback:
             fields["status_callback"] = status_callback
         with self._errors():
@@ -188,20 +194,30 @@ class TwilioWhatsApp:
         logger.info("twilio accepted %s to %s: %s", message.sid, mask_phone(address), message.status)
         return SentMessage(sid=message.sid, status=str(message.status), to=address)
 
-    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> SentMessage | None:
-        """A message Twilio accepted from our sender to `to` since `since` (with this body, when
-        given), or None. Twilio's Messages API takes no idempotency key; this lookup is how we
-        find out whether an attempt whose outcome we never saw reached it."""
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SentMessage]:
+        """Messages Twilio accepted from our sender to `to` since `since` (with this body, when
+        given), newest first. Twilio's Messages API takes no idempotency key; this lookup is how
+        we find out whether an attempt whose outcome we never saw reached it. Which candidate (if
+        any) is that attempt is the caller's call: others may be messages it already recorded."""
         address = whatsapp_address(to)
-        sender = whatsapp_address(self.config.whatsapp_from, field="TWILIO_WHATSAPP_FROM")
+        sender = self._sender()
         with self._errors():
             # Newest first; one page is plenty for one recipient over a few minutes.
             recent = self.messages.list(to=address, from_=sender, limit=50, page_size=50)
-        for message in recent:
-            created = message.date_created
-            if created is not None and created >= since and (body is None or message.body == body):
-                return SentMessage(sid=message.sid, status=str(message.status), to=address)
-        return None
+        return [
+            SentMessage(sid=message.sid, status=str(message.status), to=address)
+            for message in recent
+            if message.date_created is not None and message.date_created >= since
+            and (body is None or message.body == body)
+        ]
+
+    def _sender(self) -> str:
+        # A bad sender is our configuration, not the recipient's fault: PermanentError (the job
+        # dead-letters and can be replayed once fixed), never InvalidRecipient.
+        try:
+            return whatsapp_address(self.config.whatsapp_from, field="TWILIO_WHATSAPP_FROM")
+        except InvalidRecipient as exc:
+            raise PermanentError(exc.message, provider=PROVIDER, code="invalid_sender") from None
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -252,9 +268,9 @@ class ConsoleWhatsApp:
         return SentMessage(sid=sid, status="queued", to=address)
 
 
-    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> SentMessage | None:
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SentMessage]:
         # The console keeps nothing: an interrupted console send is simply logged again.
-        return None
+        return []
 
 
 def get_whatsapp_client() -> WhatsAppClient:

@@ -16,13 +16,16 @@ The row's status is the send guard:
 The one ambiguous case is a row left `sending`: the process died (SIGKILL, hard time limit)
 between claiming the row and storing the SID, or the call timed out after Twilio may have
 accepted it. Twilio's Messages API takes no idempotency key, so once the claim's lease has lapsed
-(longer than any live call can take) we ask Twilio instead: a message from our sender to this
-recipient (with this body) created since the interrupted attempt began is that attempt, and its
-SID is recorded without sending again (`platform_whatsapp_reconciled_total`). Only if Twilio has
-none is the message sent again, logged as a warning and counted in
+(longer than any live call can take) we ask Twilio instead. A text message from our sender to
+this recipient with this body, created since the row was recorded (shortly before its first
+attempt; a fixed point, so retries and outages do not narrow the search), whose SID no row has
+recorded yet, is that attempt: its SID is recorded without sending again
+(`platform_whatsapp_reconciled_total`). Messages other rows already recorded are skipped: another
+job may legitimately have sent the same text to the same number. A template message is never
+matched (Twilio returns the rendered text, not the template, and recipient and time alone prove
+nothing). When nothing matches the message is sent again, logged as a warning and counted in
 `platform_whatsapp_ambiguous_resends_total`: at-least-once, because losing a notification about
-money or cargo is the worse failure. (A template message is matched on recipient and time
-alone: Twilio returns the rendered text, not the template.)
+money or cargo is the worse failure.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import Counter
@@ -66,6 +70,8 @@ DONE_STATUSES = (
 _CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # error_code of a row released after a timeout: the call may have reached Twilio.
 TIMEOUT_CODE = "timeout"
+# Twilio's date_created has whole seconds and its clock is not ours: look this far before the row.
+CLOCK_SLACK = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
         # Someone else claimed it between our read and our update: look again next time.
         raise RateLimited("another execution claimed this message", provider="twilio",
                           code="in_flight", retry_after=1.0)
-    client = get_whatsapp_client()
+    client = get_whatsapp_client()  # asks for status callbacks when TWILIO_STATUS_CALLBACK_URL is set
     if ambiguous:
         found = _reconcile(client, message)
         if found:
@@ -178,21 +184,34 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
 
 def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa: ANN001
     """If Twilio already accepted the interrupted attempt, record its SID and report it skipped."""
-    # The earlier attempt began at most one lease before the row last changed.
-    since = message.updated_at - sending_lease()
+    if message.template:
+        return None  # nothing but recipient and time to match on: not evidence (module doc)
+    # Every attempt began after the row was recorded. Not updated_at: each failed lookup or
+    # re-claim moves it forward, and after a long outage the first attempt would fall outside.
+    since = message.created_at - CLOCK_SLACK
     try:
-        body = None if message.template else message.body
-        earlier = client.find_sent(to=message.to, since=since, body=body)
+        candidates = client.find_sent(to=message.to, since=since, body=message.body)
     except IntegrationError:
         _finish(message, status=WhatsAppMessage.Status.QUEUED, error_code=TIMEOUT_CODE,
                 error_message="could not ask Twilio whether an interrupted send reached it")
         raise
+    recorded = set(WhatsAppMessage.objects.filter(
+        twilio_sid__in=[c.sid for c in candidates]).values_list("twilio_sid", flat=True))
+    earlier = None
+    for candidate in (c for c in candidates if c.sid not in recorded):
+        try:
+            with transaction.atomic():
+                # Another row reconciling at the same moment may take this SID first.
+                WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
+                    status=WhatsAppMessage.Status.SENT, twilio_sid=candidate.sid, sent_at=timezone.now(),
+                    error_code="", error_message="", updated_at=timezone.now(),
+                )
+        except IntegrityError:
+            continue
+        earlier = candidate
+        break
     if earlier is None:
         return None
-    WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
-        status=WhatsAppMessage.Status.SENT, twilio_sid=earlier.sid, sent_at=timezone.now(),
-        error_code="", error_message="", updated_at=timezone.now(),
-    )
     RECONCILED.inc()
     logger.info("whatsapp message %s to %s: the interrupted send had reached Twilio as %s; not resent",
                 message.pk, mask_phone(message.to), earlier.sid)

@@ -3,8 +3,10 @@
 import json
 import logging
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from integrations import ratelimit
 from integrations.errors import (
@@ -222,3 +224,58 @@ def test_a_spent_rate_limit_defers_the_send_without_calling_twilio(fake_twilio, 
 
     assert 0 < raised.value.retry_after <= 1.1
     assert [r.form["Body"] for r in fake_twilio.sent()] == ["one", "two"]
+
+
+# --- account and sender settings ----------------------------------------------------------------
+
+def test_a_region_the_account_may_not_send_to_is_permanent_not_an_invalid_recipient(fake_twilio):
+    # 21408 is an account setting: fixable, so the job may be replayed, not the recipient written off.
+    with pytest.raises(PermanentError) as raised:
+        get_whatsapp_client().send_text(to=fake.REGION_NOT_ENABLED_NUMBER, body="hello")
+
+    assert not isinstance(raised.value, InvalidRecipient)
+    assert raised.value.code == 21408
+
+
+def test_a_malformed_sender_setting_is_permanent_not_an_invalid_recipient(fake_twilio, settings):
+    settings.TWILIO_WHATSAPP_FROM = "Acme Motors"
+
+    for call in (lambda c: c.send_text(to=TO, body="hello"),
+                 lambda c: c.find_sent(to=TO, since=timezone.now())):
+        with pytest.raises(PermanentError) as raised:
+            call(get_whatsapp_client())
+        assert not isinstance(raised.value, InvalidRecipient)
+        assert raised.value.code == "invalid_sender" and "TWILIO_WHATSAPP_FROM" in str(raised.value)
+    assert fake_twilio.requests == []
+
+
+def test_the_status_callback_url_setting_is_sent_as_status_callback_on_every_send(fake_twilio, settings):
+    settings.TWILIO_STATUS_CALLBACK_URL = CALLBACK_URL
+    client = get_whatsapp_client()
+
+    client.send_text(to=TO, body="hello")
+    client.send_template(to=TO, content_sid=CONTENT_SID, variables={"1": "Corolla"})
+
+    assert [r.form.get("StatusCallback") for r in fake_twilio.sent()] == [CALLBACK_URL, CALLBACK_URL]
+
+
+def test_without_a_status_callback_url_no_statuses_are_asked_for(fake_twilio, settings):
+    settings.TWILIO_STATUS_CALLBACK_URL = ""
+
+    get_whatsapp_client().send_text(to=TO, body="hello")
+
+    [request] = fake_twilio.sent()
+    assert "StatusCallback" not in request.form
+
+
+def test_find_sent_lists_every_match_newest_first_since_the_given_time(fake_twilio):
+    client = get_whatsapp_client()
+    older = client.send_text(to=TO, body="Your invoice is due.")
+    client.send_text(to=TO, body="Something else.")
+    newer = client.send_text(to=TO, body="Your invoice is due.")
+
+    found = client.find_sent(to=TO, since=timezone.now() - timedelta(minutes=1), body="Your invoice is due.")
+    later = client.find_sent(to=TO, since=timezone.now() + timedelta(minutes=1), body="Your invoice is due.")
+
+    assert [m.sid for m in found] == [newer.sid, older.sid]
+    assert later == []

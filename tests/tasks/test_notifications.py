@@ -10,13 +10,13 @@ from django.utils import timezone
 
 from audit.services import record_audit
 from integrations import ratelimit
-from integrations.errors import RateLimited
+from integrations.errors import InvalidRecipient, PermanentError, RateLimited
 from messaging.bulk import BulkPaused
 from messaging.models import WhatsAppMessage
 from messaging.whatsapp import AMBIGUOUS_RESENDS, send_whatsapp_once
 from tasks import notifications
 from tests.factories import make_phone, make_vehicle
-from tests.support.fakes.twilio import INVALID_NUMBER
+from tests.support.fakes.twilio import INVALID_NUMBER, twilio_error
 from tests.tasks.conftest import accepted_recipients, new_job_id, run_body
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +107,45 @@ def test_number_twilio_refuses_fails_permanently_and_is_not_tried_again(fake_twi
 
     assert len(fake_twilio.sent()) == 1
     assert WhatsAppMessage.objects.get().status == WhatsAppMessage.Status.FAILED
+
+
+def _region_not_enabled(fake_twilio, settings):
+    fake_twilio.fail_next(400, twilio_error(400, 21408, "Permission to send to this region is not enabled"))
+
+
+def _malformed_sender(fake_twilio, settings):
+    settings.TWILIO_WHATSAPP_FROM = "Acme Motors"
+
+
+def _fixed(fake_twilio, settings):
+    settings.TWILIO_WHATSAPP_FROM = fake_twilio.settings()["TWILIO_WHATSAPP_FROM"]
+
+
+@pytest.mark.parametrize("break_account", [_region_not_enabled, _malformed_sender],
+                         ids=["region-not-enabled-21408", "malformed-TWILIO_WHATSAPP_FROM"])
+def test_an_account_or_sender_problem_dead_letters_the_job_and_its_replay_sends(fake_twilio, settings,
+                                                                                 break_account):
+    # Our configuration, not the recipient: the row must stay sendable for the replay.
+    job_id, to = new_job_id(), make_phone()
+    break_account(fake_twilio, settings)
+
+    with pytest.raises(PermanentError) as raised:
+        run_body(notifications.send_whatsapp_message, job_id=job_id, to=to, body="x")
+    assert not isinstance(raised.value, InvalidRecipient)
+    assert WhatsAppMessage.objects.get().status == WhatsAppMessage.Status.QUEUED
+
+    _fixed(fake_twilio, settings)  # the account now allows the region / the sender is corrected
+    assert run_body(notifications.send_whatsapp_message, job_id=job_id, to=to, body="x")["status"] == "sent"
+    assert accepted_recipients(fake_twilio)[to] == 1
+
+
+def test_sends_ask_twilio_for_delivery_statuses_at_the_configured_url(fake_twilio, settings):
+    settings.TWILIO_STATUS_CALLBACK_URL = "https://ops.example.com/webhooks/twilio/status"
+
+    run_body(notifications.send_whatsapp_message, to=make_phone(), body="x")
+
+    [request] = fake_twilio.sent()
+    assert request.form["StatusCallback"] == "https://ops.example.com/webhooks/twilio/status"
 
 
 def test_twilio_outage_releases_the_message_so_the_retry_sends_it(fake_twilio):

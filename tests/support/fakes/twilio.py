@@ -17,11 +17,14 @@ WHATSAPP_FROM = "+14155238886"
 INVALID_NUMBER = "+15005550001"  # 21211 invalid 'To' phone number
 NOT_MOBILE_NUMBER = "+15005550009"  # 21614 'To' number is not a valid mobile number
 NO_WHATSAPP_NUMBER = "+15005550006"  # 63003 channel could not find the To address
+REGION_NOT_ENABLED_NUMBER = "+15005550003"  # 21408 the account may not send to this region
 
 _ERRORS = {
     INVALID_NUMBER: (21211, "The 'To' number {to} is not a valid phone number."),
     NOT_MOBILE_NUMBER: (21614, "'To' number {to} is not a valid mobile number"),
     NO_WHATSAPP_NUMBER: (63003, "Channel could not find To address {to}"),
+    REGION_NOT_ENABLED_NUMBER: (21408, "Permission to send an SMS has not been enabled for the region "
+                                       "indicated by the 'To' number: {to}"),
 }
 
 
