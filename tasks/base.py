@@ -71,7 +71,7 @@ class PlatformTask(DjangoTask):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             try:
-                if self.request.get("redelivered") and not self.request.called_directly:
+                if (self.request.delivery_info or {}).get("redelivered") and not self.request.called_directly:
                     self._refuse_crash_loops()
                 return super().__call__(*args, **kwargs)
             except self.transient_errors as exc:
@@ -112,8 +112,9 @@ class PlatformTask(DjangoTask):
             )
 
     def _retry_later(self, exc: BaseException) -> BaseException:
-        # The retry carries this job's custom headers (e.g. `durable`) on, plus our own.
-        headers = dict(self.request.headers or {})
+        # The retry carries this job's custom headers (e.g. `durable`) on, plus our own; not the
+        # broker's `redelivered` mark, which belongs to the delivery that is ending here.
+        headers = {k: v for k, v in (self.request.headers or {}).items() if k != "redelivered"}
         first_failed_at = self.request.get("first_failed_at")
         if isinstance(exc, RateLimited):
             deferrals = int(self.request.get("rate_limit_deferrals") or 0)
