@@ -59,3 +59,18 @@ def test_a_task_return_value_is_not_in_the_worker_output(ops_workers, ops_broker
     line = wait_until(lambda: _outcome_line(worker, result.id), timeout=30, what="the outcome line")
     assert line["state"] == "SUCCESS"
     assert "recovered" not in "".join(worker.output)
+
+
+@pytest.mark.processes
+def test_task_arguments_are_not_in_the_worker_output(ops_workers, ops_broker):
+    # Celery's "Task ... received" INFO line carries the arguments, which may be personal data.
+    worker = ops_workers("quiet", "default", LOG_FORMAT="json")
+    marker = uuid.uuid4().hex
+
+    result = broker_client(ops_broker.url).send_task(
+        "probe.flaky", kwargs={"marker": marker, "failures": 0}, queue="default"
+    )
+
+    line = wait_until(lambda: _outcome_line(worker, result.id), timeout=30, what="the outcome line")
+    assert line["state"] == "SUCCESS"
+    assert marker not in "".join(worker.output)

@@ -250,6 +250,8 @@ LOGGING = {
         # Its INFO line "Task ... succeeded in ...: <return value>" may carry personal data;
         # each outcome is already logged, without it, as a task_outcome line (jobs/task_observability.py).
         "celery.app.trace": {"level": "WARNING"},
+        # Its INFO line "Task ... received" carries the job's arguments (personal data).
+        "celery.worker.strategy": {"level": "WARNING"},
     },
 }
 
