@@ -14,7 +14,8 @@ MESSAGES = 16
 
 
 def _succeeded(worker) -> int:
-    return sum(1 for line in list(worker.output) if "probe.twilio_send[" in line and " succeeded " in line)
+    # The worker's task-outcome line (jobs/task_observability.py), one per execution.
+    return sum(1 for line in list(worker.output) if "task probe.twilio_send SUCCESS" in line)
 
 
 def _busiest_second(times: list[float]) -> int:
