@@ -3,6 +3,7 @@ choice the platform makes put back to Celery's own default (results stay in djan
 
 from bench.settings import *  # noqa: F403
 
+CELERY_RESULT_BACKEND = "django-db"
 CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = None
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4

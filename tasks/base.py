@@ -163,6 +163,8 @@ class PlatformTask(DjangoTask):
 
         request = self.request
         try:
+            if db.connection.connection is not None and not db.connection.is_usable():
+                db.connection.close()  # the failure may have been the database dropping us
             record_dead_letter(
                 task_id=task_id or request.id,
                 task_name=self.name,

@@ -177,7 +177,8 @@ CELERY_TASK_TIME_LIMIT = 150
 
 # Results in the database (django-celery-results), with name, args and worker, STARTED
 # tracked; expired ones are deleted by celery.backend_cleanup on a schedule (beat_schedules/).
-CELERY_RESULT_BACKEND = "django-db"
+# django-celery-results' backend ("django-db"), retrying a write once on a fresh connection.
+CELERY_RESULT_BACKEND = "tasks.results:ReconnectingDatabaseBackend"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
