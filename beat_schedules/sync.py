@@ -44,8 +44,11 @@ def _desired_crontab(default: DefaultSchedule) -> CrontabSchedule:
     """The declared crontab as an (unsaved, unless one already exists) CrontabSchedule row."""
     when = default.when
     spec = dict(
-        minute=when.minute, hour=when.hour, day_of_week=when.day_of_week,
-        day_of_month=when.day_of_month, month_of_year=when.month_of_year,
+        minute=when.minute,
+        hour=when.hour,
+        day_of_week=when.day_of_week,
+        day_of_month=when.day_of_month,
+        month_of_year=when.month_of_year,
         timezone=settings.TIME_ZONE,
     )
     return CrontabSchedule.objects.filter(**spec).order_by("id").first() or CrontabSchedule(**spec)
@@ -87,9 +90,15 @@ def sync_default(default: DefaultSchedule, *, reset: bool = False, actor: str = 
         if task is None:
             _save(desired)
             outcome = SyncOutcome(default.name, CREATED, diff(None, desired_values))
-            record_change(task=desired, schedule_name=default.name, before=None,
-                          after=snapshot(desired), actor=actor, source=ScheduleChange.Source.SYNC,
-                          action=ScheduleChange.Action.CREATED)
+            record_change(
+                task=desired,
+                schedule_name=default.name,
+                before=None,
+                after=snapshot(desired),
+                actor=actor,
+                source=ScheduleChange.Source.SYNC,
+                action=ScheduleChange.Action.CREATED,
+            )
         else:
             before = snapshot(task)
             current_print = fingerprint(before)
@@ -100,16 +109,20 @@ def sync_default(default: DefaultSchedule, *, reset: bool = False, actor: str = 
                 _save(task)
                 after = snapshot(task)
                 outcome = SyncOutcome(default.name, RESET if reset else UPDATED, diff(before, after))
-                record_change(task=task, schedule_name=default.name, before=before, after=after,
-                              actor=actor, source=ScheduleChange.Source.SYNC,
-                              action=ScheduleChange.Action.RESET if reset else ScheduleChange.Action.UPDATED)
+                record_change(
+                    task=task,
+                    schedule_name=default.name,
+                    before=before,
+                    after=after,
+                    actor=actor,
+                    source=ScheduleChange.Source.SYNC,
+                    action=ScheduleChange.Action.RESET if reset else ScheduleChange.Action.UPDATED,
+                )
             else:
                 # Edited by an operator (or created by hand before any sync): theirs wins.
                 return SyncOutcome(default.name, KEPT_EDITED, diff(before, desired_values))
 
-        AppliedDefault.objects.update_or_create(
-            name=default.name, defaults={"fingerprint": desired_print}
-        )
+        AppliedDefault.objects.update_or_create(name=default.name, defaults={"fingerprint": desired_print})
         return outcome
 
 
@@ -135,6 +148,7 @@ def undeclared_defaults(defaults: Iterable[DefaultSchedule] = DEFAULT_SCHEDULES)
     """Schedules once applied as defaults but no longer declared (left in place, never deleted)."""
     declared = {d.name for d in defaults}
     return sorted(
-        name for name in AppliedDefault.objects.values_list("name", flat=True)
+        name
+        for name in AppliedDefault.objects.values_list("name", flat=True)
         if name not in declared and PeriodicTask.objects.filter(name=name).exists()
     )

@@ -48,8 +48,9 @@ class FxClient(Protocol):
 def _currency(code: Any, *, field: str) -> str:
     value = str(code or "").strip().upper()
     if len(value) != 3 or not value.isalpha():
-        raise PermanentError(f"{field} must be a 3-letter ISO 4217 code", provider=PROVIDER,
-                             code="invalid_currency")
+        raise PermanentError(
+            f"{field} must be a 3-letter ISO 4217 code", provider=PROVIDER, code="invalid_currency"
+        )
     return value
 
 
@@ -87,16 +88,24 @@ def _parse_quote(body: Any, *, base: str, wanted: list[str], source: str) -> Rat
         as_of = date.fromisoformat(str(body["date"]))
         rates = {code: Decimal(str(body["rates"][code])) for code in wanted}
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-        raise TransientError(f"unexpected rates answer ({type(exc).__name__}: {exc})", provider=PROVIDER,
-                             code="invalid_response") from exc
+        raise TransientError(
+            f"unexpected rates answer ({type(exc).__name__}: {exc})",
+            provider=PROVIDER,
+            code="invalid_response",
+        ) from exc
     if any(rate <= 0 for rate in rates.values()):
         raise TransientError("non-positive rate in answer", provider=PROVIDER, code="invalid_response")
     return RatesQuote(base=base, as_of=as_of, rates=rates, source=source)
 
 
 # Units per euro, roughly: XAF is pegged to the euro at 655.957.
-_CONSOLE_PER_EUR = {"EUR": Decimal("1"), "CAD": Decimal("1.4890"), "USD": Decimal("1.0850"),
-                    "XAF": Decimal("655.957"), "GBP": Decimal("0.8450")}
+_CONSOLE_PER_EUR = {
+    "EUR": Decimal("1"),
+    "CAD": Decimal("1.4890"),
+    "USD": Decimal("1.0850"),
+    "XAF": Decimal("655.957"),
+    "GBP": Decimal("0.8450"),
+}
 
 
 class ConsoleFx:
@@ -112,10 +121,13 @@ class ConsoleFx:
         wanted = sorted({_currency(s, field="symbols") for s in symbols} - {base})
         unknown = [code for code in [base, *wanted] if code not in _CONSOLE_PER_EUR]
         if unknown:
-            raise PermanentError(f"symbols: unsupported currency {unknown[0]}", provider=PROVIDER,
-                                 code="unsupported_currency")
-        rates = {code: (_CONSOLE_PER_EUR[code] / _CONSOLE_PER_EUR[base]).quantize(Decimal("0.000001"))
-                 for code in wanted}
+            raise PermanentError(
+                f"symbols: unsupported currency {unknown[0]}", provider=PROVIDER, code="unsupported_currency"
+            )
+        rates = {
+            code: (_CONSOLE_PER_EUR[code] / _CONSOLE_PER_EUR[base]).quantize(Decimal("0.000001"))
+            for code in wanted
+        }
         console_log(PROVIDER, "fetch latest rates", base=base, symbols=wanted)
         return RatesQuote(base=base, as_of=timezone.localdate(), rates=rates, source=self.source)
 
@@ -123,8 +135,12 @@ class ConsoleFx:
 def get_fx_client() -> FxClient:
     """The configured backend (settings.FX_BACKEND), real when FX_BASE_URL is set."""
     config = FxConfig.from_settings()
-    cls = backend_class("FX_BACKEND", real="integrations.fx.HttpFx", console="integrations.fx.ConsoleFx",
-                        configured=bool(config.base_url))
+    cls = backend_class(
+        "FX_BACKEND",
+        real="integrations.fx.HttpFx",
+        console="integrations.fx.ConsoleFx",
+        configured=bool(config.base_url),
+    )
     return _client(cls, config)
 
 

@@ -51,8 +51,13 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def error_for_status(
-    *, provider: str, status: int, code: str | int | None, message: str,
-    headers: Mapping[str, str] | None = None, permanent: type[PermanentError] = PermanentError,
+    *,
+    provider: str,
+    status: int,
+    code: str | int | None,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    permanent: type[PermanentError] = PermanentError,
 ) -> IntegrationError:
     """The typed error for an HTTP failure status: transient for 5xx and 429-like, else permanent."""
     if status >= 500 or status in TRANSIENT_STATUSES:
@@ -72,8 +77,9 @@ def transport_errors(provider: str) -> Iterator[None]:
         raise TransientError("connection failed", provider=provider, code="connection_error") from exc
     except requests.RequestException as exc:
         # Invalid URL, too many redirects...: a configuration error, not something time heals.
-        raise PermanentError(f"request failed: {type(exc).__name__}", provider=provider,
-                             code="request_error") from exc
+        raise PermanentError(
+            f"request failed: {type(exc).__name__}", provider=provider, code="request_error"
+        ) from exc
 
 
 class JsonApi:
@@ -81,8 +87,14 @@ class JsonApi:
 
     The error body is expected as {"error": {"code": ..., "message": ...}} or {"code", "message"}."""
 
-    def __init__(self, *, provider: str, base_url: str, headers: Mapping[str, str] | None = None,
-                 timeout: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout or timeouts()
@@ -92,15 +104,17 @@ class JsonApi:
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, decimals: bool = False) -> Any:
         """GET a JSON document; `decimals` parses its numbers with a fraction as Decimal (prices, rates)."""
         with transport_errors(self.provider):
-            response = self.session.get(f"{self.base_url}{path}", params=params, timeout=self.timeout,
-                                        allow_redirects=False)
+            response = self.session.get(
+                f"{self.base_url}{path}", params=params, timeout=self.timeout, allow_redirects=False
+            )
             if response.status_code >= 300:
                 raise self._error(response)
             try:
                 return response.json(parse_float=Decimal) if decimals else response.json()
             except ValueError as exc:
-                raise TransientError("response was not JSON", provider=self.provider,
-                                     code="invalid_response") from exc
+                raise TransientError(
+                    "response was not JSON", provider=self.provider, code="invalid_response"
+                ) from exc
 
     def _error(self, response: requests.Response) -> IntegrationError:
         code: str | int | None = None
@@ -115,5 +129,10 @@ class JsonApi:
             message = str(detail.get("message") or message)
         if response.status_code in (301, 302, 303, 307, 308):
             code = code or "redirect"
-        return error_for_status(provider=self.provider, status=response.status_code, code=code,
-                                message=message, headers=response.headers)
+        return error_for_status(
+            provider=self.provider,
+            status=response.status_code,
+            code=code,
+            message=message,
+            headers=response.headers,
+        )

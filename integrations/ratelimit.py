@@ -95,18 +95,27 @@ def acquire(integration: str) -> None:
         )
     except (RedisError, OSError) as exc:
         RATE_LIMIT_DECISIONS.labels(integration, "redis_error").inc()
-        logger.warning("rate limiter for %s unavailable (%s): deferring the call", integration,
-                       type(exc).__name__)
-        raise RateLimited("rate limiter unavailable", provider=integration, code="limiter_unavailable",
-                          retry_after=REDIS_DOWN_RETRY_AFTER) from exc
+        logger.warning(
+            "rate limiter for %s unavailable (%s): deferring the call", integration, type(exc).__name__
+        )
+        raise RateLimited(
+            "rate limiter unavailable",
+            provider=integration,
+            code="limiter_unavailable",
+            retry_after=REDIS_DOWN_RETRY_AFTER,
+        ) from exc
     if allowed:
         RATE_LIMIT_DECISIONS.labels(integration, "allowed").inc()
         return
     RATE_LIMIT_DECISIONS.labels(integration, "limited").inc()
     # Never 0: a job rescheduled for "now" would only spin.
     retry_after = max(int(wait_us) / 1_000_000, 0.01)
-    raise RateLimited(f"{rate.limit} per {rate.period:g}s spent", provider=integration,
-                      code="rate_limited", retry_after=retry_after)
+    raise RateLimited(
+        f"{rate.limit} per {rate.period:g}s spent",
+        provider=integration,
+        code="rate_limited",
+        retry_after=retry_after,
+    )
 
 
 def reset(integration: str) -> None:

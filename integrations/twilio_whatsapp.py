@@ -49,20 +49,24 @@ PROVIDER = "twilio"
 # https://www.twilio.com/docs/api/errors: codes saying this recipient can never be reached.
 # (Not 21408, "permission to send to this region is not enabled": an account setting, fixable,
 # so a plain PermanentError whose dead letter can be replayed once the account allows the region.)
-INVALID_RECIPIENT_CODES = frozenset({
-    21211,  # invalid 'To' phone number
-    21610,  # recipient replied STOP (unsubscribed)
-    21614,  # 'To' is not a valid mobile number
-    63003,  # channel could not find the To address (no WhatsApp account)
-    63024,  # invalid message recipient
-})
+INVALID_RECIPIENT_CODES = frozenset(
+    {
+        21211,  # invalid 'To' phone number
+        21610,  # recipient replied STOP (unsubscribed)
+        21614,  # 'To' is not a valid mobile number
+        63003,  # channel could not find the To address (no WhatsApp account)
+        63024,  # invalid message recipient
+    }
+)
 # Codes that waiting heals, whatever the HTTP status says.
-TRANSIENT_CODES = frozenset({
-    20429,  # too many requests
-    63018,  # rate limit exceeded for the WhatsApp channel
-    20500,  # internal server error
-    20503,  # service unavailable
-})
+TRANSIENT_CODES = frozenset(
+    {
+        20429,  # too many requests
+        63018,  # rate limit exceeded for the WhatsApp channel
+        20500,  # internal server error
+        20503,  # service unavailable
+    }
+)
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # The SDK builds absolute https://<product>.twilio.com URLs; TWILIO_BASE_URL replaces this part.
@@ -94,8 +98,9 @@ class StatusUpdate:
 class WhatsAppClient(Protocol):
     def send_text(self, *, to: str, body: str, status_callback: str | None = None) -> SentMessage: ...
 
-    def send_template(self, *, to: str, content_sid: str, variables: Mapping[str, Any],
-                      status_callback: str | None = None) -> SentMessage: ...
+    def send_template(
+        self, *, to: str, content_sid: str, variables: Mapping[str, Any], status_callback: str | None = None
+    ) -> SentMessage: ...
 
     def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SentMessage]: ...
 
@@ -112,9 +117,12 @@ class TwilioConfig:
     @classmethod
     def from_settings(cls) -> TwilioConfig:
         return cls(
-            account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
-            whatsapp_from=settings.TWILIO_WHATSAPP_FROM, base_url=settings.TWILIO_BASE_URL.rstrip("/"),
-            timeout=timeouts(), status_callback=settings.TWILIO_STATUS_CALLBACK_URL,
+            account_sid=settings.TWILIO_ACCOUNT_SID,
+            auth_token=settings.TWILIO_AUTH_TOKEN,
+            whatsapp_from=settings.TWILIO_WHATSAPP_FROM,
+            base_url=settings.TWILIO_BASE_URL.rstrip("/"),
+            timeout=timeouts(),
+            status_callback=settings.TWILIO_STATUS_CALLBACK_URL,
         )
 
 
@@ -123,8 +131,11 @@ def whatsapp_address(number: str, *, field: str = "to") -> str:
     # InvalidRecipient marks the recipient's row failed for good: right for `to` only.
     bare = number.removeprefix("whatsapp:") if isinstance(number, str) else ""
     if not _E164.match(bare):
-        raise InvalidRecipient(f"{field} must be an E.164 phone number like +14165550123",
-                               provider=PROVIDER, code="invalid_number")
+        raise InvalidRecipient(
+            f"{field} must be an E.164 phone number like +14165550123",
+            provider=PROVIDER,
+            code="invalid_number",
+        )
     return f"whatsapp:{bare}"
 
 
@@ -174,14 +185,21 @@ class TwilioWhatsApp:
             raise PermanentError("body must not be empty", provider=PROVIDER, code="empty_body")
         return self._create(to=to, body=body, status_callback=status_callback)
 
-    def send_template(self, *, to: str, content_sid: str, variables: Mapping[str, Any],
-                      status_callback: str | None = None) -> SentMessage:
+    def send_template(
+        self, *, to: str, content_sid: str, variables: Mapping[str, Any], status_callback: str | None = None
+    ) -> SentMessage:
         if not re.fullmatch(r"HX[0-9a-fA-F]{32}", content_sid or ""):
-            raise PermanentError("content_sid must be a Content API SID like HX + 32 hex digits",
-                                 provider=PROVIDER, code="invalid_content_sid")
-        return self._create(to=to, content_sid=content_sid,
-                            content_variables=json.dumps({str(k): str(v) for k, v in variables.items()}),
-                            status_callback=status_callback)
+            raise PermanentError(
+                "content_sid must be a Content API SID like HX + 32 hex digits",
+                provider=PROVIDER,
+                code="invalid_content_sid",
+            )
+        return self._create(
+            to=to,
+            content_sid=content_sid,
+            content_variables=json.dumps({str(k): str(v) for k, v in variables.items()}),
+            status_callback=status_callback,
+        )
 
     def _create(self, *, to: str, status_callback: str | None, **fields: Any) -> SentMessage:
         address = whatsapp_address(to)
@@ -207,7 +225,8 @@ class TwilioWhatsApp:
         return [
             SentMessage(sid=message.sid, status=str(message.status), to=address)
             for message in recent
-            if message.date_created is not None and message.date_created >= since
+            if message.date_created is not None
+            and message.date_created >= since
             and (body is None or message.body == body)
         ]
 
@@ -255,18 +274,25 @@ class ConsoleWhatsApp:
             raise PermanentError("body must not be empty", provider=PROVIDER, code="empty_body")
         address = whatsapp_address(to)
         sid = fake_id("SM")
-        console_log(PROVIDER, "send WhatsApp text", sid=sid, to=mask_phone(address),
-                    body=mask_phones_in(body)[:80])
+        console_log(
+            PROVIDER, "send WhatsApp text", sid=sid, to=mask_phone(address), body=mask_phones_in(body)[:80]
+        )
         return SentMessage(sid=sid, status="queued", to=address)
 
-    def send_template(self, *, to: str, content_sid: str, variables: Mapping[str, Any],
-                      status_callback: str | None = None) -> SentMessage:
+    def send_template(
+        self, *, to: str, content_sid: str, variables: Mapping[str, Any], status_callback: str | None = None
+    ) -> SentMessage:
         address = whatsapp_address(to)
         sid = fake_id("SM")
-        console_log(PROVIDER, "send WhatsApp template", sid=sid, to=mask_phone(address),
-                    content_sid=content_sid, variables=sorted(variables))
+        console_log(
+            PROVIDER,
+            "send WhatsApp template",
+            sid=sid,
+            to=mask_phone(address),
+            content_sid=content_sid,
+            variables=sorted(variables),
+        )
         return SentMessage(sid=sid, status="queued", to=address)
-
 
     def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SentMessage]:
         # The console keeps nothing: an interrupted console send is simply logged again.
@@ -277,7 +303,8 @@ def get_whatsapp_client() -> WhatsAppClient:
     """The configured backend (settings.TWILIO_BACKEND), real when Twilio credentials are set."""
     config = TwilioConfig.from_settings()
     cls = backend_class(
-        "TWILIO_BACKEND", real="integrations.twilio_whatsapp.TwilioWhatsApp",
+        "TWILIO_BACKEND",
+        real="integrations.twilio_whatsapp.TwilioWhatsApp",
         console="integrations.twilio_whatsapp.ConsoleWhatsApp",
         configured=bool(config.account_sid and config.auth_token),
     )
@@ -296,11 +323,13 @@ def verify_status_callback(url: str, params: Mapping[str, Any], signature: str |
     `url` is the full URL Twilio requested (scheme, host, path and query), `params` the POSTed form."""
     token = settings.TWILIO_AUTH_TOKEN
     if not token:
-        raise InvalidSignature("TWILIO_AUTH_TOKEN is not set: cannot verify callbacks",
-                               provider=PROVIDER, code="not_configured")
+        raise InvalidSignature(
+            "TWILIO_AUTH_TOKEN is not set: cannot verify callbacks", provider=PROVIDER, code="not_configured"
+        )
     if not signature or not RequestValidator(token).validate(url, params, signature):
-        raise InvalidSignature("X-Twilio-Signature does not match", provider=PROVIDER,
-                               code="invalid_signature")
+        raise InvalidSignature(
+            "X-Twilio-Signature does not match", provider=PROVIDER, code="invalid_signature"
+        )
 
 
 def parse_status_callback(params: Mapping[str, Any]) -> StatusUpdate:
@@ -308,7 +337,8 @@ def parse_status_callback(params: Mapping[str, Any]) -> StatusUpdate:
     sid = str(params.get("MessageSid") or params.get("SmsSid") or "")
     status = str(params.get("MessageStatus") or params.get("SmsStatus") or "")
     if not sid or not status:
-        raise PermanentError("MessageSid and MessageStatus are required", provider=PROVIDER,
-                             code="invalid_callback")
+        raise PermanentError(
+            "MessageSid and MessageStatus are required", provider=PROVIDER, code="invalid_callback"
+        )
     raw_code = params.get("ErrorCode")
     return StatusUpdate(sid=sid, status=status, error_code=int(raw_code) if raw_code else None)

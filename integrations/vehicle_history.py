@@ -37,8 +37,11 @@ def normalize_vin(vin: Any) -> str:
     """' 1hgcm82633a004352 ' -> '1HGCM82633A004352'; anything else raises PermanentError naming vin."""
     value = vin.strip().upper() if isinstance(vin, str) else ""
     if not _VIN.match(value):
-        raise PermanentError("vin must be 17 characters: digits and capital letters except I, O and Q",
-                             provider=PROVIDER, code="invalid_vin")
+        raise PermanentError(
+            "vin must be 17 characters: digits and capital letters except I, O and Q",
+            provider=PROVIDER,
+            code="invalid_vin",
+        )
     return value
 
 
@@ -64,8 +67,11 @@ class VehicleHistoryConfig:
 
     @classmethod
     def from_settings(cls) -> VehicleHistoryConfig:
-        return cls(api_key=settings.VEHICLE_HISTORY_API_KEY,
-                   base_url=settings.VEHICLE_HISTORY_BASE_URL.rstrip("/"), timeout=timeouts())
+        return cls(
+            api_key=settings.VEHICLE_HISTORY_API_KEY,
+            base_url=settings.VEHICLE_HISTORY_BASE_URL.rstrip("/"),
+            timeout=timeouts(),
+        )
 
 
 class HttpVehicleHistory:
@@ -76,16 +82,21 @@ class HttpVehicleHistory:
     def __init__(self, config: VehicleHistoryConfig) -> None:
         if not config.base_url:
             raise ImproperlyConfigured("VEHICLE_HISTORY_BASE_URL must be set with VEHICLE_HISTORY_API_KEY")
-        self.api = JsonApi(provider=PROVIDER, base_url=config.base_url,
-                           headers={"X-API-Key": config.api_key}, timeout=config.timeout)
+        self.api = JsonApi(
+            provider=PROVIDER,
+            base_url=config.base_url,
+            headers={"X-API-Key": config.api_key},
+            timeout=config.timeout,
+        )
 
     def fetch_report(self, vin: str) -> FetchedReport:
         vin = normalize_vin(vin)
         ratelimit.acquire(PROVIDER)
         payload = self.api.get(f"/v1/reports/{vin}")
         if not isinstance(payload, dict) or str(payload.get("vin", "")).upper() != vin:
-            raise PermanentError("report does not match the VIN asked for", provider=PROVIDER,
-                                 code="vin_mismatch")
+            raise PermanentError(
+                "report does not match the VIN asked for", provider=PROVIDER, code="vin_mismatch"
+            )
         logger.info("vehicle history report for %s fetched (paid call)", vin)
         return FetchedReport(vin=vin, payload=payload, provider=self.provider, paid_call=True)
 
@@ -107,13 +118,22 @@ class ConsoleVehicleHistory:
 def sample_report(vin: str) -> dict[str, Any]:
     """A plausible report, stable for a VIN (console backend and the test fake share it)."""
     seed = int(hashlib.sha256(vin.encode()).hexdigest(), 16)
-    makes = [("Toyota", "Corolla"), ("Honda", "Civic"), ("Ford", "F-150"), ("Hyundai", "Tucson"),
-             ("Chevrolet", "Silverado"), ("Nissan", "Rogue")]
+    makes = [
+        ("Toyota", "Corolla"),
+        ("Honda", "Civic"),
+        ("Ford", "F-150"),
+        ("Hyundai", "Tucson"),
+        ("Chevrolet", "Silverado"),
+        ("Nissan", "Rogue"),
+    ]
     make, model = makes[seed % len(makes)]
     year = 2012 + seed % 12
     km = 20_000 + seed % 180_000
-    accidents = [{"date": f"{year + 2}-05-14", "severity": "minor", "airbags_deployed": False}] \
-        if seed % 4 == 0 else []
+    accidents = (
+        [{"date": f"{year + 2}-05-14", "severity": "minor", "airbags_deployed": False}]
+        if seed % 4 == 0
+        else []
+    )
     return {
         "vin": vin,
         "report_id": fake_id("vhr_", 20),
@@ -127,7 +147,8 @@ def sample_report(vin: str) -> dict[str, Any]:
         "accidents": accidents,
         "owners": 1 + seed % 3,
         "recalls": [{"campaign": f"{year % 100:02d}V-{seed % 900 + 100}", "status": "completed"}]
-        if seed % 3 == 0 else [],
+        if seed % 3 == 0
+        else [],
         "liens": [],
         "stolen": False,
     }
@@ -137,8 +158,10 @@ def get_vehicle_history_client() -> VehicleHistoryClient:
     """The configured backend (settings.VEHICLE_HISTORY_BACKEND), real when an API key is set."""
     config = VehicleHistoryConfig.from_settings()
     cls = backend_class(
-        "VEHICLE_HISTORY_BACKEND", real="integrations.vehicle_history.HttpVehicleHistory",
-        console="integrations.vehicle_history.ConsoleVehicleHistory", configured=bool(config.api_key),
+        "VEHICLE_HISTORY_BACKEND",
+        real="integrations.vehicle_history.HttpVehicleHistory",
+        console="integrations.vehicle_history.ConsoleVehicleHistory",
+        configured=bool(config.api_key),
     )
     return _client(cls, config)
 

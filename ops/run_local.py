@@ -59,9 +59,21 @@ def start_private_redis(binary: str | None = None) -> tuple[str, subprocess.Pope
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--save", "60 1", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, start_new_session=True,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 10
     while not redis_answers("127.0.0.1", port):
@@ -130,14 +142,18 @@ def main() -> int:
         manage("ensure_local_admin", env=env)
         manage("seed_demo", env=env)  # idempotent: a realistic marketplace with work for every job
         if not stopping:
-            say(f"admin: http://127.0.0.1:{env.get('WEB_PORT', '8000')}/admin/   "
+            say(
+                f"admin: http://127.0.0.1:{env.get('WEB_PORT', '8000')}/admin/   "
                 f"flower: http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}/ "
-                f"({env['FLOWER_BASIC_AUTH']})")
+                f"({env['FLOWER_BASIC_AUTH']})"
+            )
             # honcho runs each Procfile line in its own process group and, on SIGTERM,
             # stops them all and waits for them.
             honcho = subprocess.Popen(
                 [str(BIN / "honcho"), "start", "-f", "Procfile", "-d", str(ROOT)],
-                cwd=ROOT, env=env, start_new_session=True,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
             )
             honcho.wait()
     finally:

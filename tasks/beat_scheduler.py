@@ -58,20 +58,42 @@ return 0
 # Everything about a periodic task that changes what or when beat sends, with the fields of
 # its schedule. Not last_run_at / total_run_count: beat itself writes those after every send.
 _FINGERPRINT_FIELDS = (
-    "id", "name", "task", "enabled", "args", "kwargs", "queue", "exchange", "routing_key",
-    "priority", "headers", "expires", "expire_seconds", "one_off", "start_time",
-    "interval_id", "interval__every", "interval__period",
-    "crontab_id", "crontab__minute", "crontab__hour", "crontab__day_of_week",
-    "crontab__day_of_month", "crontab__month_of_year", "crontab__timezone",
-    "solar_id", "solar__event", "solar__latitude", "solar__longitude",
-    "clocked_id", "clocked__clocked_time",
+    "id",
+    "name",
+    "task",
+    "enabled",
+    "args",
+    "kwargs",
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "headers",
+    "expires",
+    "expire_seconds",
+    "one_off",
+    "start_time",
+    "interval_id",
+    "interval__every",
+    "interval__period",
+    "crontab_id",
+    "crontab__minute",
+    "crontab__hour",
+    "crontab__day_of_week",
+    "crontab__day_of_month",
+    "crontab__month_of_year",
+    "crontab__timezone",
+    "solar_id",
+    "solar__event",
+    "solar__latitude",
+    "solar__longitude",
+    "clocked_id",
+    "clocked__clocked_time",
 )
 
 
 def beat_redis() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
-    )
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def schedule_fingerprint() -> str:
@@ -97,9 +119,13 @@ class PlatformCrontab(TzAwareCrontab):
     @classmethod
     def from_crontab(cls, crontab: TzAwareCrontab) -> PlatformCrontab:
         return cls(
-            minute=crontab._orig_minute, hour=crontab._orig_hour,
-            day_of_week=crontab._orig_day_of_week, day_of_month=crontab._orig_day_of_month,
-            month_of_year=crontab._orig_month_of_year, tz=crontab.tz, app=crontab._app,
+            minute=crontab._orig_minute,
+            hour=crontab._orig_hour,
+            day_of_week=crontab._orig_day_of_week,
+            day_of_month=crontab._orig_day_of_month,
+            month_of_year=crontab._orig_month_of_year,
+            tz=crontab.tz,
+            app=crontab._app,
         )
 
     def remaining_estimate(self, last_run_at: datetime, ffwd: type = ffwd) -> timedelta:
@@ -114,10 +140,13 @@ class PlatformCrontab(TzAwareCrontab):
 
     def _first_occurrence_after(self, wall: datetime, last: datetime) -> datetime:
         naive = wall.replace(tzinfo=None, fold=0)
-        occurrences = sorted({
-            instant for instant in (wall.replace(fold=f).astimezone(UTC) for f in (0, 1))
-            if instant.astimezone(self.tz).replace(tzinfo=None, fold=0) == naive
-        })
+        occurrences = sorted(
+            {
+                instant
+                for instant in (wall.replace(fold=f).astimezone(UTC) for f in (0, 1))
+                if instant.astimezone(self.tz).replace(tzinfo=None, fold=0) == naive
+            }
+        )
         if not occurrences:  # inside the spring-forward gap: fold=0 reads it as an hour later
             return wall.replace(fold=0).astimezone(UTC)
         return next((o for o in occurrences if o > last), occurrences[-1])
@@ -127,8 +156,11 @@ class PlatformCrontab(TzAwareCrontab):
         midnight = datetime(day.year, day.month, day.day, tzinfo=self.tz)
         if midnight.utcoffset() == (midnight + timedelta(days=1)).utcoffset():
             return []  # no clock change that day: the common case costs two offsets
-        if (day.month not in self.month_of_year or day.day not in self.day_of_month
-                or day.isoweekday() % 7 not in self.day_of_week):
+        if (
+            day.month not in self.month_of_year
+            or day.day not in self.day_of_month
+            or day.isoweekday() % 7 not in self.day_of_week
+        ):
             return []
         slots = []
         for hour in range(24):
@@ -224,9 +256,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
                 # The lease lapsed: someone else may have led (and sent runs) since.
                 logger.warning("beat: %s lost the lease, standing by", self.identity)
                 self.is_leader = False
-            acquired = bool(
-                self._redis.set(LEADER_KEY, self.identity, nx=True, px=self.lease_ms)
-            )
+            acquired = bool(self._redis.set(LEADER_KEY, self.identity, nx=True, px=self.lease_ms))
         except redis.RedisError as exc:
             # Without Redis nobody can prove leadership: stand by rather than risk two leaders.
             if self.is_leader:

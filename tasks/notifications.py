@@ -22,8 +22,9 @@ def send_whatsapp_message(self, to: str, body: str, vehicle_id: int | None = Non
         raise ValueError("body: must not be empty")
     if vehicle_id is not None and fetch_subject(Vehicle, vehicle_id, argument="vehicle_id") is None:
         return {"status": "skipped", "reason": "vehicle deleted"}
-    outcome = send_whatsapp_once(job_id=self.request.id, key="message", to=number, body=body,
-                                 vehicle_id=vehicle_id)
+    outcome = send_whatsapp_once(
+        job_id=self.request.id, key="message", to=number, body=body, vehicle_id=vehicle_id
+    )
     return _result(outcome, field="to")
 
 
@@ -33,9 +34,14 @@ def send_whatsapp_template(self, to: str, template: str, variables: dict) -> dic
     number = validate_phone(to, field="to")
     content_sid = validate_content_sid(template, field="template")
     if not isinstance(variables, dict):
-        raise ValueError("variables: must be an object of template placeholders, like {\"1\": \"Corolla\"}")
-    outcome = send_whatsapp_once(job_id=self.request.id, key="template", to=number, template=content_sid,
-                                 variables={str(k): str(v) for k, v in variables.items()})
+        raise ValueError('variables: must be an object of template placeholders, like {"1": "Corolla"}')
+    outcome = send_whatsapp_once(
+        job_id=self.request.id,
+        key="template",
+        to=number,
+        template=content_sid,
+        variables={str(k): str(v) for k, v in variables.items()},
+    )
     return _result(outcome, field="to")
 
 
@@ -45,8 +51,10 @@ class BulkSendTask(PlatformTask):
     def _retry_later(self, exc: BaseException) -> BaseException:
         if isinstance(exc, BulkPaused):
             # The reschedule copies this request's headers into the next message.
-            self.request.headers = {**(self.request.headers or {}),
-                                    BULK_PROGRESS_HEADER: exc.progress.as_dict()}
+            self.request.headers = {
+                **(self.request.headers or {}),
+                BULK_PROGRESS_HEADER: exc.progress.as_dict(),
+            }
         return super()._retry_later(exc)
 
 
@@ -64,8 +72,13 @@ def send_bulk_whatsapp_notifications(self, recipients: list[str], body: str) -> 
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
     resent_after_interruption}."""
     # BulkPaused (a RateLimited) reschedules this same job, with its totals (BulkSendTask).
-    return send_bulk(job_id=self.request.id, recipients=recipients, body=body,
-                     progress=self.request.get(BULK_PROGRESS_HEADER), time_budget=90.0)
+    return send_bulk(
+        job_id=self.request.id,
+        recipients=recipients,
+        body=body,
+        progress=self.request.get(BULK_PROGRESS_HEADER),
+        time_budget=90.0,
+    )
 
 
 def _result(outcome, *, field: str) -> dict:

@@ -45,5 +45,6 @@ def process_invoice_payment(self, invoice_id: int) -> dict:
 @platform_task(name="tasks.payments.send_payment_reminders", soft_time_limit=120, time_limit=150)
 def send_payment_reminders(self) -> dict[str, int]:
     """Remind buyers of overdue invoices: at most one reminder per invoice per day."""
-    return remind_overdue_invoices(today=timezone.localdate(), job_id=self.request.id,
-                                   actor=f"{ACTOR}.send_payment_reminders")
+    return remind_overdue_invoices(
+        today=timezone.localdate(), job_id=self.request.id, actor=f"{ACTOR}.send_payment_reminders"
+    )

@@ -16,13 +16,19 @@ def fetch_vehicle_history(self, vin: str) -> dict:
     try:
         vin = normalize_vin(vin)
     except PermanentError as exc:
-        raise ValueError(f"vin: must be 17 characters, digits and capital letters except I, O and Q; "
-                         f"got {vin!r}") from exc
+        raise ValueError(
+            f"vin: must be 17 characters, digits and capital letters except I, O and Q; got {vin!r}"
+        ) from exc
     report = get_vehicle_history(vin=vin)
     # The payload stays in the database (reports.VehicleHistoryReport); the result says where it is.
-    return {"vin": report.vin, "report_id": report.report_id, "source": report.source,
-            "provider": report.provider, "fetched_at": report.fetched_at.isoformat(),
-            "paid_call": report.paid_call and report.source == "provider"}
+    return {
+        "vin": report.vin,
+        "report_id": report.report_id,
+        "source": report.source,
+        "provider": report.provider,
+        "fetched_at": report.fetched_at.isoformat(),
+        "paid_call": report.paid_call and report.source == "provider",
+    }
 
 
 # --- Dashboards (reports/dashboards.py): aggregates computed here, served from snapshots ------

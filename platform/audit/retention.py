@@ -22,8 +22,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 
 
-def delete_audit_logs_before(*, cutoff: datetime, batch_size: int = BATCH_SIZE,
-                             time_budget: float | None = None) -> dict:
+def delete_audit_logs_before(
+    *, cutoff: datetime, batch_size: int = BATCH_SIZE, time_budget: float | None = None
+) -> dict:
     """Delete entries created before `cutoff`; stops early (complete=False) past `time_budget` s."""
     deadline = time.monotonic() + time_budget if time_budget else None
     deleted = batches = 0

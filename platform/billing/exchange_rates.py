@@ -44,8 +44,13 @@ def update_exchange_rates(*, currencies: tuple[str, ...] | None = None) -> list[
     with transaction.atomic():
         for quote in quotes:
             for code, value in sorted(quote.rates.items()):
-                row = record_exchange_rate(base=quote.base, quote=code, rate=value.quantize(RATE_PLACES),
-                                           as_of=quote.as_of, source=source)
+                row = record_exchange_rate(
+                    base=quote.base,
+                    quote=code,
+                    rate=value.quantize(RATE_PLACES),
+                    as_of=quote.as_of,
+                    source=source,
+                )
                 stored.append(Rate(base=row.base, quote=row.quote, rate=Decimal(row.rate), as_of=row.as_of))
         # Writing the cache is its invalidation: the new values replace the old ones, once the
         # rows are committed (a rollback leaves the cache and the database agreeing).

@@ -43,8 +43,10 @@ def advance_invoice_payment(*, invoice_id: int, actor: str) -> str:
     client = get_payments_client()
     if not attempt.stripe_payment_intent_id:
         intent = client.create_payment_intent(
-            invoice_id=invoice_id, attempt=attempt.number,
-            amount_minor=to_minor_units(attempt.amount, attempt.currency), currency=attempt.currency,
+            invoice_id=invoice_id,
+            attempt=attempt.number,
+            amount_minor=to_minor_units(attempt.amount, attempt.currency),
+            currency=attempt.currency,
             metadata={"invoice_number": invoice.number},
         )
         _record_intent(invoice_id=invoice_id, attempt_id=attempt.pk, intent=intent, actor=actor)
@@ -52,19 +54,35 @@ def advance_invoice_payment(*, invoice_id: int, actor: str) -> str:
         intent = client.retrieve_payment_intent(attempt.stripe_payment_intent_id)
     if intent.status == "requires_confirmation":
         try:
-            intent = client.confirm_payment_intent(invoice_id=invoice_id, attempt=attempt.number,
-                                                   intent_id=intent.id)
+            intent = client.confirm_payment_intent(
+                invoice_id=invoice_id, attempt=attempt.number, intent_id=intent.id
+            )
         except PaymentDeclined as exc:
             # A business outcome, not an error to retry: the attempt failed, the buyer pays again.
-            return _record_failure(invoice_id=invoice_id, attempt_id=attempt.pk,
-                                   code=str(exc.code or "declined"), message=exc.message, actor=actor)
+            return _record_failure(
+                invoice_id=invoice_id,
+                attempt_id=attempt.pk,
+                code=str(exc.code or "declined"),
+                message=exc.message,
+                actor=actor,
+            )
     if intent.status == "succeeded":
-        outcome = record_payment(invoice_id=invoice_id, payment_intent_id=intent.id,
-                                 amount_minor=intent.amount, actor=actor, attempt_id=attempt.pk)
+        outcome = record_payment(
+            invoice_id=invoice_id,
+            payment_intent_id=intent.id,
+            amount_minor=intent.amount,
+            actor=actor,
+            attempt_id=attempt.pk,
+        )
         return "skipped:paid" if outcome == "already paid" else outcome
     if intent.status == "canceled" or (intent.status == "requires_payment_method" and intent.last_error_code):
-        return _record_failure(invoice_id=invoice_id, attempt_id=attempt.pk,
-                               code=intent.last_error_code or intent.status, message="", actor=actor)
+        return _record_failure(
+            invoice_id=invoice_id,
+            attempt_id=attempt.pk,
+            code=intent.last_error_code or intent.status,
+            message="",
+            actor=actor,
+        )
     _update_attempt_status(attempt_id=attempt.pk, status=intent.status)
     return f"waiting:{intent.status}"
 
@@ -78,7 +96,10 @@ def _current_attempt(*, invoice_id: int) -> PaymentAttempt:
             return latest
         number = (invoice.attempts.aggregate(n=Max("number"))["n"] or 0) + 1
         return PaymentAttempt.objects.create(
-            invoice=invoice, number=number, amount=invoice.amount, currency=invoice.currency,
+            invoice=invoice,
+            number=number,
+            amount=invoice.amount,
+            currency=invoice.currency,
             idempotency_key=idempotency_key(invoice_id=invoice_id, attempt=number, step="create"),
         )
 
@@ -87,7 +108,8 @@ def _record_intent(*, invoice_id: int, attempt_id: int, intent: PaymentIntent, a
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         PaymentAttempt.objects.filter(pk=attempt_id).update(
-            stripe_payment_intent_id=intent.id, stripe_status=intent.status)
+            stripe_payment_intent_id=intent.id, stripe_status=intent.status
+        )
         if invoice.stripe_payment_intent_id != intent.id:
             Invoice.objects.filter(pk=invoice_id).update(stripe_payment_intent_id=intent.id)
         if invoice.status == Invoice.Status.OPEN:
@@ -96,11 +118,16 @@ def _record_intent(*, invoice_id: int, attempt_id: int, intent: PaymentIntent, a
 
 def _update_attempt_status(*, attempt_id: int, status: str) -> None:
     PaymentAttempt.objects.filter(pk=attempt_id).exclude(stripe_status__in=FINAL_INTENT_STATUSES).update(
-        stripe_status=status)
+        stripe_status=status
+    )
 
 
 def record_payment(
-    *, invoice_id: int, payment_intent_id: str, amount_minor: int | None, actor: str,
+    *,
+    invoice_id: int,
+    payment_intent_id: str,
+    amount_minor: int | None,
+    actor: str,
     attempt_id: int | None = None,
 ) -> str:
     """Record a succeeded Stripe payment once: the invoice is paid, the payment audited
@@ -112,21 +139,32 @@ def record_payment(
         if invoice.status == Invoice.Status.PAID:
             return "already paid"
         if invoice.status in (Invoice.Status.VOID, Invoice.Status.DRAFT):
-            raise PermanentError(f"payment succeeded for a {invoice.status} invoice: needs a person",
-                                 provider="stripe", code="unexpected_payment")
-        attempts = (PaymentAttempt.objects.filter(pk=attempt_id) if attempt_id is not None
-                    else PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id))
+            raise PermanentError(
+                f"payment succeeded for a {invoice.status} invoice: needs a person",
+                provider="stripe",
+                code="unexpected_payment",
+            )
+        attempts = (
+            PaymentAttempt.objects.filter(pk=attempt_id)
+            if attempt_id is not None
+            else PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id)
+        )
         attempts.update(stripe_status="succeeded", error_code="")
         if invoice.status == Invoice.Status.FAILED:
             # failed -> paid is not a direct transition: the payment went back in flight, then landed.
             transition_invoice(invoice_id=invoice_id, to=Invoice.Status.PROCESSING, actor=actor)
         transition_invoice(invoice_id=invoice_id, to=Invoice.Status.PAID, actor=actor)
-        record_audit(actor=actor, action="payment_recorded", obj=invoice,
-                     changes={"payment_intent": [None, payment_intent_id],
-                              "amount_minor": [None, amount_minor]})
+        record_audit(
+            actor=actor,
+            action="payment_recorded",
+            obj=invoice,
+            changes={"payment_intent": [None, payment_intent_id], "amount_minor": [None, amount_minor]},
+        )
         deal = Deal.objects.select_for_update().get(pk=invoice.deal_id)
-        if deal.status == Deal.Status.INVOICED and not deal.invoices.exclude(
-                status__in=(Invoice.Status.PAID, Invoice.Status.VOID)).exists():
+        if (
+            deal.status == Deal.Status.INVOICED
+            and not deal.invoices.exclude(status__in=(Invoice.Status.PAID, Invoice.Status.VOID)).exists()
+        ):
             transition_deal(deal_id=deal.pk, to=Deal.Status.PAID, actor=actor)
     logger.info("invoice %s paid (payment intent %s)", invoice_id, payment_intent_id)
     return "paid"
@@ -136,7 +174,8 @@ def _record_failure(*, invoice_id: int, attempt_id: int, code: str, message: str
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         PaymentAttempt.objects.filter(pk=attempt_id).update(
-            stripe_status="requires_payment_method", error_code=code[:100], error_message=message)
+            stripe_status="requires_payment_method", error_code=code[:100], error_message=message
+        )
         if invoice.status == Invoice.Status.PROCESSING:
             transition_invoice(invoice_id=invoice_id, to=Invoice.Status.FAILED, actor=actor)
     logger.info("invoice %s payment attempt declined: %s", invoice_id, code)

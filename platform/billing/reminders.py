@@ -29,9 +29,11 @@ SEND_TASK = "tasks.notifications.send_whatsapp_message"
 
 def reminder_text(invoice: Invoice, *, today: date) -> str:
     days = (today - invoice.due_date).days
-    return (f"Reminder: invoice {invoice.number} for {invoice.amount:,.2f} {invoice.currency} was due on "
-            f"{invoice.due_date:%Y-%m-%d} ({days} day{'s' if days != 1 else ''} ago). "
-            "Please pay it or reply to this message if you need help.")
+    return (
+        f"Reminder: invoice {invoice.number} for {invoice.amount:,.2f} {invoice.currency} was due on "
+        f"{invoice.due_date:%Y-%m-%d} ({days} day{'s' if days != 1 else ''} ago). "
+        "Please pay it or reply to this message if you need help."
+    )
 
 
 def send_payment_reminders(*, today: date, job_id: str, actor: str) -> dict[str, int]:
@@ -48,8 +50,9 @@ def send_payment_reminders(*, today: date, job_id: str, actor: str) -> dict[str,
             logger.warning("invoice %s is overdue but its buyer has no phone number", invoice_id)
             continue
         with transaction.atomic():
-            if not claim_effect(f"reminder:invoice:{invoice_id}:{today.isoformat()}", job_id=job_id) \
-                    or not claim_invoice_reminder(invoice_id=invoice_id, today=today, actor=actor):
+            if not claim_effect(
+                f"reminder:invoice:{invoice_id}:{today.isoformat()}", job_id=job_id
+            ) or not claim_invoice_reminder(invoice_id=invoice_id, today=today, actor=actor):
                 transaction.set_rollback(True)  # keep the ledger honest: nothing was done
                 counts["already_reminded"] += 1
                 continue

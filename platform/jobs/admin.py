@@ -12,17 +12,35 @@ from jobs.models import DeadLetter, Effect, OutboxMessage
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin):
     list_display = (
-        "task_name", "status", "exception_type", "attempts", "replay_count",
-        "first_failed_at", "last_failed_at", "queue",
+        "task_name",
+        "status",
+        "exception_type",
+        "attempts",
+        "replay_count",
+        "first_failed_at",
+        "last_failed_at",
+        "queue",
     )
     list_filter = ("status", "task_name", "queue", "exception_type")
     search_fields = ("task_id", "task_name", "exception_message")
     date_hierarchy = "last_failed_at"
     actions = ("replay_selected", "discard_selected")
     readonly_fields = (
-        "task_id", "task_name", "queue", "args", "kwargs", "exception_type",
-        "exception_message", "formatted_traceback", "attempts", "first_failed_at",
-        "last_failed_at", "status", "replay_count", "resolved_at", "resolved_by",
+        "task_id",
+        "task_name",
+        "queue",
+        "args",
+        "kwargs",
+        "exception_type",
+        "exception_message",
+        "formatted_traceback",
+        "attempts",
+        "first_failed_at",
+        "last_failed_at",
+        "status",
+        "replay_count",
+        "resolved_at",
+        "resolved_by",
     )
     exclude = ("traceback",)
     # Adds Replay and Discard buttons to an open dead letter's page.
@@ -84,10 +102,22 @@ class EffectAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    list_display = ("task_name", "job_id", "state", "created_at", "published_at", "publish_attempts",
-                    "completed_at", "outcome")
-    list_filter = ("outcome", "task_name", ("completed_at", admin.EmptyFieldListFilter),
-                   ("published_at", admin.EmptyFieldListFilter))
+    list_display = (
+        "task_name",
+        "job_id",
+        "state",
+        "created_at",
+        "published_at",
+        "publish_attempts",
+        "completed_at",
+        "outcome",
+    )
+    list_filter = (
+        "outcome",
+        "task_name",
+        ("completed_at", admin.EmptyFieldListFilter),
+        ("published_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("job_id", "task_name")
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 

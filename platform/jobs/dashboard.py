@@ -72,7 +72,9 @@ def recent_failures(*, limit: int = RECENT_FAILURES) -> list[TaskResult]:
 def open_dead_letters_by_task() -> list[dict]:
     return list(
         DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
-        .values("task_name").annotate(count=Count("id")).order_by("-count", "task_name")
+        .values("task_name")
+        .annotate(count=Count("id"))
+        .order_by("-count", "task_name")
     )
 
 
@@ -111,20 +113,30 @@ def schedules(*, now: datetime | None = None) -> list[ScheduleRow]:
     for periodic_task in PeriodicTask.objects.select_related(
         "interval", "crontab", "solar", "clocked"
     ).order_by("name"):
-        last = TaskResult.objects.filter(task_name=periodic_task.task).order_by("-date_done").only(
-            "status", "date_done"
-        ).first()
+        last = (
+            TaskResult.objects.filter(task_name=periodic_task.task)
+            .order_by("-date_done")
+            .only("status", "date_done")
+            .first()
+        )
         try:
             upcoming = next_run_at(periodic_task, now)
             described = str(periodic_task.scheduler)
         except Exception as exc:  # one broken row must not hide the others
             logger.warning("schedule %s: cannot compute next run: %s", periodic_task.name, exc)
             upcoming, described = None, "?"
-        rows.append(ScheduleRow(
-            name=periodic_task.name, task=periodic_task.task, enabled=periodic_task.enabled,
-            schedule=described, last_run_at=periodic_task.last_run_at, next_run_at=upcoming,
-            last_state=last.status if last else None, last_done_at=last.date_done if last else None,
-        ))
+        rows.append(
+            ScheduleRow(
+                name=periodic_task.name,
+                task=periodic_task.task,
+                enabled=periodic_task.enabled,
+                schedule=described,
+                last_run_at=periodic_task.last_run_at,
+                next_run_at=upcoming,
+                last_state=last.status if last else None,
+                last_done_at=last.date_done if last else None,
+            )
+        )
     return rows
 
 
@@ -202,17 +214,19 @@ def ops_dashboard(request):  # noqa: ANN001, ANN201
     }
     remote = _within(futures, started + LOAD_DEADLINE_SECONDS)
     broker = remote["broker"].get("value") or {}
-    context.update({
-        **admin.site.each_context(request),
-        "title": "Operations",
-        "workers": remote["workers"].get("value"),
-        "workers_error": remote["workers"].get("error"),
-        "broker_error": remote["broker"].get("error"),
-        "queues": broker.get("queues", []),
-        "paused": broker.get("paused", {}),
-        "beat_leader": broker.get("beat_leader"),
-        "beat_heartbeat_age": broker.get("beat_heartbeat_age"),
-        "can_act": _can_act(request),
-        "load_seconds": round(time.monotonic() - started, 2),
-    })
+    context.update(
+        {
+            **admin.site.each_context(request),
+            "title": "Operations",
+            "workers": remote["workers"].get("value"),
+            "workers_error": remote["workers"].get("error"),
+            "broker_error": remote["broker"].get("error"),
+            "queues": broker.get("queues", []),
+            "paused": broker.get("paused", {}),
+            "beat_leader": broker.get("beat_leader"),
+            "beat_heartbeat_age": broker.get("beat_heartbeat_age"),
+            "can_act": _can_act(request),
+            "load_seconds": round(time.monotonic() - started, 2),
+        }
+    )
     return TemplateResponse(request, "admin/ops/dashboard.html", context)

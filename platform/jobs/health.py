@@ -45,9 +45,7 @@ def check_cache() -> dict:
 def check_broker() -> dict:
     import redis
 
-    client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
-    )
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()
     finally:

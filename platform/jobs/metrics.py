@@ -66,7 +66,10 @@ class RequestMetricsMiddleware:
         HTTP_LATENCY.labels(method=request.method, route=route).observe(duration)
         if request.path != "/metrics":  # a scrape every few seconds is noise in the log
             logger.info(
-                "%s %s %s", request.method, request.path, response.status_code,
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
                 extra={
                     "event": "http_request",
                     "method": request.method,
@@ -84,7 +87,8 @@ class RequestMetricsMiddleware:
 
 def _collector_up(name: str, ok: bool) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
-        "platform_metrics_collector_up", "1 if the collector could read its source at this scrape.",
+        "platform_metrics_collector_up",
+        "1 if the collector could read its source at this scrape.",
         labels=["collector"],
     )
     family.add_metric([name], 1.0 if ok else 0.0)
@@ -113,7 +117,8 @@ class BrokerCollector:
             labels=["queue"],
         )
         paused = GaugeMetricFamily(
-            "platform_queue_paused", "1 while consumption of a queue is paused from the ops dashboard.",
+            "platform_queue_paused",
+            "1 while consumption of a queue is paused from the ops dashboard.",
             labels=["queue"],
         )
         for queue in stats:
@@ -151,7 +156,9 @@ class DatabaseCollector:
                         cursor.execute(f"SET LOCAL statement_timeout = {DATABASE_STATEMENT_TIMEOUT_MS}")
                 open_by_task = list(
                     DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
-                    .values_list("task_name").annotate(count=Count("id")).order_by("task_name")
+                    .values_list("task_name")
+                    .annotate(count=Count("id"))
+                    .order_by("task_name")
                 )
                 backlog = outbox_backlog()
         except Exception as exc:
@@ -159,7 +166,8 @@ class DatabaseCollector:
             yield _collector_up("database", False)
             return
         letters = GaugeMetricFamily(
-            "platform_dead_letters_open", "Dead letters waiting for an operator, per task name.",
+            "platform_dead_letters_open",
+            "Dead letters waiting for an operator, per task name.",
             labels=["task"],
         )
         for task_name, count in open_by_task:

@@ -32,8 +32,9 @@ from tasks.base import DURABLE_HEADER
 logger = logging.getLogger(__name__)
 
 
-def enqueue_durably(task: Task | str, *, countdown: float | None = None, queue: str | None = None,
-                    **kwargs) -> str:
+def enqueue_durably(
+    task: Task | str, *, countdown: float | None = None, queue: str | None = None, **kwargs
+) -> str:
     """Enqueue `task(**kwargs)` durably, in the current transaction. Returns the job id."""
     task_name = task if isinstance(task, str) else task.name
     message = OutboxMessage.objects.create(
@@ -61,8 +62,12 @@ def publish(message: OutboxMessage) -> bool:
         OutboxMessage.objects.filter(pk=message.pk).update(
             publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
         )
-        logger.warning("outbox: could not publish %s[%s], the relay will: %s",
-                       message.task_name, message.job_id, type(exc).__name__)
+        logger.warning(
+            "outbox: could not publish %s[%s], the relay will: %s",
+            message.task_name,
+            message.job_id,
+            type(exc).__name__,
+        )
         return False
     OutboxMessage.objects.filter(pk=message.pk).update(
         published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1, last_error=""

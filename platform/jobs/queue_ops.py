@@ -85,7 +85,7 @@ def queue_stats(client: redis.Redis | None = None) -> list[QueueStats]:
     stats = []
     per_queue = 2 * len(PRIORITY_STEPS)
     for index, name in enumerate(names):
-        chunk = replies[index * per_queue:(index + 1) * per_queue]
+        chunk = replies[index * per_queue : (index + 1) * per_queue]
         depth = sum(chunk[0::2])
         stamps = [stamp for stamp in map(_published_at, chunk[1::2]) if stamp is not None]
         age = max(0.0, now - min(stamps)) if stamps else None
@@ -123,7 +123,9 @@ def _control_app(broker_url: str) -> Celery:
     control.conf.update(
         broker_transport_options=app.conf.broker_transport_options,
         broker_connection_timeout=app.conf.broker_connection_timeout,
-        accept_content=["json"], task_serializer="json", result_serializer="json",
+        accept_content=["json"],
+        task_serializer="json",
+        result_serializer="json",
     )
     return control
 

@@ -34,8 +34,6 @@ def prune_job_records(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.JOB_RECORD_RETENTION_DAYS)
     replayable = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).values("task_id")
-    effects = _delete_in_batches(
-        Effect.objects.filter(created_at__lt=cutoff).exclude(job_id__in=replayable)
-    )
+    effects = _delete_in_batches(Effect.objects.filter(created_at__lt=cutoff).exclude(job_id__in=replayable))
     outbox = _delete_in_batches(OutboxMessage.objects.filter(completed_at__lt=cutoff))
     return {"effects": effects, "outbox_messages": outbox, **purge_expired(now=now)}

@@ -66,15 +66,20 @@ def notify_shipment_event(*, shipment: Shipment, event: str) -> SendOutcome | No
         return None
     location = f" at {occurrence.location}" if occurrence is not None and occurrence.location else ""
     vehicle = shipment.deal.vehicle
-    text = _EVENT_TEXT[event].format(carrier=shipment.carrier or "the carrier", origin=shipment.origin_port,
-                                     destination=shipment.destination_port, at=location)
+    text = _EVENT_TEXT[event].format(
+        carrier=shipment.carrier or "the carrier",
+        origin=shipment.origin_port,
+        destination=shipment.destination_port,
+        at=location,
+    )
     body = f"Your {vehicle.year} {vehicle.make} {vehicle.model} {text}."
     if shipment.tracking_number:
         body += f" Tracking: {shipment.tracking_number}."
     occurrence_key = occurrence.pk if occurrence is not None else "status"
     key = f"shipment:{shipment.pk}:{event}:{occurrence_key}"
-    return send_whatsapp_once(job_id=NOTIFICATION_SCOPE, key=key, to=buyer.phone, body=body,
-                              vehicle_id=vehicle.pk)
+    return send_whatsapp_once(
+        job_id=NOTIFICATION_SCOPE, key=key, to=buyer.phone, body=body, vehicle_id=vehicle.pk
+    )
 
 
 def alert_delayed_shipments(*, now: datetime, today: date, job_id: str, actor: str) -> dict[str, int]:
@@ -83,8 +88,9 @@ def alert_delayed_shipments(*, now: datetime, today: date, job_id: str, actor: s
     for shipment in list(shipments_to_alert(now=now, today=today).select_related("deal__buyer")):
         phone = shipment.deal.buyer.phone
         with transaction.atomic():
-            if not claim_effect(f"delay-alert:shipment:{shipment.pk}:{today.isoformat()}", job_id=job_id) \
-                    or not claim_delay_alert(shipment_id=shipment.pk, today=today, actor=actor):
+            if not claim_effect(
+                f"delay-alert:shipment:{shipment.pk}:{today.isoformat()}", job_id=job_id
+            ) or not claim_delay_alert(shipment_id=shipment.pk, today=today, actor=actor):
                 transaction.set_rollback(True)
                 counts["already_alerted"] += 1
                 continue
@@ -96,6 +102,8 @@ def alert_delayed_shipments(*, now: datetime, today: date, job_id: str, actor: s
 
 def delay_text(shipment: Shipment, *, now: datetime) -> str:
     days = max(1, (now - shipment.eta).days) if shipment.eta else 0
-    return (f"Your shipment from {shipment.origin_port} to {shipment.destination_port} is running "
-            f"{days} day{'s' if days != 1 else ''} behind its expected arrival. We are following up "
-            "with the carrier and will keep you posted.")
+    return (
+        f"Your shipment from {shipment.origin_port} to {shipment.destination_port} is running "
+        f"{days} day{'s' if days != 1 else ''} behind its expected arrival. We are following up "
+        "with the carrier and will keep you posted."
+    )

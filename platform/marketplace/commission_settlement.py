@@ -41,8 +41,11 @@ def commission_amount(deal: Deal) -> Decimal:
 def compute_commissions(*, actor: str) -> int:
     """Create the commission of every earning deal with a broker that has none; returns how many."""
     created = 0
-    candidates = (Deal.objects.filter(status__in=EARNING_STATUSES, broker__isnull=False)
-                  .exclude(commissions__broker=F("broker")).values_list("pk", flat=True))
+    candidates = (
+        Deal.objects.filter(status__in=EARNING_STATUSES, broker__isnull=False)
+        .exclude(commissions__broker=F("broker"))
+        .values_list("pk", flat=True)
+    )
     for deal_id in list(candidates):
         with transaction.atomic():
             deal = Deal.objects.select_for_update().get(pk=deal_id)
@@ -65,8 +68,12 @@ def settle_pending_commissions(*, job_id: str, actor: str) -> dict[str, int]:
             rate = get_rate(base=commission.currency, quote=BASE_CURRENCY)
             if rate is None:
                 # Heals once the daily rates job has run; the next run settles it.
-                logger.warning("commission %s: no %s->%s rate yet, left pending", commission_id,
-                               commission.currency, BASE_CURRENCY)
+                logger.warning(
+                    "commission %s: no %s->%s rate yet, left pending",
+                    commission_id,
+                    commission.currency,
+                    BASE_CURRENCY,
+                )
                 counts["no_rate"] += 1
                 continue
             if not claim_effect(f"commission:{commission_id}:settle", job_id=job_id):

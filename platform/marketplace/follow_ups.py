@@ -59,10 +59,17 @@ def follow_up_lead(*, lead: Lead) -> SendOutcome | None:
         logger.info("lead %s is %s: no follow-up", lead.pk, lead.status)
         return None
     vehicle = lead.vehicle
-    body = (f"Hello {lead.buyer.display_name}, are you still interested in the {vehicle.year} "
-            f"{vehicle.make} {vehicle.model}? Reply here and we will get back to you today.")
-    return send_whatsapp_once(job_id=FOLLOW_UP_SCOPE, key=f"lead:{lead.pk}:{period_of(lead)}",
-                              to=lead.buyer.phone, body=body, vehicle_id=vehicle.pk)
+    body = (
+        f"Hello {lead.buyer.display_name}, are you still interested in the {vehicle.year} "
+        f"{vehicle.make} {vehicle.model}? Reply here and we will get back to you today."
+    )
+    return send_whatsapp_once(
+        job_id=FOLLOW_UP_SCOPE,
+        key=f"lead:{lead.pk}:{period_of(lead)}",
+        to=lead.buyer.phone,
+        body=body,
+        vehicle_id=vehicle.pk,
+    )
 
 
 def follow_up_deal(*, deal: Deal) -> SendOutcome | None:
@@ -76,7 +83,14 @@ def follow_up_deal(*, deal: Deal) -> SendOutcome | None:
         Deal.Status.AGREED: "confirm the details so we can invoice you",
         Deal.Status.INVOICED: "pay the invoice",
     }[deal.status]
-    body = (f"Hello {deal.buyer.display_name}, your deal #{deal.pk} for the {vehicle.year} {vehicle.make} "
-            f"{vehicle.model} is waiting for you to {next_step}. Reply here if you have questions.")
-    return send_whatsapp_once(job_id=FOLLOW_UP_SCOPE, key=f"deal:{deal.pk}:{period_of(deal)}",
-                              to=deal.buyer.phone, body=body, vehicle_id=vehicle.pk)
+    body = (
+        f"Hello {deal.buyer.display_name}, your deal #{deal.pk} for the {vehicle.year} {vehicle.make} "
+        f"{vehicle.model} is waiting for you to {next_step}. Reply here if you have questions."
+    )
+    return send_whatsapp_once(
+        job_id=FOLLOW_UP_SCOPE,
+        key=f"deal:{deal.pk}:{period_of(deal)}",
+        to=deal.buyer.phone,
+        body=body,
+        vehicle_id=vehicle.pk,
+    )

@@ -98,13 +98,15 @@ def send_bulk(
                 busy += 1  # another execution of this job holds it; counted when it ends
                 continue
             # The shared Twilio limit is spent: resume this job when a slot frees up.
-            raise BulkPaused(str(exc), progress=totals, retry_after=exc.retry_after or 1.0,
-                             code="rate_limited") from exc
+            raise BulkPaused(
+                str(exc), progress=totals, retry_after=exc.retry_after or 1.0, code="rate_limited"
+            ) from exc
         if outcome.resent_after_ambiguity:
             totals.resent_after_interruption += 1
     if busy:
-        raise BulkPaused(f"{busy} message(s) in flight elsewhere", progress=totals, retry_after=1.0,
-                         code="in_flight")
+        raise BulkPaused(
+            f"{busy} message(s) in flight elsewhere", progress=totals, retry_after=1.0, code="in_flight"
+        )
     result = job_totals(job_id=job_id, progress=totals)
     logger.info("bulk whatsapp job %s: %s", job_id, result)
     return result
@@ -119,16 +121,21 @@ def job_totals(*, job_id: str, progress: BulkProgress) -> dict[str, int]:
         skipped=Count("pk", filter=Q(status__in=DONE_STATUSES) & ~Q(sent_at__gte=started_at)),
         failed=Count("pk", filter=Q(status=WhatsAppMessage.Status.FAILED)),
     )
-    return {"recipients": progress.recipients, **counts,
-            "resent_after_interruption": progress.resent_after_interruption}
+    return {
+        "recipients": progress.recipients,
+        **counts,
+        "resent_after_interruption": progress.resent_after_interruption,
+    }
 
 
 def _record_recipients(*, job_id: str, numbers: list[str], body: str) -> None:
     """A row per recipient, before anything is sent (rows of an earlier run of the job are kept)."""
     with transaction.atomic():
         WhatsAppMessage.objects.bulk_create(
-            [WhatsAppMessage(to=n, body=body, job_id=job_id, idempotency_key=recipient_key(n))
-             for n in numbers],
+            [
+                WhatsAppMessage(to=n, body=body, job_id=job_id, idempotency_key=recipient_key(n))
+                for n in numbers
+            ],
             ignore_conflicts=True,
             batch_size=1000,
         )

@@ -117,8 +117,13 @@ def send_whatsapp_once(
     """Record the message for (job_id, key) if new, then deliver it unless it was sent already."""
     try:
         message, _ = record_whatsapp_message(
-            to=to, job_id=job_id, idempotency_key=key, body=body, template=template,
-            variables=variables, vehicle_id=vehicle_id,
+            to=to,
+            job_id=job_id,
+            idempotency_key=key,
+            body=body,
+            template=template,
+            variables=variables,
+            vehicle_id=vehicle_id,
         )
     except ValidationError as exc:
         field = next(iter(getattr(exc, "message_dict", {}) or {"to": None}))
@@ -142,41 +147,64 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
         held_until = message.updated_at + sending_lease()
         if held_until > timezone.now():
             wait = (held_until - timezone.now()).total_seconds()
-            raise RateLimited("another execution is sending this message", provider="twilio",
-                              code="in_flight", retry_after=max(wait, 0.5))
+            raise RateLimited(
+                "another execution is sending this message",
+                provider="twilio",
+                code="in_flight",
+                retry_after=max(wait, 0.5),
+            )
     if not _claim(message):
         # Someone else claimed it between our read and our update: look again next time.
-        raise RateLimited("another execution claimed this message", provider="twilio",
-                          code="in_flight", retry_after=1.0)
+        raise RateLimited(
+            "another execution claimed this message", provider="twilio", code="in_flight", retry_after=1.0
+        )
     client = get_whatsapp_client()  # asks for status callbacks when TWILIO_STATUS_CALLBACK_URL is set
     if ambiguous:
         found = _reconcile(client, message)
         if found:
             return found
         AMBIGUOUS_RESENDS.inc()
-        logger.warning("whatsapp message %s to %s: an earlier attempt did not reach Twilio as far "
-                       "as it can tell; sending again", message.pk, mask_phone(message.to))
+        logger.warning(
+            "whatsapp message %s to %s: an earlier attempt did not reach Twilio as far "
+            "as it can tell; sending again",
+            message.pk,
+            mask_phone(message.to),
+        )
     try:
         if message.template:
-            sent = client.send_template(to=message.to, content_sid=message.template,
-                                        variables=message.variables or {})
+            sent = client.send_template(
+                to=message.to, content_sid=message.template, variables=message.variables or {}
+            )
         else:
             sent = client.send_text(to=message.to, body=message.body)
     except InvalidRecipient as exc:
-        _finish(message, status=WhatsAppMessage.Status.FAILED, error_code=str(exc.code or ""),
-                error_message=exc.message)
-        logger.info("whatsapp message %s: Twilio refused %s (%s)", message.pk, mask_phone(message.to),
-                    exc.code)
+        _finish(
+            message,
+            status=WhatsAppMessage.Status.FAILED,
+            error_code=str(exc.code or ""),
+            error_message=exc.message,
+        )
+        logger.info(
+            "whatsapp message %s: Twilio refused %s (%s)", message.pk, mask_phone(message.to), exc.code
+        )
         return SendOutcome("failed", message.pk, resent_after_ambiguity=ambiguous)
     except IntegrationError as exc:
         # Not sent (a refusal, our rate limit, a 5xx), or maybe sent (a timeout: remembered,
         # so the resend is counted as ambiguous). Either way the retry may send it.
-        _finish(message, status=WhatsAppMessage.Status.QUEUED, error_code=str(exc.code or "")[:20],
-                error_message=exc.message)
+        _finish(
+            message,
+            status=WhatsAppMessage.Status.QUEUED,
+            error_code=str(exc.code or "")[:20],
+            error_message=exc.message,
+        )
         raise
     WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
-        status=WhatsAppMessage.Status.SENT, twilio_sid=sent.sid, sent_at=timezone.now(),
-        error_code="", error_message="", updated_at=timezone.now(),
+        status=WhatsAppMessage.Status.SENT,
+        twilio_sid=sent.sid,
+        sent_at=timezone.now(),
+        error_code="",
+        error_message="",
+        updated_at=timezone.now(),
     )
     logger.info("whatsapp message %s sent to %s as %s", message.pk, mask_phone(message.to), sent.sid)
     return SendOutcome("sent", message.pk, sent.sid, resent_after_ambiguity=ambiguous)
@@ -192,19 +220,30 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
     try:
         candidates = client.find_sent(to=message.to, since=since, body=message.body)
     except IntegrationError:
-        _finish(message, status=WhatsAppMessage.Status.QUEUED, error_code=TIMEOUT_CODE,
-                error_message="could not ask Twilio whether an interrupted send reached it")
+        _finish(
+            message,
+            status=WhatsAppMessage.Status.QUEUED,
+            error_code=TIMEOUT_CODE,
+            error_message="could not ask Twilio whether an interrupted send reached it",
+        )
         raise
-    recorded = set(WhatsAppMessage.objects.filter(
-        twilio_sid__in=[c.sid for c in candidates]).values_list("twilio_sid", flat=True))
+    recorded = set(
+        WhatsAppMessage.objects.filter(twilio_sid__in=[c.sid for c in candidates]).values_list(
+            "twilio_sid", flat=True
+        )
+    )
     earlier = None
     for candidate in (c for c in candidates if c.sid not in recorded):
         try:
             with transaction.atomic():
                 # Another row reconciling at the same moment may take this SID first.
                 WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
-                    status=WhatsAppMessage.Status.SENT, twilio_sid=candidate.sid, sent_at=timezone.now(),
-                    error_code="", error_message="", updated_at=timezone.now(),
+                    status=WhatsAppMessage.Status.SENT,
+                    twilio_sid=candidate.sid,
+                    sent_at=timezone.now(),
+                    error_code="",
+                    error_message="",
+                    updated_at=timezone.now(),
                 )
         except IntegrityError:
             continue
@@ -213,8 +252,12 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
     if earlier is None:
         return None
     RECONCILED.inc()
-    logger.info("whatsapp message %s to %s: the interrupted send had reached Twilio as %s; not resent",
-                message.pk, mask_phone(message.to), earlier.sid)
+    logger.info(
+        "whatsapp message %s to %s: the interrupted send had reached Twilio as %s; not resent",
+        message.pk,
+        mask_phone(message.to),
+        earlier.sid,
+    )
     return SendOutcome("skipped", message.pk, earlier.sid, resent_after_ambiguity=False)
 
 
@@ -230,13 +273,17 @@ def _claim(message: WhatsAppMessage) -> bool:
 
 def _finish(message: WhatsAppMessage, *, status: str, error_code: str, error_message: str) -> None:
     WhatsAppMessage.objects.filter(pk=message.pk, status=WhatsAppMessage.Status.SENDING).update(
-        status=status, error_code=error_code[:20], error_message=error_message[:2000],
+        status=status,
+        error_code=error_code[:20],
+        error_message=error_message[:2000],
         updated_at=timezone.now(),
     )
 
 
 def pending_messages(*, job_id: str):
     """Rows of a job still to send (queued, or sending under a claim that may have lapsed)."""
-    return WhatsAppMessage.objects.filter(job_id=job_id).filter(
-        Q(status=WhatsAppMessage.Status.QUEUED) | Q(status=WhatsAppMessage.Status.SENDING)
-    ).order_by("pk")
+    return (
+        WhatsAppMessage.objects.filter(job_id=job_id)
+        .filter(Q(status=WhatsAppMessage.Status.QUEUED) | Q(status=WhatsAppMessage.Status.SENDING))
+        .order_by("pk")
+    )

@@ -93,8 +93,9 @@ def _fetch_once(vin: str) -> tuple[VehicleHistoryReport, str]:
         if report is not None:
             return report, "database"
         fetched = get_vehicle_history_client().fetch_report(vin)
-        report = store_report(vin=fetched.vin, provider=fetched.provider, payload=fetched.payload,
-                              paid_call=fetched.paid_call)
+        report = store_report(
+            vin=fetched.vin, provider=fetched.provider, payload=fetched.payload, paid_call=fetched.paid_call
+        )
         if fetched.paid_call:
             PAID_CALLS.labels(fetched.provider).inc()
         return report, "provider"
@@ -109,9 +110,15 @@ def _lock_vin(vin: str) -> None:
 
 
 def _as_result(report: VehicleHistoryReport, source: str) -> VehicleHistory:
-    return VehicleHistory(report_id=report.pk, vin=report.vin, payload=report.payload,
-                          provider=report.provider, fetched_at=report.fetched_at,
-                          paid_call=report.paid_call, source=source)
+    return VehicleHistory(
+        report_id=report.pk,
+        vin=report.vin,
+        payload=report.payload,
+        provider=report.provider,
+        fetched_at=report.fetched_at,
+        paid_call=report.paid_call,
+        source=source,
+    )
 
 
 def paid_call_counts(*, since: datetime | None = None) -> dict[str, int]:
@@ -119,6 +126,7 @@ def paid_call_counts(*, since: datetime | None = None) -> dict[str, int]:
     qs = VehicleHistoryReport.objects.all()
     if since is not None:
         qs = qs.filter(fetched_at__gte=since)
-    counts = qs.aggregate(paid=Count("pk", filter=Q(paid_call=True)),
-                          free=Count("pk", filter=Q(paid_call=False)))
+    counts = qs.aggregate(
+        paid=Count("pk", filter=Q(paid_call=True)), free=Count("pk", filter=Q(paid_call=False))
+    )
     return {"paid": counts["paid"], "free": counts["free"]}

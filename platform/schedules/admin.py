@@ -26,7 +26,8 @@ def _render_changes(change: ScheduleChange) -> str:
     if change.action == ScheduleChange.Action.RAN_NOW:
         return format_html("job {}", change.changes.get("job_id", ""))
     return format_html_join(
-        "", "<div><b>{}</b>: {} &rarr; {}</div>",
+        "",
+        "<div><b>{}</b>: {} &rarr; {}</div>",
         ((field, json.dumps(old), json.dumps(new)) for field, (old, new) in sorted(change.changes.items())),
     )
 
@@ -65,8 +66,13 @@ class _AuditedEdits:
         after = snapshot(task) if action != ScheduleChange.Action.DELETED else None
         record_change(
             task=task if action != ScheduleChange.Action.DELETED else None,
-            schedule_name=task.name, before=before, after=after, actor=_actor(request),
-            user=request.user, source=ScheduleChange.Source.ADMIN, action=action,
+            schedule_name=task.name,
+            before=before,
+            after=after,
+            actor=_actor(request),
+            user=request.user,
+            source=ScheduleChange.Source.ADMIN,
+            action=action,
         )
 
 
@@ -81,8 +87,9 @@ class AuditedPeriodicTaskAdmin(_AuditedEdits, beat_admin.PeriodicTaskAdmin):
     def save_model(self, request, obj, form, change) -> None:
         before = snapshot(PeriodicTask.objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
-        self._record(request, obj, before,
-                     ScheduleChange.Action.UPDATED if change else ScheduleChange.Action.CREATED)
+        self._record(
+            request, obj, before, ScheduleChange.Action.UPDATED if change else ScheduleChange.Action.CREATED
+        )
 
     def delete_model(self, request, obj) -> None:
         self._record(request, obj, snapshot(obj), ScheduleChange.Action.DELETED)
@@ -190,8 +197,16 @@ class ScheduleChangeAdmin(admin.ModelAdmin):
     list_filter = ("source", "action", "actor")
     search_fields = ("schedule_name", "actor")
     date_hierarchy = "changed_at"
-    readonly_fields = ("schedule_name", "periodic_task", "actor", "user", "source", "action",
-                       "what_changed", "changed_at")
+    readonly_fields = (
+        "schedule_name",
+        "periodic_task",
+        "actor",
+        "user",
+        "source",
+        "action",
+        "what_changed",
+        "changed_at",
+    )
     exclude = ("changes",)
 
     def has_add_permission(self, request) -> bool:

@@ -15,14 +15,34 @@ from schedules.models import ScheduleChange
 # The schedule itself (crontab, interval, solar or clocked, and its fields) is one entry,
 # "schedule", rendered as text: "crontab 30 0 * * * America/Toronto".
 AUDITED_FIELDS = (
-    "name", "task", "schedule", "enabled", "args", "kwargs", "queue", "exchange",
-    "routing_key", "priority", "headers", "expires", "expire_seconds", "one_off",
-    "start_time", "description",
+    "name",
+    "task",
+    "schedule",
+    "enabled",
+    "args",
+    "kwargs",
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "headers",
+    "expires",
+    "expire_seconds",
+    "one_off",
+    "start_time",
+    "description",
 )
 
 # What a default declares, and so what "still equal to its default" compares.
 MANAGED_FIELDS = (
-    "task", "schedule", "enabled", "args", "kwargs", "queue", "expire_seconds", "one_off",
+    "task",
+    "schedule",
+    "enabled",
+    "args",
+    "kwargs",
+    "queue",
+    "expire_seconds",
+    "one_off",
     "description",
 )
 
@@ -30,8 +50,7 @@ MANAGED_FIELDS = (
 def describe_schedule(task: PeriodicTask) -> str:
     if task.crontab_id or task.crontab:
         c = task.crontab
-        return (f"crontab {c.minute} {c.hour} {c.day_of_month} {c.month_of_year} "
-                f"{c.day_of_week} {c.timezone}")
+        return f"crontab {c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week} {c.timezone}"
     if task.interval_id or task.interval:
         return f"interval every {task.interval.every} {task.interval.period}"
     if task.solar_id or task.solar:

@@ -36,13 +36,20 @@ class ScheduleChange(models.Model):
 
     # SET_NULL: the history outlives a deleted schedule; schedule_name says which one it was.
     periodic_task = models.ForeignKey(
-        "django_celery_beat.PeriodicTask", null=True, blank=True,
-        on_delete=models.SET_NULL, related_name="audit_changes",
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_changes",
     )
     schedule_name = models.CharField(max_length=200, db_index=True)
     actor = models.CharField(max_length=150, help_text="Username, or the command that changed it.")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     source = models.CharField(max_length=20, choices=Source.choices)
     action = models.CharField(max_length=10, choices=Action.choices)

@@ -8,9 +8,7 @@ from django_celery_beat.models import PeriodicTask
 from schedules.models import ScheduleChange
 
 
-def run_schedule_now(
-    *, periodic_task: PeriodicTask, actor: str, user: AbstractBaseUser | None = None
-) -> str:
+def run_schedule_now(*, periodic_task: PeriodicTask, actor: str, user: AbstractBaseUser | None = None) -> str:
     """Send `periodic_task`'s task once, now, with its arguments and options; return the job id.
 
     The message is the one beat sends for this schedule (same entry class: arguments, queue
@@ -25,8 +23,12 @@ def run_schedule_now(
     options["headers"] = {**options.get("headers", {}), "run_now_by": actor}
     result = app.send_task(entry.task, args=entry.args, kwargs=entry.kwargs, **options)
     ScheduleChange.objects.create(
-        periodic_task=periodic_task, schedule_name=periodic_task.name, actor=actor,
-        user=user if user is not None and user.pk else None, source=ScheduleChange.Source.ADMIN,
-        action=ScheduleChange.Action.RAN_NOW, changes={"job_id": result.id},
+        periodic_task=periodic_task,
+        schedule_name=periodic_task.name,
+        actor=actor,
+        user=user if user is not None and user.pk else None,
+        source=ScheduleChange.Source.ADMIN,
+        action=ScheduleChange.Action.RAN_NOW,
+        changes={"job_id": result.id},
     )
     return result.id

@@ -33,8 +33,10 @@ def pytest_terminal_summary(terminalreporter):
     write(header)
     write("-" * len(header))
     for row in _figures:
-        write(f"{row['scenario'][:62]:<62} {row['submitted']:>6} {row['faults']:>6} "
-              f"{row['effects']:>7} {row['lost']:>5} {row['duplicated']:>4}")
+        write(
+            f"{row['scenario'][:62]:<62} {row['submitted']:>6} {row['faults']:>6} "
+            f"{row['effects']:>7} {row['lost']:>5} {row['duplicated']:>4}"
+        )
         if row.get("note"):
             write(f"    {row['note']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -27,19 +27,27 @@ def test_two_workers_sharing_a_twilio_limit_never_exceed_it_in_any_second(
     database_url, private_redis, marker
 ):
     fake = FakeTwilio().start()
-    env = platform_env(database_url=database_url, redis_url=private_redis.url,
-                       RATE_LIMITS=f"twilio={LIMIT}/s", **fake.settings())
+    env = platform_env(
+        database_url=database_url,
+        redis_url=private_redis.url,
+        RATE_LIMITS=f"twilio={LIMIT}/s",
+        **fake.settings(),
+    )
     workers = []
     try:
         workers = [start_worker(env, name=f"twilio{i}", queues="default", concurrency=2) for i in range(2)]
         client = broker_client(private_redis.url)
         for _ in range(MESSAGES):
-            client.send_task("probe.twilio_send", kwargs={"marker": marker, "to": "+14165550123"},
-                             queue="default")
+            client.send_task(
+                "probe.twilio_send", kwargs={"marker": marker, "to": "+14165550123"}, queue="default"
+            )
         # Wait for the jobs to finish, not only for the requests: stopping a worker signals its
         # pool children too, and a job killed between its request and its ack is redelivered.
-        wait_until(lambda: sum(_succeeded(w) for w in workers) >= MESSAGES, timeout=90,
-                   what=f"all jobs to succeed\n{workers[0].tail()}\n{workers[1].tail()}")
+        wait_until(
+            lambda: sum(_succeeded(w) for w in workers) >= MESSAGES,
+            timeout=90,
+            what=f"all jobs to succeed\n{workers[0].tail()}\n{workers[1].tail()}",
+        )
     finally:
         for worker in workers:
             worker.stop()

@@ -19,8 +19,9 @@ from tests.support.fakes.stripe import sign_webhook, stripe_error, webhook_paylo
 
 
 def _create(client, *, invoice_id=42, attempt=1, **extra):
-    return client.create_payment_intent(invoice_id=invoice_id, attempt=attempt, amount_minor=125050,
-                                        currency="CAD", **extra)
+    return client.create_payment_intent(
+        invoice_id=invoice_id, attempt=attempt, amount_minor=125050, currency="CAD", **extra
+    )
 
 
 def test_create_confirm_and_retrieve_a_payment_intent(fake_stripe):
@@ -141,8 +142,12 @@ def test_reusing_a_key_with_other_parameters_is_permanent(fake_stripe):
 
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"),
-    [(Decimal("1250.50"), "CAD", 125050), (Decimal("19.99"), "usd", 1999), (Decimal("650000"), "XAF", 650000),
-     (Decimal("0.005"), "CAD", 1)],
+    [
+        (Decimal("1250.50"), "CAD", 125050),
+        (Decimal("19.99"), "usd", 1999),
+        (Decimal("650000"), "XAF", 650000),
+        (Decimal("0.005"), "CAD", 1),
+    ],
 )
 def test_amounts_are_minor_units_and_xaf_is_zero_decimal(amount, currency, minor):
     assert to_minor_units(amount, currency) == minor

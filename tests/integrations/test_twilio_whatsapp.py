@@ -228,6 +228,7 @@ def test_a_spent_rate_limit_defers_the_send_without_calling_twilio(fake_twilio, 
 
 # --- account and sender settings ----------------------------------------------------------------
 
+
 def test_a_region_the_account_may_not_send_to_is_permanent_not_an_invalid_recipient(fake_twilio):
     # 21408 is an account setting: fixable, so the job may be replayed, not the recipient written off.
     with pytest.raises(PermanentError) as raised:
@@ -240,8 +241,10 @@ def test_a_region_the_account_may_not_send_to_is_permanent_not_an_invalid_recipi
 def test_a_malformed_sender_setting_is_permanent_not_an_invalid_recipient(fake_twilio, settings):
     settings.TWILIO_WHATSAPP_FROM = "Acme Motors"
 
-    for call in (lambda c: c.send_text(to=TO, body="hello"),
-                 lambda c: c.find_sent(to=TO, since=timezone.now())):
+    for call in (
+        lambda c: c.send_text(to=TO, body="hello"),
+        lambda c: c.find_sent(to=TO, since=timezone.now()),
+    ):
         with pytest.raises(PermanentError) as raised:
             call(get_whatsapp_client())
         assert not isinstance(raised.value, InvalidRecipient)

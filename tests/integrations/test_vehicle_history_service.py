@@ -46,8 +46,13 @@ def test_a_report_is_bought_once_however_many_times_it_is_asked_for(fake_vehicle
 
 @pytest.mark.django_db
 def test_without_a_cache_entry_a_report_younger_than_24h_is_served_from_the_database(fake_vehicle_history):
-    stored = store_report(vin=VIN, provider="vehicle_history_api", payload={"vin": VIN}, paid_call=True,
-                          fetched_at=timezone.now() - timedelta(hours=23))
+    stored = store_report(
+        vin=VIN,
+        provider="vehicle_history_api",
+        payload={"vin": VIN},
+        paid_call=True,
+        fetched_at=timezone.now() - timedelta(hours=23),
+    )
 
     answer = get_vehicle_history(vin=VIN)
 
@@ -58,8 +63,13 @@ def test_without_a_cache_entry_a_report_younger_than_24h_is_served_from_the_data
 
 @pytest.mark.django_db
 def test_a_report_older_than_24h_is_bought_again(fake_vehicle_history):
-    store_report(vin=VIN, provider="vehicle_history_api", payload={"vin": VIN}, paid_call=True,
-                 fetched_at=timezone.now() - timedelta(hours=25))
+    store_report(
+        vin=VIN,
+        provider="vehicle_history_api",
+        payload={"vin": VIN},
+        paid_call=True,
+        fetched_at=timezone.now() - timedelta(hours=25),
+    )
 
     answer = get_vehicle_history(vin=VIN)
 

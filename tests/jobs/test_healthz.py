@@ -64,7 +64,6 @@ def test_healthz_answers_503_within_two_seconds_when_redis_and_postgres_hang():
     assert time.monotonic() - started < 30  # the whole subprocess, start-up included
 
 
-
 def test_repeated_healthz_with_the_broker_hung_keeps_answering_and_checking_the_database(database_url):
     # A workers check used to publish its ping to the hung broker and hold a pool thread for
     # seconds (kombu retries the publish); overlapping requests (a load balancer and a monitor,

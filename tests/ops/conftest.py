@@ -51,7 +51,9 @@ def ops_workers(database_url, ops_broker) -> Iterator:
     def start(name: str, queues: str, **env: str) -> ManagedProcess:
         worker = start_worker(
             platform_env(database_url=database_url, redis_url=ops_broker.url, **env),
-            name=name, queues=queues, concurrency=1,
+            name=name,
+            queues=queues,
+            concurrency=1,
         )
         started.append(worker)
         return worker

@@ -50,11 +50,16 @@ def test_a_job_accepted_while_the_cache_is_down_is_executed(client, cache_down):
     _, key = create_api_key(name="cache-down-test")
 
     response = client.post(
-        "/api/v1/jobs", {"task": "tasks.fx.update_exchange_rates", "kwargs": {}},
-        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}",
+        "/api/v1/jobs",
+        {"task": "tasks.fx.update_exchange_rates", "kwargs": {}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
     )
 
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
-    wait_until(lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").exists(),
-               timeout=60, what="the accepted job to succeed")
+    wait_until(
+        lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").exists(),
+        timeout=60,
+        what="the accepted job to succeed",
+    )

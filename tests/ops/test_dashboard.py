@@ -21,7 +21,8 @@ pytestmark = pytest.mark.processes
 def _worker_named(prefix: str) -> str:
     return wait_until(
         lambda: next((name for name in workers_and_queues() if name.startswith(f"{prefix}@")), None),
-        timeout=20, what=f"worker {prefix} to answer",
+        timeout=20,
+        what=f"worker {prefix} to answer",
     )
 
 
@@ -86,8 +87,11 @@ def test_pause_stops_consumption_of_a_queue_and_resume_restarts_it(
     assert queue_ops.queue_stats()[1].depth == 1
 
     assert admin_client.post(dashboard, {"action": "resume", "queue": "notifications"}).status_code == 302
-    wait_until(lambda: ProbeEffect.objects.filter(marker=f"{marker}-held").exists(), timeout=20,
-               what="the held job to run after resume")
+    wait_until(
+        lambda: ProbeEffect.objects.filter(marker=f"{marker}-held").exists(),
+        timeout=20,
+        what="the held job to run after resume",
+    )
     assert _consumes(worker, "notifications") and _consumes(latecomer, "notifications")
     assert not queue_ops.paused_queues()
 
@@ -99,8 +103,11 @@ def test_replay_dead_letters_in_bulk_for_one_task(admin_client, ops_workers, ops
         publisher.send_task("probe.effect_then_fail", kwargs={"marker": f"{marker}-{n}"}, queue="default").id
         for n in range(3)
     ]
-    wait_until(lambda: DeadLetter.objects.filter(task_id__in=failed).count() == 3, timeout=30,
-               what="three dead letters")
+    wait_until(
+        lambda: DeadLetter.objects.filter(task_id__in=failed).count() == 3,
+        timeout=30,
+        what="three dead letters",
+    )
 
     response = admin_client.post(
         reverse("ops_dashboard"), {"action": "replay_dead_letters", "task": "probe.effect_then_fail"}
@@ -110,7 +117,8 @@ def test_replay_dead_letters_in_bulk_for_one_task(admin_client, ops_workers, ops
     # Replayed under their own ids, they succeed; each effect still happened once.
     wait_until(
         lambda: ProbeExecution.objects.filter(marker__startswith=f"{marker}-").count() == 6,
-        timeout=30, what="the replays to run",
+        timeout=30,
+        what="the replays to run",
     )
     assert set(DeadLetter.objects.filter(task_id__in=failed).values_list("status", flat=True)) == {"replayed"}
     assert ProbeEffect.objects.filter(marker__startswith=f"{marker}-").count() == 3

@@ -30,10 +30,13 @@ def test_a_failed_job_moves_task_outcomes_durations_and_open_dead_letters(
     counted = sample(before, "platform_task_outcomes_total", **outcome)
     after = wait_until(
         lambda: sample(s := scrape(client), "platform_task_outcomes_total", **outcome) > counted and s,
-        timeout=30, what="the FAILURE outcome to be counted",
+        timeout=30,
+        what="the FAILURE outcome to be counted",
     )
-    assert sample(after, "platform_task_outcomes_total", **outcome) == sample(
-        before, "platform_task_outcomes_total", **outcome) + 1
+    assert (
+        sample(after, "platform_task_outcomes_total", **outcome)
+        == sample(before, "platform_task_outcomes_total", **outcome) + 1
+    )
     assert sample(after, "platform_task_duration_seconds_count", task="probe.permanent", queue="default") == (
         sample(before, "platform_task_duration_seconds_count", task="probe.permanent", queue="default") + 1
     )
@@ -61,9 +64,12 @@ def test_queue_depth_and_oldest_message_age_move_when_a_queue_fills(client, ops_
     assert first_age is not None and first_age >= 0
     # Nobody consumes: the oldest message keeps ageing.
     wait_until(
-        lambda: sample(scrape(client), "platform_queue_oldest_message_age_seconds", queue="reports")
-        > first_age + 0.2,
-        timeout=5, what="the oldest message to age",
+        lambda: (
+            sample(scrape(client), "platform_queue_oldest_message_age_seconds", queue="reports")
+            > first_age + 0.2
+        ),
+        timeout=5,
+        what="the oldest message to age",
     )
 
 
@@ -129,9 +135,13 @@ def test_beat_heartbeat_age_appears_once_beat_ticks(client, database_url, ops_br
     beat = start_beat(platform_env(database_url=database_url, redis_url=ops_broker.url), name="beat")
     try:
         (age,) = wait_until(
-            lambda: (age := sample(scrape(client), "platform_beat_heartbeat_age_seconds", default=None))
-            is not None and (age,),
-            timeout=30, what="a beat heartbeat",
+            lambda: (
+                (age := sample(scrape(client), "platform_beat_heartbeat_age_seconds", default=None))
+                is not None
+                and (age,)
+            ),
+            timeout=30,
+            what="a beat heartbeat",
         )
     finally:
         beat.stop()

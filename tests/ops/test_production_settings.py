@@ -80,7 +80,9 @@ def test_an_explicitly_chosen_console_backend_needs_no_credentials():
     done = _run(
         [sys.executable, "manage.py", "check"],
         _production_env(
-            TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None, TWILIO_WHATSAPP_FROM=None,
+            TWILIO_ACCOUNT_SID=None,
+            TWILIO_AUTH_TOKEN=None,
+            TWILIO_WHATSAPP_FROM=None,
             TWILIO_BACKEND="integrations.twilio_whatsapp.ConsoleWhatsApp",
         ),
     )

@@ -12,7 +12,10 @@ from tests.support.processes import ROOT
 
 UNITS_DIR = ROOT / "ops" / "systemd"
 UNITS = (
-    "platform-web.service", "platform-worker@.service", "platform-beat.service", "platform-flower.service",
+    "platform-web.service",
+    "platform-worker@.service",
+    "platform-beat.service",
+    "platform-flower.service",
 )
 INSTALL_PREFIX = "/opt/platform"
 
@@ -41,7 +44,9 @@ def _render(tmp_path: Path) -> list[Path]:
 def _verify(paths: list[Path]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [_systemd_analyze(), "verify", "--man=no", "--generators=no", *map(str, paths)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -78,8 +83,12 @@ def test_every_unit_restarts_on_failure_stops_with_sigterm_and_is_hardened(name)
     assert unit["KillSignal"] == ["SIGTERM"]
     assert unit["User"] == ["platform"]
     assert unit["EnvironmentFile"] == ["/etc/platform/platform.env"]
-    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
-                       "ProtectHome": "yes"}.items():
+    for key, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "ProtectHome": "yes",
+    }.items():
         assert unit[key] == [value], key
 
 
@@ -89,7 +98,8 @@ def test_worker_waits_for_the_longest_task_before_being_killed():
     app.loader.import_default_modules()
     longest = max(
         (task.time_limit or settings.CELERY_TASK_TIME_LIMIT)
-        for name, task in app.tasks.items() if not name.startswith("celery.")
+        for name, task in app.tasks.items()
+        if not name.startswith("celery.")
     )
     worker = _directives("platform-worker@.service")
 

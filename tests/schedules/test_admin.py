@@ -49,8 +49,9 @@ def published():
 
 
 def run_now(client, *tasks: PeriodicTask):
-    return client.post(CHANGELIST, {"action": "run_tasks", "_selected_action": [t.pk for t in tasks]},
-                       follow=True)
+    return client.post(
+        CHANGELIST, {"action": "run_tasks", "_selected_action": [t.pk for t in tasks]}, follow=True
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -73,8 +74,13 @@ def test_run_now_runs_every_default_schedule_through_its_queue(admin_client, pub
     job_ids = {r.changes["job_id"] for r in runs}
     assert job_ids == {headers["id"] for _, headers in sent.values()}
     # And a worker ran each of them (on an empty database: every sweep finds nothing to do).
-    wait_until(lambda: TaskResult.objects.filter(task_id__in=job_ids, status__in=READY_STATES).count()
-               == len(job_ids), timeout=60, what="every run-now job to finish")
+    wait_until(
+        lambda: (
+            TaskResult.objects.filter(task_id__in=job_ids, status__in=READY_STATES).count() == len(job_ids)
+        ),
+        timeout=60,
+        what="every run-now job to finish",
+    )
     outcomes = dict(TaskResult.objects.filter(task_id__in=job_ids).values_list("task_name", "status"))
     assert outcomes == {name: "SUCCESS" for name in EXPECTED_QUEUE}
 
@@ -83,14 +89,19 @@ def test_run_now_runs_every_default_schedule_through_its_queue(admin_client, pub
 def test_run_now_is_executed_by_a_worker(admin_client, live_worker, marker):
     every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
     task = PeriodicTask.objects.create(
-        name=f"probe-{marker}", task="probe.beat_tick", interval=every_hour,
+        name=f"probe-{marker}",
+        task="probe.beat_tick",
+        interval=every_hour,
         kwargs=json.dumps({"marker": marker}),
     )
 
     run_now(admin_client, task)
 
-    wait_until(lambda: ProbeExecution.objects.filter(marker=marker, finished_at__isnull=False).exists(),
-               timeout=20, what="the run-now job to execute")
+    wait_until(
+        lambda: ProbeExecution.objects.filter(marker=marker, finished_at__isnull=False).exists(),
+        timeout=20,
+        what="the run-now job to execute",
+    )
     assert ProbeExecution.objects.filter(marker=marker).count() == 1
 
 
@@ -117,13 +128,23 @@ def test_a_crontab_edit_is_audited_on_every_task_that_uses_it(admin_client):
     one = PeriodicTask.objects.create(name="one", task="probe.beat_tick", crontab=cron)
     two = PeriodicTask.objects.create(name="two", task="probe.beat_tick", crontab=cron)
 
-    response = admin_client.post(f"/admin/django_celery_beat/crontabschedule/{cron.pk}/change/", {
-        "minute": "30", "hour": "6", "day_of_month": "*", "month_of_year": "*", "day_of_week": "*",
-        "timezone": "America/Toronto",
-        "periodictask_set-TOTAL_FORMS": "2", "periodictask_set-INITIAL_FORMS": "2",
-        "periodictask_set-MIN_NUM_FORMS": "0", "periodictask_set-MAX_NUM_FORMS": "0",
-        "periodictask_set-0-id": one.pk, "periodictask_set-1-id": two.pk,
-    })
+    response = admin_client.post(
+        f"/admin/django_celery_beat/crontabschedule/{cron.pk}/change/",
+        {
+            "minute": "30",
+            "hour": "6",
+            "day_of_month": "*",
+            "month_of_year": "*",
+            "day_of_week": "*",
+            "timezone": "America/Toronto",
+            "periodictask_set-TOTAL_FORMS": "2",
+            "periodictask_set-INITIAL_FORMS": "2",
+            "periodictask_set-MIN_NUM_FORMS": "0",
+            "periodictask_set-MAX_NUM_FORMS": "0",
+            "periodictask_set-0-id": one.pk,
+            "periodictask_set-1-id": two.pk,
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:3000]
     changes = {c.schedule_name: c.changes for c in ScheduleChange.objects.all()}

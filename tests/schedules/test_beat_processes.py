@@ -27,15 +27,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def beats(database_url, live_worker):
     """Start beat processes (lease LEASE_SECONDS) that are stopped after the test."""
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(LEADER_KEY)  # a lease left by a killed test
-    env = platform_env(database_url=database_url, redis_url=settings.CELERY_BROKER_URL,
-                       BEAT_LOCK_LEASE_SECONDS=str(LEASE_SECONDS))
+    env = platform_env(
+        database_url=database_url,
+        redis_url=settings.CELERY_BROKER_URL,
+        BEAT_LOCK_LEASE_SECONDS=str(LEASE_SECONDS),
+    )
     started: list[ManagedProcess] = []
 
     def start(name: str) -> ManagedProcess:
         beat = start_beat(env, name=name)
         started.append(beat)
-        wait_until(lambda: beat.saw("beat: Starting") or beat.proc.poll() is not None, timeout=60,
-                   what=f"{name} to start")
+        wait_until(
+            lambda: beat.saw("beat: Starting") or beat.proc.poll() is not None,
+            timeout=60,
+            what=f"{name} to start",
+        )
         assert beat.proc.poll() is None, beat.tail()
         return beat
 
@@ -47,7 +53,9 @@ def beats(database_url, live_worker):
 def probe_schedule(marker: str, every_seconds: int) -> PeriodicTask:
     interval, _ = IntervalSchedule.objects.get_or_create(every=every_seconds, period=IntervalSchedule.SECONDS)
     return PeriodicTask.objects.create(
-        name=f"beat-probe-{marker}", task="probe.beat_tick", interval=interval,
+        name=f"beat-probe-{marker}",
+        task="probe.beat_tick",
+        interval=interval,
         kwargs=json.dumps({"marker": marker}),
     )
 
@@ -61,8 +69,10 @@ def sends(beat: ManagedProcess, schedule: PeriodicTask) -> int:
 
 
 def gaps(executions: list[ProbeExecution]) -> list[float]:
-    return [round((b.started_at - a.started_at).total_seconds(), 2)
-            for a, b in zip(executions, executions[1:], strict=False)]
+    return [
+        round((b.started_at - a.started_at).total_seconds(), 2)
+        for a, b in zip(executions, executions[1:], strict=False)
+    ]
 
 
 def test_two_beats_fire_each_run_once(beats, marker):
@@ -76,8 +86,9 @@ def test_two_beats_fire_each_run_once(beats, marker):
     leader.stop()
 
     assert sends(standby, schedule) == 0 and not standby.saw("is now the leader"), standby.tail()
-    wait_until(lambda: len(runs(marker)) == sends(leader, schedule), timeout=10,
-               what="every sent run to be executed")
+    wait_until(
+        lambda: len(runs(marker)) == sends(leader, schedule), timeout=10, what="every sent run to be executed"
+    )
     executed = runs(marker)
     assert len({e.job_id for e in executed}) == len(executed)
     # One run per 2-second interval: no gap short enough to be a second beat's copy, none long
@@ -105,16 +116,23 @@ def test_standby_takes_over_from_a_killed_leader_without_losing_or_doubling_a_ru
     leader.kill(signal.SIGKILL)
     killed_at = time.monotonic()
     leader.proc.wait(5)
-    wait_until(lambda: standby.saw("is now the leader"), timeout=LEASE_SECONDS + 10,
-               what="the standby to take over")
+    wait_until(
+        lambda: standby.saw("is now the leader"), timeout=LEASE_SECONDS + 10, what="the standby to take over"
+    )
     takeover = time.monotonic() - killed_at
     before_takeover = len(runs(marker))
-    wait_until(lambda: len(runs(marker)) >= before_takeover + 3, timeout=4 * every + 10,
-               what="three runs by the new leader")
+    wait_until(
+        lambda: len(runs(marker)) >= before_takeover + 3,
+        timeout=4 * every + 10,
+        what="three runs by the new leader",
+    )
     standby.stop()
 
-    wait_until(lambda: len(runs(marker)) == sends(leader, schedule) + sends(standby, schedule),
-               timeout=10, what="every sent run to be executed")
+    wait_until(
+        lambda: len(runs(marker)) == sends(leader, schedule) + sends(standby, schedule),
+        timeout=10,
+        what="every sent run to be executed",
+    )
     executed = runs(marker)
     assert takeover <= LEASE_SECONDS + LEASE_SECONDS / 3 + 2, f"takeover took {takeover:.1f}s"
     assert sends(standby, schedule) >= 3
@@ -139,8 +157,11 @@ def test_a_bulk_update_reaches_a_running_beat_within_seconds(beats, marker):
     assert beat.saw("schedules changed without a signal")
 
     PeriodicTask.objects.filter(pk=schedule.pk).update(enabled=False)
-    wait_until(lambda: sum("changed without a signal" in line for line in beat.output) >= 2,
-               timeout=10, what="beat to reload after the bulk disable")
+    wait_until(
+        lambda: sum("changed without a signal" in line for line in beat.output) >= 2,
+        timeout=10,
+        what="beat to reload after the bulk disable",
+    )
     stopped = len(runs(renamed))
     # An absence can only be observed over a window: three intervals with nothing sent.
     time.sleep(6)

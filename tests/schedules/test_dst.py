@@ -34,12 +34,19 @@ def cron_task(minute: str, hour: str, day_of_month: str = "*") -> PeriodicTask:
     cron = CrontabSchedule.objects.create(
         minute=minute, hour=hour, day_of_month=day_of_month, timezone="America/Toronto"
     )
-    return PeriodicTask.objects.create(name=f"dst {minute} {hour} {day_of_month}", task="probe.beat_tick",
-                                       crontab=cron)
+    return PeriodicTask.objects.create(
+        name=f"dst {minute} {hour} {day_of_month}", task="probe.beat_tick", crontab=cron
+    )
 
 
-def simulate(task: PeriodicTask, day: tuple[int, int, int], *, restart_at: datetime | None = None,
-             since: datetime | None = None, step: timedelta = timedelta(seconds=10)) -> list[datetime]:
+def simulate(
+    task: PeriodicTask,
+    day: tuple[int, int, int],
+    *,
+    restart_at: datetime | None = None,
+    since: datetime | None = None,
+    step: timedelta = timedelta(seconds=10),
+) -> list[datetime]:
     """Fire times (in Toronto) from `since` (last run; default noon the day before `day`) to
     noon the day after.
 
@@ -115,9 +122,13 @@ def test_monthly_cleanup_on_the_first_fires_once_when_the_first_is_fall_back_day
     assert on(FALL_BACK, fires) == ["2026-11-01T02:00:00-05:00"]
 
 
-@pytest.mark.parametrize("day, expected", [
-    (SPRING_FORWARD, "2026-03-08T00:30:00-05:00"), (FALL_BACK, "2026-11-01T00:30:00-04:00"),
-])
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        (SPRING_FORWARD, "2026-03-08T00:30:00-05:00"),
+        (FALL_BACK, "2026-11-01T00:30:00-04:00"),
+    ],
+)
 def test_the_synced_exchange_rates_default_fires_once_at_0030_local(settings, day, expected):
     assert settings.TIME_ZONE == "America/Toronto"
     call_command("sync_schedules", stdout=open("/dev/null", "w"))
@@ -142,5 +153,8 @@ def test_every_6_hours_fires_on_the_local_hours(day):
     call_command("sync_schedules", stdout=open("/dev/null", "w"))
     fires = simulate(PeriodicTask.objects.get(name="send-shipment-updates"), day)
     assert [f.strftime("%H:%M") for f in fires if f.date() == datetime(*day).date()] == [
-        "00:00", "06:00", "12:00", "18:00",
+        "00:00",
+        "06:00",
+        "12:00",
+        "18:00",
     ]

@@ -143,7 +143,8 @@ def test_a_changed_default_updates_schedules_nobody_edited_and_keeps_edited_ones
     # A later release moves both defaults to new times.
     new_defaults = [
         dataclasses.replace(d, when=Cron(minute="0", hour="7"))
-        if d.name in ("check-delayed-shipments", "check-stalled-deals-daily") else d
+        if d.name in ("check-delayed-shipments", "check-stalled-deals-daily")
+        else d
         for d in DEFAULT_SCHEDULES
     ]
 

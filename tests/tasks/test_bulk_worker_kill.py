@@ -27,12 +27,15 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
     database_url, private_redis, fake_twilio
 ):
     env = platform_env(
-        database_url=database_url, redis_url=private_redis.url, **fake_twilio.settings(),
+        database_url=database_url,
+        redis_url=private_redis.url,
+        **fake_twilio.settings(),
         RATE_LIMITS="twilio=10/s",
         # A worker that dies outright leaves its job unacknowledged: redelivered after 3 s.
         CELERY_BROKER_VISIBILITY_TIMEOUT="3",
         # The send-once lease (connect + read + 5 s): a row left "sending" is resent after 8 s.
-        INTEGRATION_CONNECT_TIMEOUT="1", INTEGRATION_READ_TIMEOUT="2",
+        INTEGRATION_CONNECT_TIMEOUT="1",
+        INTEGRATION_READ_TIMEOUT="2",
     )
     recipients = [make_phone(n) for n in range(1, RECIPIENTS + 1)]
     job_id = str(uuid.uuid4())
@@ -48,16 +51,23 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
         broker_client(private_redis.url).send_task(
             "tasks.notifications.send_bulk_whatsapp_notifications",
             kwargs={"recipients": recipients, "body": "The port of Douala reopens Monday."},
-            task_id=job_id, queue="notifications",
+            task_id=job_id,
+            queue="notifications",
         )
         for number, threshold in enumerate(KILL_AT, start=2):
-            wait_until(lambda t=threshold: len(fake_twilio.messages) >= t, timeout=120,
-                       what=f"{threshold} messages accepted\n{worker.tail()}")
+            wait_until(
+                lambda t=threshold: len(fake_twilio.messages) >= t,
+                timeout=120,
+                what=f"{threshold} messages accepted\n{worker.tail()}",
+            )
             worker.kill(signal.SIGKILL)  # the whole worker: main process and pool children
             worker.proc.wait(10)
             worker = start(f"bulk-{number}")
-        done = wait_until(lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").first(),
-                          timeout=180, what=f"the bulk job to finish\n{worker.tail()}")
+        done = wait_until(
+            lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").first(),
+            timeout=180,
+            what=f"the bulk job to finish\n{worker.tail()}",
+        )
     finally:
         for w in workers:
             w.stop()
@@ -65,8 +75,10 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
     counts = accepted_recipients(fake_twilio)
     twice = sorted(number for number, n in counts.items() if n > 1)
     result = json.loads(done.result)
-    print(f"\nbulk send with {len(KILL_AT)} SIGKILLs: {len(fake_twilio.messages)} messages accepted for "
-          f"{RECIPIENTS} recipients; received twice: {len(twice)}; final result {result}")
+    print(
+        f"\nbulk send with {len(KILL_AT)} SIGKILLs: {len(fake_twilio.messages)} messages accepted for "
+        f"{RECIPIENTS} recipients; received twice: {len(twice)}; final result {result}"
+    )
     assert set(counts) == set(recipients), "every recipient received the message"
     assert twice == [], "no recipient received it twice"
     assert result["recipients"] == RECIPIENTS

@@ -59,8 +59,13 @@ def test_template_is_sent_with_content_sid_and_variables_once_per_job(fake_twili
     job_id, to = new_job_id(), make_phone()
 
     for _ in range(2):
-        run_body(notifications.send_whatsapp_template, job_id=job_id, to=to, template=CONTENT_SID,
-                 variables={"1": "Corolla", "2": 2019})
+        run_body(
+            notifications.send_whatsapp_template,
+            job_id=job_id,
+            to=to,
+            template=CONTENT_SID,
+            variables={"1": "Corolla", "2": 2019},
+        )
 
     [request] = fake_twilio.sent()
     assert request.form["ContentSid"] == CONTENT_SID
@@ -121,10 +126,14 @@ def _fixed(fake_twilio, settings):
     settings.TWILIO_WHATSAPP_FROM = fake_twilio.settings()["TWILIO_WHATSAPP_FROM"]
 
 
-@pytest.mark.parametrize("break_account", [_region_not_enabled, _malformed_sender],
-                         ids=["region-not-enabled-21408", "malformed-TWILIO_WHATSAPP_FROM"])
-def test_an_account_or_sender_problem_dead_letters_the_job_and_its_replay_sends(fake_twilio, settings,
-                                                                                 break_account):
+@pytest.mark.parametrize(
+    "break_account",
+    [_region_not_enabled, _malformed_sender],
+    ids=["region-not-enabled-21408", "malformed-TWILIO_WHATSAPP_FROM"],
+)
+def test_an_account_or_sender_problem_dead_letters_the_job_and_its_replay_sends(
+    fake_twilio, settings, break_account
+):
     # Our configuration, not the recipient: the row must stay sendable for the replay.
     job_id, to = new_job_id(), make_phone()
     break_account(fake_twilio, settings)
@@ -163,8 +172,9 @@ def test_twilio_outage_releases_the_message_so_the_retry_sends_it(fake_twilio):
 
 def test_message_being_sent_by_another_execution_is_not_sent_again_meanwhile(fake_twilio):
     job_id, to = new_job_id(), make_phone()
-    WhatsAppMessage.objects.create(to=to, body="x", job_id=job_id, idempotency_key="message",
-                                   status=WhatsAppMessage.Status.SENDING)
+    WhatsAppMessage.objects.create(
+        to=to, body="x", job_id=job_id, idempotency_key="message", status=WhatsAppMessage.Status.SENDING
+    )
 
     with pytest.raises(RateLimited) as raised:
         send_whatsapp_once(job_id=job_id, key="message", to=to, body="x")
@@ -175,8 +185,9 @@ def test_message_being_sent_by_another_execution_is_not_sent_again_meanwhile(fak
 
 def test_message_left_sending_by_a_crash_is_resent_once_its_lease_lapsed_and_counted(fake_twilio):
     job_id, to = new_job_id(), make_phone()
-    message = WhatsAppMessage.objects.create(to=to, body="x", job_id=job_id, idempotency_key="message",
-                                             status=WhatsAppMessage.Status.SENDING)
+    message = WhatsAppMessage.objects.create(
+        to=to, body="x", job_id=job_id, idempotency_key="message", status=WhatsAppMessage.Status.SENDING
+    )
     WhatsAppMessage.objects.filter(pk=message.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
     before = AMBIGUOUS_RESENDS._value.get()
 
@@ -193,10 +204,18 @@ def test_bulk_sends_each_recipient_once_and_reports_sent_skipped_failed(fake_twi
     job_id = new_job_id()
     recipients = [make_phone() for _ in range(12)] + [INVALID_NUMBER]
 
-    first = run_body(notifications.send_bulk_whatsapp_notifications, job_id=job_id,
-                     recipients=recipients + recipients[:3], body="Port closed Monday")
-    second = run_body(notifications.send_bulk_whatsapp_notifications, job_id=job_id,
-                      recipients=recipients, body="Port closed Monday")
+    first = run_body(
+        notifications.send_bulk_whatsapp_notifications,
+        job_id=job_id,
+        recipients=recipients + recipients[:3],
+        body="Port closed Monday",
+    )
+    second = run_body(
+        notifications.send_bulk_whatsapp_notifications,
+        job_id=job_id,
+        recipients=recipients,
+        body="Port closed Monday",
+    )
 
     assert first == {"recipients": 13, "sent": 12, "skipped": 0, "failed": 1, "resent_after_interruption": 0}
     assert second == {"recipients": 13, "sent": 0, "skipped": 12, "failed": 1, "resent_after_interruption": 0}
@@ -207,8 +226,11 @@ def test_bulk_sends_each_recipient_once_and_reports_sent_skipped_failed(fake_twi
 
 def test_bulk_with_a_malformed_number_fails_naming_it_and_sends_nothing(fake_twilio):
     with pytest.raises(ValueError, match=r"^recipients\[1\]:"):
-        run_body(notifications.send_bulk_whatsapp_notifications,
-                 recipients=[make_phone(), "0044 20 7946 0958"], body="x")
+        run_body(
+            notifications.send_bulk_whatsapp_notifications,
+            recipients=[make_phone(), "0044 20 7946 0958"],
+            body="x",
+        )
     assert fake_twilio.sent() == []
     assert not WhatsAppMessage.objects.exists()
 
@@ -230,8 +252,9 @@ def test_bulk_paused_by_the_rate_limit_carries_its_totals_to_the_resumed_executi
     assert len(fake_twilio.sent()) == 4
 
     settings.RATE_LIMITS = {}
-    task.push_request(id=job_id, called_directly=False, retries=0,
-                      **{notifications.BULK_PROGRESS_HEADER: carried})
+    task.push_request(
+        id=job_id, called_directly=False, retries=0, **{notifications.BULK_PROGRESS_HEADER: carried}
+    )
     try:
         result = task.run(recipients=recipients, body="x")
     finally:

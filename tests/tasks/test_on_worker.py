@@ -26,16 +26,21 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 def _result(task_id: str, *, containing: str = "") -> dict:
     """The stored result of a finished job (and one that contains `containing`)."""
     row = wait_until(
-        lambda: TaskResult.objects.filter(task_id=task_id, status="SUCCESS",
-                                          result__contains=containing).first(),
-        timeout=60, what=f"job {task_id} to succeed with {containing!r}",
+        lambda: TaskResult.objects.filter(
+            task_id=task_id, status="SUCCESS", result__contains=containing
+        ).first(),
+        timeout=60,
+        what=f"job {task_id} to succeed with {containing!r}",
     )
     return json.loads(row.result)
 
 
 def _dead_letter(task_id: str) -> DeadLetter:
-    return wait_until(lambda: DeadLetter.objects.filter(task_id=task_id, status="open").first(),
-                      timeout=30, what="a dead letter")
+    return wait_until(
+        lambda: DeadLetter.objects.filter(task_id=task_id, status="open").first(),
+        timeout=30,
+        what="a dead letter",
+    )
 
 
 def test_the_same_whatsapp_job_delivered_twice_sends_once(fake_twilio):
@@ -57,8 +62,11 @@ def test_the_same_payments_job_delivered_twice_steps_each_invoice_through_stripe
 
     for _ in range(2):
         payments.process_pending_payments.apply_async(task_id=job_id)
-        wait_until(lambda: Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PROCESSING,
-                   timeout=60, what="the invoice job, fanned out through the outbox, to run")
+        wait_until(
+            lambda: Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PROCESSING,
+            timeout=60,
+            what="the invoice job, fanned out through the outbox, to run",
+        )
     _result(job_id, containing="enqueued")
 
     assert fake_stripe.idempotency_keys() == [f"invoice-{invoice.pk}-attempt-1-create"]

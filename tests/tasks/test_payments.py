@@ -45,8 +45,10 @@ def test_invoice_moves_from_open_to_paid_one_stripe_step_at_a_time(fake_stripe):
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID and invoice.paid_at is not None
     assert invoice.deal.status == Deal.Status.PAID
-    assert fake_stripe.idempotency_keys() == [f"invoice-{invoice.pk}-attempt-1-create",
-                                              f"invoice-{invoice.pk}-attempt-1-confirm"]
+    assert fake_stripe.idempotency_keys() == [
+        f"invoice-{invoice.pk}-attempt-1-create",
+        f"invoice-{invoice.pk}-attempt-1-confirm",
+    ]
 
 
 def test_rerunning_each_step_calls_stripe_once_and_records_the_payment_once(fake_stripe):
@@ -63,8 +65,12 @@ def test_rerunning_each_step_calls_stripe_once_and_records_the_payment_once(fake
     assert _advance(invoice)["outcome"] == "skipped:paid"
 
     assert len(fake_stripe.requests) == posts_after_paid  # a paid invoice is never touched again
-    assert AuditLog.objects.filter(object_type="billing.invoice", object_id=str(invoice.pk),
-                                   action="payment_recorded").count() == 1
+    assert (
+        AuditLog.objects.filter(
+            object_type="billing.invoice", object_id=str(invoice.pk), action="payment_recorded"
+        ).count()
+        == 1
+    )
     assert PaymentAttempt.objects.filter(invoice=invoice).count() == 1
 
 

@@ -44,8 +44,9 @@ def test_shipment_notification_is_sent_once_per_shipment_and_event(fake_twilio):
     assert shipment.tracking_number in request.form["Body"]
 
     # A second occurrence of the same kind of event is news again.
-    make_shipment_event(shipment=shipment, kind=ShipmentEvent.Kind.DEPARTED,
-                        occurred_at=timezone.now() + timedelta(hours=1))
+    make_shipment_event(
+        shipment=shipment, kind=ShipmentEvent.Kind.DEPARTED, occurred_at=timezone.now() + timedelta(hours=1)
+    )
     run_body(shipments.send_shipment_notification, shipment_id=shipment.pk, event="departed")
     assert accepted_recipients(fake_twilio)[shipment.deal.buyer.phone] == 2
 

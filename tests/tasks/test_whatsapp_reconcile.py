@@ -20,11 +20,13 @@ CONTENT_SID = "HX" + "0123456789abcdef" * 2
 
 def _interrupted(to: str, body: str = "", *, job_id: str = "job-1", template: str = "") -> WhatsAppMessage:
     """A row an earlier execution claimed and then died with: left `sending`, lease lapsed."""
-    message, _ = record_whatsapp_message(to=to, job_id=job_id, idempotency_key="message", body=body,
-                                         template=template)
+    message, _ = record_whatsapp_message(
+        to=to, job_id=job_id, idempotency_key="message", body=body, template=template
+    )
     claimed_at = timezone.now() - sending_lease() - timedelta(seconds=1)
-    WhatsAppMessage.objects.filter(pk=message.pk).update(status=WhatsAppMessage.Status.SENDING,
-                                                         updated_at=claimed_at)
+    WhatsAppMessage.objects.filter(pk=message.pk).update(
+        status=WhatsAppMessage.Status.SENDING, updated_at=claimed_at
+    )
     return message
 
 
@@ -74,8 +76,14 @@ def test_a_message_another_row_recorded_is_not_taken_for_the_interrupted_one(fak
     ours = get_whatsapp_client().send_text(to=to, body=body)  # job A's attempt reached Twilio
     # Then job B legitimately sent the same text to the same number, and recorded it.
     theirs = get_whatsapp_client().send_text(to=to, body=body)
-    WhatsAppMessage.objects.create(to=to, body=body, job_id="job-b", idempotency_key="message",
-                                   status=WhatsAppMessage.Status.SENT, twilio_sid=theirs.sid)
+    WhatsAppMessage.objects.create(
+        to=to,
+        body=body,
+        job_id="job-b",
+        idempotency_key="message",
+        status=WhatsAppMessage.Status.SENT,
+        twilio_sid=theirs.sid,
+    )
 
     outcome = deliver(message)
 
@@ -87,8 +95,14 @@ def test_an_interrupted_send_is_resent_when_twilio_has_only_another_rows_message
     to, body = make_phone(11), "Your deposit was received."
     message = _interrupted(to, body, job_id="job-a")  # job A's attempt never reached Twilio
     theirs = get_whatsapp_client().send_text(to=to, body=body)
-    WhatsAppMessage.objects.create(to=to, body=body, job_id="job-b", idempotency_key="message",
-                                   status=WhatsAppMessage.Status.SENT, twilio_sid=theirs.sid)
+    WhatsAppMessage.objects.create(
+        to=to,
+        body=body,
+        job_id="job-b",
+        idempotency_key="message",
+        status=WhatsAppMessage.Status.SENT,
+        twilio_sid=theirs.sid,
+    )
 
     outcome = deliver(message)
 

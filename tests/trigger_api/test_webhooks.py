@@ -255,10 +255,12 @@ def test_a_late_failure_of_an_old_intent_leaves_the_current_payment_alone():
     from trigger_api.stripe_events import apply_stripe_event
 
     invoice = make_invoice(status=Invoice.Status.PROCESSING, stripe_payment_intent_id="pi_current")
-    make_payment_attempt(invoice=invoice, number=1, stripe_payment_intent_id="pi_old",
-                         stripe_status="canceled")
-    make_payment_attempt(invoice=invoice, number=2, stripe_payment_intent_id="pi_current",
-                         stripe_status="processing")
+    make_payment_attempt(
+        invoice=invoice, number=1, stripe_payment_intent_id="pi_old", stripe_status="canceled"
+    )
+    make_payment_attempt(
+        invoice=invoice, number=2, stripe_payment_intent_id="pi_current", stripe_status="processing"
+    )
 
     outcome = apply_stripe_event(
         event_id="evt_old_failure",

@@ -21,7 +21,8 @@ for _backend, _names in INTEGRATION_REQUIRED.items():
         _missing += [f"{name} (or {_backend})" for name in _names if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(
-        "Missing required setting(s) for production: " + ", ".join(_missing)
+        "Missing required setting(s) for production: "
+        + ", ".join(_missing)
         + ". Set them in the environment (see ops/platform.env.example)."
     )
 

@@ -25,8 +25,9 @@ class OutboxMessage(models.Model):
         indexes = [
             # The relay's sweep reads only open rows: a partial index keeps it one cheap
             # index scan however many completed rows the table holds.
-            models.Index(fields=["published_at"], condition=Q(completed_at__isnull=True),
-                         name="outbox_open_idx"),
+            models.Index(
+                fields=["published_at"], condition=Q(completed_at__isnull=True), name="outbox_open_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -84,8 +84,9 @@ class FakeServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{self.name}-server",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=f"{self.name}-server", daemon=True
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeServer:
@@ -109,8 +110,15 @@ class FakeServer:
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method.upper(), re.compile(f"^{pattern}$"), handler))
 
-    def fail_next(self, status: int, body: Any = None, *, headers: dict[str, str] | None = None,
-                  times: int = 1, path_contains: str = "") -> None:
+    def fail_next(
+        self,
+        status: int,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        path_contains: str = "",
+    ) -> None:
         """Answer the next `times` matching requests with this status instead of the route's."""
         with self._lock:
             self._script.append(_Scripted(Reply(status, body, headers or {}), path_contains, times))
@@ -125,8 +133,9 @@ class FakeServer:
         with self._lock:
             self._script.append(_Scripted(None, path_contains, times, delay=seconds))
 
-    def outage(self, *, seconds: float, status: int | None = None, body: Any = None,
-               start_in: float = 0.0) -> None:
+    def outage(
+        self, *, seconds: float, status: int | None = None, body: Any = None, start_in: float = 0.0
+    ) -> None:
         """From `start_in` seconds from now, for `seconds`: answer every request with `status`,
         or (status None) hold it unanswered until the window ends, then drop the connection."""
         starts = time.monotonic() + start_in
@@ -143,8 +152,11 @@ class FakeServer:
         return None
 
     def requests_to(self, path_contains: str, method: str | None = None) -> list[Recorded]:
-        return [r for r in list(self.requests)
-                if path_contains in r.path and (method is None or r.method == method.upper())]
+        return [
+            r
+            for r in list(self.requests)
+            if path_contains in r.path and (method is None or r.method == method.upper())
+        ]
 
     # --- serving ------------------------------------------------------------------------------
     def _scripted_for(self, path: str) -> _Scripted | None:
@@ -162,8 +174,12 @@ class FakeServer:
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
         recorded = Recorded(
-            method=handler.command, path=parts.path, query=parse_qs(parts.query),
-            headers=dict(handler.headers.items()), body=body, at=time.monotonic(),
+            method=handler.command,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            headers=dict(handler.headers.items()),
+            body=body,
+            at=time.monotonic(),
         )
         with self._lock:
             self.requests.append(recorded)

@@ -23,8 +23,10 @@ _ERRORS = {
     INVALID_NUMBER: (21211, "The 'To' number {to} is not a valid phone number."),
     NOT_MOBILE_NUMBER: (21614, "'To' number {to} is not a valid mobile number"),
     NO_WHATSAPP_NUMBER: (63003, "Channel could not find To address {to}"),
-    REGION_NOT_ENABLED_NUMBER: (21408, "Permission to send an SMS has not been enabled for the region "
-                                       "indicated by the 'To' number: {to}"),
+    REGION_NOT_ENABLED_NUMBER: (
+        21408,
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}",
+    ),
 }
 
 
@@ -116,13 +118,27 @@ class FakeTwilio(FakeServer):
         if not self._authorized(request, match["sid"]):
             return Reply(401, twilio_error(401, 20003, "Authenticate"))
         query = {key: values[-1] for key, values in request.query.items()}
-        found = [m for m in reversed(list(self.messages.values()))
-                 if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])]
+        found = [
+            m
+            for m in reversed(list(self.messages.values()))
+            if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])
+        ]
         size = int(query.get("PageSize", 50))
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        return Reply(200, {"messages": found[:size], "end": min(size, len(found)) - 1, "first_page_uri": uri,
-                           "next_page_uri": None, "page": 0, "page_size": size, "previous_page_uri": None,
-                           "start": 0, "uri": uri})
+        return Reply(
+            200,
+            {
+                "messages": found[:size],
+                "end": min(size, len(found)) - 1,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            },
+        )
 
     def _get(self, request: Recorded, match) -> Reply:
         if not self._authorized(request, match["sid"]):

@@ -23,8 +23,11 @@ class FakeVehicleHistory(FakeServer):
         self.route("GET", r"/v1/reports/(?P<vin>[^/]+)", self._report)
 
     def settings(self) -> dict[str, str]:
-        return {"VEHICLE_HISTORY_API_KEY": self.api_key, "VEHICLE_HISTORY_BASE_URL": self.url,
-                "VEHICLE_HISTORY_BACKEND": ""}
+        return {
+            "VEHICLE_HISTORY_API_KEY": self.api_key,
+            "VEHICLE_HISTORY_BASE_URL": self.url,
+            "VEHICLE_HISTORY_BACKEND": "",
+        }
 
     def _report(self, request: Recorded, match) -> Reply:
         if request.header("X-API-Key") != self.api_key:

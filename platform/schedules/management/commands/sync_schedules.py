@@ -13,7 +13,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--reset", action="append", default=[], metavar="NAME",
+            "--reset",
+            action="append",
+            default=[],
+            metavar="NAME",
             help="Restore this default even if an operator edited it (repeatable).",
         )
 
