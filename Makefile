@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test bench lint format install
+.PHONY: run test faults bench lint format install
 
 $(INSTALLED): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(INSTALLED)
 ## The whole suite: real Redis broker, real workers, PostgreSQL whenever DATABASE_URL names one.
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## The fault-injection suite on its own (also part of `make test`); prints its figures.
+faults: $(INSTALLED)
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 ## Benchmarks side by side with their baselines; writes bench/results/latest.json.
 bench: $(INSTALLED)
