@@ -1,6 +1,7 @@
 """The one base class every platform task uses. A reader sees the whole policy here:
 
-- at-least-once delivery: `acks_late`, and a job whose worker process dies is requeued;
+- at-least-once delivery: `acks_late`, and a job whose worker process dies is requeued (one
+  that kills its worker every time is dead-lettered after `max_redeliveries`);
 - transient failures (`TransientError`, a dropped database connection) are retried with
   exponential backoff and jitter, at most `max_retries` times;
 - our own rate limits (`RateLimited`) reschedule the job without spending its retry budget;

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import sys
 import time
 
@@ -17,7 +16,14 @@ from kombu import Connection
 from jobs.models import DeadLetter, OutboxMessage
 from tests.conftest import broker_client
 from tests.support.probe.models import ProbeEffect, ProbeExecution
-from tests.support.processes import ROOT, ManagedProcess, platform_env, start_worker, wait_until
+from tests.support.processes import (
+    DJANGO_PRELUDE,
+    ManagedProcess,
+    platform_env,
+    run_django,
+    start_worker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
@@ -26,13 +32,6 @@ def _effects(prefix: str) -> tuple[int, int]:
     """(distinct markers with an effect, total effect rows) for markers starting with prefix."""
     rows = ProbeEffect.objects.filter(marker__startswith=prefix)
     return rows.values("marker").distinct().count(), rows.count()
-
-
-def _django(code: str, env: dict) -> subprocess.CompletedProcess:
-    script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + code
-    return subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 RELAY_LOOP = (
@@ -45,7 +44,7 @@ RELAY_LOOP = (
 
 def _start_relay(env: dict) -> ManagedProcess:
     """The outbox relay, sweeping every second (beat runs it on a schedule in production)."""
-    script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + RELAY_LOOP
+    script = DJANGO_PRELUDE + RELAY_LOOP
     return ManagedProcess([sys.executable, "-c", script], env, "relay")
 
 
@@ -54,7 +53,7 @@ def _relayed(relay: ManagedProcess, kind: str) -> int:
 
 
 def _enqueue_durably(env: dict, marker: str, jobs: int, sleep: float) -> None:
-    enqueued = _django(
+    enqueued = run_django(
         "from django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
         f"for i in range({jobs}):\n"
         "    with transaction.atomic():\n"
@@ -200,7 +199,7 @@ def test_process_killed_between_commit_and_publish(database_url, private_redis, 
         database_url=database_url, redis_url=private_redis.url, OUTBOX_PUBLISH_GRACE_SECONDS="0"
     )
     for i in range(jobs):
-        died = _django(
+        died = run_django(
             "import os\nfrom django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
             "with transaction.atomic():\n"
             "    transaction.on_commit(lambda: os._exit(9))\n"
@@ -211,7 +210,7 @@ def test_process_killed_between_commit_and_publish(database_url, private_redis, 
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == jobs
     worker = start_worker(env, name="after-crash", concurrency=2)
     try:
-        relayed = _django("from jobs.outbox import relay_outbox; print(relay_outbox())", env)
+        relayed = run_django("from jobs.outbox import relay_outbox; print(relay_outbox())", env)
         assert relayed.returncode == 0, relayed.stderr[-2000:]
         wait_until(lambda: _effects(marker)[0] >= jobs, timeout=60, what=f"all effects\n{worker.tail()}")
     finally:

@@ -1,8 +1,5 @@
 """Dead letters in admin: replay runs the job again under its id; done effects are not redone."""
 
-import subprocess
-import sys
-
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +8,7 @@ from django_celery_results.models import TaskResult
 from jobs.models import DeadLetter
 from tests.support.probe import tasks as probe
 from tests.support.probe.models import ProbeEffect, ProbeExecution
-from tests.support.processes import ROOT, free_port, platform_env, wait_until
+from tests.support.processes import free_port, platform_env, run_django, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("live_worker")]
 
@@ -105,7 +102,6 @@ def test_replay_with_the_broker_down_leaves_the_dead_letter_open(database_url):
     )
     env = platform_env(database_url=database_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     code = (
-        "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n"
         "from jobs.dead_letters import ReplayFailed, replay_dead_letters\n"
         "from jobs.models import DeadLetter\n"
         "try:\n"
@@ -113,9 +109,7 @@ def test_replay_with_the_broker_down_leaves_the_dead_letter_open(database_url):
         "except ReplayFailed as exc:\n"
         "    print('refused:', exc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    out = run_django(code, env, timeout=60)
 
     assert "refused:" in out.stdout, out.stderr[-2000:]
     letter.refresh_from_db()

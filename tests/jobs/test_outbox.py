@@ -2,8 +2,6 @@
 between commit and publish and a broker that lost it, and runs (its effect happens) once."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from django.db import transaction
@@ -14,7 +12,7 @@ from jobs.models import DeadLetter, OutboxMessage
 from jobs.outbox import enqueue_durably, relay_outbox
 from tests.support.probe import tasks as probe
 from tests.support.probe.models import ProbeEffect, ProbeExecution
-from tests.support.processes import ROOT, platform_env, start_worker, wait_until
+from tests.support.processes import platform_env, run_django, start_worker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,13 +62,6 @@ def test_durable_job_that_gives_up_is_completed_as_a_dead_letter(marker):
     assert DeadLetter.objects.filter(task_id=job_id).exists()
 
 
-def _django(code: str, env: dict) -> subprocess.CompletedProcess:
-    script = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + code
-    return subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 @pytest.mark.processes
 def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
     database_url, private_redis, marker
@@ -78,7 +69,7 @@ def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
     env = platform_env(
         database_url=database_url, redis_url=private_redis.url, OUTBOX_PUBLISH_GRACE_SECONDS="0"
     )
-    died = _django(
+    died = run_django(
         "import os\nfrom django.db import transaction\nfrom jobs.outbox import enqueue_durably\n"
         "with transaction.atomic():\n"
         "    # Registered first, so it runs right after COMMIT and before the publish.\n"
@@ -92,7 +83,7 @@ def test_process_killed_between_commit_and_publish_is_covered_by_the_relay(
 
     worker = start_worker(env, name="relay-target", concurrency=1)
     try:
-        relayed = _django(
+        relayed = run_django(
             "from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env
         )
         assert json.loads(relayed.stdout.strip().splitlines()[-1])["published"] == 1, relayed.stderr
@@ -108,7 +99,7 @@ def test_job_lost_by_a_restarted_broker_is_republished_and_runs_once(database_ur
     env = platform_env(
         database_url=database_url, redis_url=private_redis.url, OUTBOX_REPUBLISH_AFTER_SECONDS="0"
     )
-    published = _django(
+    published = run_django(
         f"from jobs.outbox import enqueue_durably; enqueue_durably('probe.effect', marker={marker!r})", env
     )
     assert published.returncode == 0, published.stderr
@@ -118,7 +109,7 @@ def test_job_lost_by_a_restarted_broker_is_republished_and_runs_once(database_ur
 
     worker = start_worker(env, name="after-restart", concurrency=1)
     try:
-        relayed = _django(
+        relayed = run_django(
             "from jobs.outbox import relay_outbox; import json; print(json.dumps(relay_outbox()))", env
         )
         assert json.loads(relayed.stdout.strip().splitlines()[-1])["republished"] == 1, relayed.stderr

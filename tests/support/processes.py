@@ -229,3 +229,19 @@ def start_beat(env: dict[str, str], *, name: str) -> ManagedProcess:
         os.path.join(tempfile.mkdtemp(), "beat-schedule"),
     ]
     return ManagedProcess(argv, env, name)
+
+
+# Start of every `python -c` script that needs the platform's Django set up.
+DJANGO_PRELUDE = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n"
+
+
+def run_django(code: str, env: dict[str, str], *, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh Python process with Django set up under `env` (e.g. a dead broker)."""
+    return subprocess.run(
+        [sys.executable, "-c", DJANGO_PRELUDE + code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
