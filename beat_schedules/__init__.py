@@ -1,1 +1,2 @@
-"""Default schedules (defaults.py) and their sync into django-celery-beat (sync.py)."""
+"""The platform's default schedules, as plain declarations (defaults.py); platform/jobs/schedules/sync.py
+copies them into django-celery-beat."""

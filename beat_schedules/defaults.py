@@ -1,37 +1,14 @@
 """The default schedules, as plain declarations: what runs, and when, in TIME_ZONE.
 
 This is the table of CONTRACT.md section 5 plus result pruning. `python manage.py sync_schedules`
-copies it into django-celery-beat's tables, where operators edit it in admin; an edit made
+copies it into django-celery-beat's tables (platform/jobs/schedules/sync.py, which finds it
+through settings.SCHEDULE_DEFAULTS), where operators edit it in admin; an edit made
 there wins over this file until someone runs `sync_schedules --reset NAME`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-@dataclass(frozen=True)
-class Cron:
-    """A crontab in TIME_ZONE (crontab(5) field syntax)."""
-
-    minute: str = "*"
-    hour: str = "*"
-    day_of_week: str = "*"
-    day_of_month: str = "*"
-    month_of_year: str = "*"
-
-
-@dataclass(frozen=True)
-class DefaultSchedule:
-    name: str
-    task: str
-    when: Cron
-    description: str
-    kwargs: dict = field(default_factory=dict)
-    # A message nobody consumed within this many seconds is dropped rather than run late
-    # (a backlog of stale sweeps is worth nothing). None: never expires.
-    expire_seconds: int | None = None
-
+from jobs.schedules.declarations import Cron, DefaultSchedule
 
 DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     DefaultSchedule(
@@ -119,7 +96,7 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     DefaultSchedule(
         # Celery's own result pruning (deletes django-celery-results rows past
         # CELERY_RESULT_EXPIRES). Declared here so it is visible and editable like the rest;
-        # tasks/beat_scheduler.py stops beat from adding an undeclared copy.
+        # platform/jobs/schedules/scheduler.py stops beat from adding an undeclared copy.
         name="celery.backend_cleanup",
         task="celery.backend_cleanup",
         when=Cron(minute="0", hour="4"),

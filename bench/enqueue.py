@@ -62,7 +62,7 @@ def run(environment: Environment) -> Result:
     from django.db import transaction
 
     from jobs.outbox import enqueue_durably
-    from tasks.diagnostics import noop
+    from tasks.maintenance import noop
 
     jobs = scaled(3000, 300)
     client = redis.Redis.from_url(environment.redis_url)
@@ -100,7 +100,7 @@ def run(environment: Environment) -> Result:
         rows=[
             Row("stock Celery .delay()", stock["per_second"], "jobs/s", note=costs(stock)),
             Row(
-                "platform .delay() (tasks.diagnostics.noop)",
+                "platform .delay() (tasks.maintenance.noop)",
                 ours["per_second"],
                 "jobs/s",
                 baseline=stock["per_second"],

@@ -1,4 +1,4 @@
-"""1. Task overhead: tasks.diagnostics.noop (PlatformTask: acks_late, dead-letter and outbox hooks,
+"""1. Task overhead: tasks.maintenance.noop (PlatformTask: acks_late, dead-letter and outbox hooks,
 typing checks) against a bare `@shared_task` no-op, drained by the same worker settings."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from bench.drain import drain
 from bench.environment import Environment, scaled
 from bench.report import Result, Row, median, ratio
 
-PLATFORM_TASK = "tasks.diagnostics.noop"
+PLATFORM_TASK = "tasks.maintenance.noop"
 BARE_TASK = "bench.tasks.bare_noop"
 
 
@@ -40,7 +40,7 @@ def run(environment: Environment) -> Result:
         rows=[
             Row("bare @shared_task no-op", bare, "jobs/s"),
             Row(
-                "PlatformTask no-op (tasks.diagnostics.noop)",
+                "PlatformTask no-op (tasks.maintenance.noop)",
                 ours,
                 "jobs/s",
                 baseline=bare,

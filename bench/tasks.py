@@ -7,7 +7,7 @@ from django.db import transaction
 from django_redis import get_redis_connection
 
 from jobs.ledger import claim_effect
-from tasks.base import platform_task
+from jobs.task_base import platform_task
 
 LATENCY_KEY = "bench:latency:started"
 

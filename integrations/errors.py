@@ -1,6 +1,6 @@
 """The one error model of every integration: transient (retry later) or permanent (never retry).
 
-Clients map every outside failure to one of these, so the task base (tasks/base.py) decides
+Clients map every outside failure to one of these, so the task base (platform/jobs/task_base.py) decides
 retries by type alone.
 """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from jobs.task_base import platform_task
 from marketplace.commission_settlement import compute_commissions, settle_pending_commissions
-from tasks.base import platform_task
 
 ACTOR = "task:tasks.commissions.process_pending_commissions"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from audit.subjects import fetch_subject
+from jobs.task_base import platform_task
 from marketplace.follow_ups import flag_stalled_leads_and_deals, follow_up_deal, follow_up_lead
 from marketplace.models import Deal, Lead
-from tasks.base import platform_task
-from tasks.subjects import fetch_subject
 
 
 @platform_task(name="tasks.deals.check_stalled_deals", soft_time_limit=120, time_limit=150)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from billing.exchange_rates import update_exchange_rates as fetch_and_store_rates
-from tasks.base import platform_task
+from jobs.task_base import platform_task
 
 
 @platform_task(name="tasks.fx.update_exchange_rates", soft_time_limit=60, time_limit=90)

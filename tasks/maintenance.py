@@ -1,4 +1,5 @@
-"""Maintenance jobs: the outbox relay, audit-log retention, and the job records' own retention."""
+"""Maintenance jobs: the outbox relay, audit-log retention, the job records' own retention, and a
+no-op that checks a worker end to end."""
 
 from datetime import timedelta
 
@@ -8,7 +9,14 @@ from django.utils import timezone
 from audit.retention import delete_audit_logs_before
 from jobs.outbox import relay_outbox as relay
 from jobs.retention import prune_job_records as prune
-from tasks.base import platform_task
+from jobs.task_base import platform_task
+
+
+@platform_task(name="tasks.maintenance.noop")
+def noop(self) -> None:
+    """Do nothing; proves that a job goes through broker, worker and result backend (and
+    benchmarks the task base)."""
+    return None
 
 
 @platform_task(name="tasks.maintenance.relay_outbox", soft_time_limit=50, time_limit=60)

@@ -3,12 +3,12 @@ job gets its message once across retries, redeliveries and replays (messaging/wh
 
 from __future__ import annotations
 
+from audit.subjects import fetch_subject
+from jobs.task_base import PlatformTask, platform_task
 from marketplace.models import Vehicle
 from messaging.bulk import BulkPaused, send_bulk
 from messaging.whatsapp import send_whatsapp_once, validate_content_sid, validate_phone
 from tasks.app import app
-from tasks.base import PlatformTask, platform_task
-from tasks.subjects import fetch_subject
 
 # The running totals of a bulk job, carried by the message that resumes it (messaging/bulk.py).
 BULK_PROGRESS_HEADER = "bulk_progress"

@@ -1,18 +1,20 @@
-"""Payment jobs: invoices moved forward through Stripe, and reminders of overdue ones."""
+"""Payment jobs: invoices moved forward through Stripe, reminders of overdue ones, and verified
+Stripe webhook events applied to their invoices."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
+from audit.subjects import fetch_subject
 from billing.models import Invoice
 from billing.payment_processing import advance_invoice_payment
 from billing.reminders import send_payment_reminders as remind_overdue_invoices
 from billing.selectors import invoices_awaiting_payment
+from billing.stripe_events import apply_stripe_event as apply_event
 from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
-from tasks.base import platform_task
-from tasks.subjects import fetch_subject
+from jobs.task_base import platform_task
 
 ACTOR = "task:tasks.payments"
 
@@ -47,4 +49,25 @@ def send_payment_reminders(self) -> dict[str, int]:
     """Remind buyers of overdue invoices: at most one reminder per invoice per day."""
     return remind_overdue_invoices(
         today=timezone.localdate(), job_id=self.request.id, actor=f"{ACTOR}.send_payment_reminders"
+    )
+
+
+@platform_task(name="tasks.payments.apply_stripe_event", soft_time_limit=30, time_limit=60)
+def apply_stripe_event(
+    self,
+    event_id: str,
+    event_type: str,
+    payment_intent_id: str,
+    invoice_id: str = "",
+    amount_minor: int | None = None,
+) -> str:
+    """Pay or fail the invoice of one verified Stripe payment event, once (enqueued durably by
+    the Stripe webhook)."""
+    return apply_event(
+        event_id=event_id,
+        event_type=event_type,
+        payment_intent_id=payment_intent_id,
+        invoice_id=invoice_id,
+        amount_minor=amount_minor,
+        job_id=self.request.id,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from integrations.errors import PermanentError
 from integrations.vehicle_history import normalize_vin
+from jobs.task_base import platform_task
+from reports import dashboards
 from reports.vehicle_history import get_vehicle_history
-from tasks.base import platform_task
 
 
 @platform_task(name="tasks.reports.fetch_vehicle_history", soft_time_limit=60, time_limit=90)
@@ -38,17 +39,13 @@ def fetch_vehicle_history(self, vin: str) -> dict:
 def refresh_dealer_performance(self) -> dict:
     """Recompute every dealer's performance snapshot and its cache entry. Rerunning is harmless:
     each run overwrites the same rows with the figures of its moment."""
-    from reports.dashboards import refresh_dealer_performance as refresh
-
-    dashboards = refresh()
-    computed_at = dashboards[0].computed_at.isoformat() if dashboards else None
-    return {"dealers": len(dashboards), "computed_at": computed_at}
+    snapshots = dashboards.refresh_dealer_performance()
+    computed_at = snapshots[0].computed_at.isoformat() if snapshots else None
+    return {"dealers": len(snapshots), "computed_at": computed_at}
 
 
 @platform_task(name="tasks.reports.refresh_analytics_dashboard", soft_time_limit=300, time_limit=360)
 def refresh_analytics_dashboard(self) -> dict:
     """Recompute the marketplace analytics snapshot and its cache entry (idempotent like above)."""
-    from reports.dashboards import refresh_analytics_dashboard as refresh
-
-    dashboard = refresh()
+    dashboard = dashboards.refresh_analytics_dashboard()
     return {"computed_at": dashboard.computed_at.isoformat(), "etag": dashboard.etag}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from audit.subjects import fetch_subject
+from jobs.task_base import platform_task
 from logistics.models import Shipment
 from logistics.notifications import (
     alert_delayed_shipments,
@@ -11,8 +13,6 @@ from logistics.notifications import (
     queue_shipment_updates,
     validate_event,
 )
-from tasks.base import platform_task
-from tasks.subjects import fetch_subject
 
 
 @platform_task(name="tasks.shipments.send_shipment_updates", soft_time_limit=120, time_limit=150)

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "Jobs"
+
+    def ready(self) -> None:
+        # Django's place for connecting signals: every process that sets Django up (web,
+        # worker, beat) reports task outcomes, stamps publishes and honours paused queues.
+        from jobs import task_observability  # noqa: F401

@@ -27,6 +27,7 @@ from django_celery_results.models import TaskResult
 from jobs import queue_ops
 from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
+from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ def workers_and_queues() -> dict[str, list[str]]:
 
 def broker_state() -> dict:
     """Queue stats, paused queues, and which beat holds the lock, from Redis."""
-    from tasks.beat_scheduler import HEARTBEAT_KEY, LEADER_KEY
 
     client = queue_ops.broker_redis()
     leader, heartbeat = client.mget([LEADER_KEY, HEARTBEAT_KEY])

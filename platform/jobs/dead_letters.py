@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from jobs.celery_app import app
 from jobs.models import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,6 @@ def replay_dead_letters(letters, *, by: str = "") -> int:
     The job keeps its id, so effects recorded in the ledger by earlier attempts are skipped. The
     letter is marked replayed only once the broker has the job: with the broker down it stays
     open (ReplayFailed), never closed with no job behind it."""
-    from tasks.app import app
 
     replayed = 0
     for letter in letters:

@@ -6,10 +6,16 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import redis
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+from django_redis import get_redis_connection
+
+from jobs.celery_app import app
+from jobs.queue_ops import require_broker
+from jobs.schedules.scheduler import read_beat_heartbeat
 
 # Checks that make the platform unable to accept work: their failure answers 503.
 CRITICAL = ("database", "broker")
@@ -36,14 +42,12 @@ def check_database() -> dict:
 
 
 def check_cache() -> dict:
-    from django_redis import get_redis_connection
 
     get_redis_connection("default").ping()
     return {"ok": True}
 
 
 def check_broker() -> dict:
-    import redis
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
     try:
@@ -54,8 +58,6 @@ def check_broker() -> dict:
 
 
 def check_workers() -> dict:
-    from jobs.queue_ops import require_broker
-    from tasks.app import app
 
     # A broadcast to a broker that does not answer would retry without end (kombu's publish
     # retry has no bound there) and hold this thread for good: ask the broker first, briefly.
@@ -66,7 +68,6 @@ def check_workers() -> dict:
 
 
 def check_beat() -> dict:
-    from tasks.beat_scheduler import read_beat_heartbeat
 
     beat = read_beat_heartbeat()
     if beat is None:

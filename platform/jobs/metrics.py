@@ -14,6 +14,7 @@ Where the numbers come from:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -29,6 +30,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from jobs.models import DeadLetter
+from jobs.outbox import outbox_backlog
+from jobs.queue_ops import broker_redis, queue_stats
+from jobs.schedules.scheduler import HEARTBEAT_KEY
 
 logger = logging.getLogger("platform.http")
 
@@ -99,8 +105,6 @@ class BrokerCollector:
     """Queue depth, oldest waiting message, paused flag, and beat's heartbeat, from Redis."""
 
     def collect(self) -> Iterable[Metric]:
-        from jobs.queue_ops import broker_redis, queue_stats
-        from tasks.beat_scheduler import HEARTBEAT_KEY
 
         try:
             client = broker_redis()
@@ -132,8 +136,6 @@ class BrokerCollector:
         yield age
         yield paused
         if heartbeat:
-            import json
-
             beat = GaugeMetricFamily(
                 "platform_beat_heartbeat_age_seconds", "Seconds since the leading beat last ticked."
             )
@@ -146,8 +148,6 @@ class DatabaseCollector:
     """Open dead letters per task, and the outbox backlog, counted now."""
 
     def collect(self) -> Iterable[Metric]:
-        from jobs.models import DeadLetter
-        from jobs.outbox import outbox_backlog
 
         try:
             with transaction.atomic():

@@ -12,7 +12,7 @@ it is about exists), and published as soon as that transaction commits. The rela
 were (the process died between commit and publish, or the broker was down), and republishes rows
 whose job did not complete within OUTBOX_REPUBLISH_AFTER (the broker lost the message). The
 job id never changes, so a republished job is a redelivery that the task's ledger makes
-harmless. Workers record completion (tasks/base.py) for messages marked `durable`.
+harmless. Workers record completion (platform/jobs/task_base.py) for messages marked `durable`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,21 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import redis
 from celery import Task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
+from jobs.celery_app import app
 from jobs.models import OutboxMessage
-from tasks.base import DURABLE_HEADER
+from jobs.queue_ops import queue_stats
+
+# The message header that marks a job published from the outbox; its worker records completion
+# (jobs/task_base.py) so the relay stops watching it.
+DURABLE_HEADER = "durable"
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +56,6 @@ def enqueue_durably(
 
 def publish(message: OutboxMessage) -> bool:
     """Publish one outbox message to the broker and record it; False if the broker refused."""
-    from tasks.app import app
 
     options = {"task_id": str(message.job_id), "headers": {DURABLE_HEADER: True}}
     if message.queue:
@@ -84,7 +90,6 @@ def mark_completed(job_id: str, *, outcome: str) -> None:
 
 def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
     """Publish what was never published; republish what never completed. One query when idle."""
-    from django_celery_results.models import TaskResult
 
     now = timezone.now()
     grace = timedelta(seconds=settings.OUTBOX_PUBLISH_GRACE_SECONDS)
@@ -129,7 +134,6 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
 
 
 def _queue_of(message: OutboxMessage) -> str:
-    from tasks.app import app
 
     if message.queue:
         return message.queue
@@ -138,9 +142,6 @@ def _queue_of(message: OutboxMessage) -> str:
 
 def _oldest_waiting_by_queue() -> dict[str, float | None] | None:
     """Publish time of the oldest message waiting in each queue; None if the broker is unreadable."""
-    import redis
-
-    from jobs.queue_ops import queue_stats
 
     try:
         stats = queue_stats()

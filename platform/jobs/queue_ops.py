@@ -12,7 +12,8 @@ import redis
 from celery import Celery
 from django.conf import settings
 
-from tasks.queues import Queue
+from jobs.celery_app import app
+from jobs.queues import Queue
 
 # kombu's Redis transport keeps a queue as a list named after it; messages published with a
 # priority go to sibling lists "<queue>\x06\x16<step>" (kombu/transport/redis.py: sep,
@@ -117,7 +118,6 @@ def _control_app(broker_url: str) -> Celery:
     # Broadcasts publish through their app's producer pool, bound to that app's broker URL,
     # whatever connection is passed in; a small app of its own per URL keeps control messages
     # on the broker named by settings.CELERY_BROKER_URL now.
-    from tasks.app import app
 
     control = Celery("platform-control", broker=broker_url, set_as_current=False)
     control.conf.update(

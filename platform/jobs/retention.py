@@ -1,8 +1,10 @@
 """Retention of the job machinery's own records: effect-ledger rows, completed outbox messages,
-and (through trigger_api) expired Idempotency-Keys. Deleted in bounded batches."""
+and the records apps above the machinery register (the trigger API's expired Idempotency-Keys).
+Deleted in bounded batches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -12,6 +14,15 @@ from django.utils import timezone
 from jobs.models import DeadLetter, Effect, OutboxMessage
 
 BATCH_SIZE = 5000
+
+# Pruners of job records kept by apps above the machinery, registered from their AppConfig.ready():
+# each takes `now` and returns {what: rows deleted}.
+_registered_pruners: list[Callable[..., dict[str, int]]] = []
+
+
+def register_pruner(prune: Callable[..., dict[str, int]]) -> None:
+    if prune not in _registered_pruners:
+        _registered_pruners.append(prune)
 
 
 def _delete_in_batches(queryset) -> int:
@@ -29,11 +40,12 @@ def prune_job_records(*, now: datetime | None = None) -> dict[str, int]:
 
     A ledger row is what stops a replayed job from redoing its effect, so the rows of a job
     that still has an open dead letter (it may be replayed any day) are kept however old."""
-    from trigger_api.services import purge_expired
-
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.JOB_RECORD_RETENTION_DAYS)
     replayable = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).values("task_id")
     effects = _delete_in_batches(Effect.objects.filter(created_at__lt=cutoff).exclude(job_id__in=replayable))
     outbox = _delete_in_batches(OutboxMessage.objects.filter(completed_at__lt=cutoff))
-    return {"effects": effects, "outbox_messages": outbox, **purge_expired(now=now)}
+    counts = {"effects": effects, "outbox_messages": outbox}
+    for prune in _registered_pruners:
+        counts.update(prune(now=now))
+    return counts

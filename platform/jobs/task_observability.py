@@ -13,7 +13,9 @@ import os
 import time
 
 from celery import signals
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, multiprocess
+
+from jobs.queue_ops import PUBLISHED_AT_HEADER, broker_redis, note_worker_skipping_paused_queue, paused_queues
 
 logger = logging.getLogger("platform.tasks")
 
@@ -37,7 +39,6 @@ _started: dict[str, float] = {}
 def stamp_published_at(headers: dict | None = None, **_kwargs) -> None:
     # Celery's messages carry no send time; this one lets /metrics tell how long the oldest
     # message of a queue has waited (jobs/queue_ops.py reads it from the broker).
-    from jobs.queue_ops import PUBLISHED_AT_HEADER
 
     if headers is not None:
         headers.setdefault(PUBLISHED_AT_HEADER, time.time())
@@ -84,7 +85,6 @@ def record_task_outcome(task_id=None, task=None, state=None, retval=None, **_kwa
 @signals.worker_ready.connect
 def leave_paused_queues_alone(sender=None, **_kwargs) -> None:  # noqa: ANN001
     """A worker that starts while one of its queues is paused does not consume it."""
-    from jobs.queue_ops import broker_redis, note_worker_skipping_paused_queue, paused_queues
 
     consumer = sender
     try:
@@ -103,6 +103,4 @@ def leave_paused_queues_alone(sender=None, **_kwargs) -> None:  # noqa: ANN001
 def _forget_dead_child(pid: int | None = None, **_kwargs) -> None:
     # Multiprocess mode keeps a dead process's live gauges unless told; counters stay summed.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid or os.getpid())

@@ -76,7 +76,7 @@ def refresh_view(model_admin, request: HttpRequest) -> HttpResponse:  # noqa: AN
     if task_name is None:
         messages.error(request, f"kind: must be one of {', '.join(REFRESH_TASKS)}; got {kind!r}.")
         return redirect(back)
-    from tasks.app import app
+    from jobs.celery_app import app
 
     try:
         job = app.tasks[task_name].delay()

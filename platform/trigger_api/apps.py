@@ -7,4 +7,9 @@ class TriggerApiConfig(AppConfig):
 
     def ready(self) -> None:
         # Workers record each job's retry count in its result row (signals.py).
+        from jobs.retention import register_pruner
         from trigger_api import signals  # noqa: F401
+        from trigger_api.services import purge_expired
+
+        # Expired Idempotency-Keys and accepted-job records go with the nightly prune-job-records.
+        register_pruner(purge_expired)

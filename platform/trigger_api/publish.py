@@ -26,10 +26,10 @@ class BrokerUnavailable(Exception):
 
 
 def publish_job(*, task_name: str, kwargs: dict[str, Any], job_id: str, countdown: int | None) -> None:
-    """Send `task_name(**kwargs)` under `job_id`, routed by tasks/queues.py; BrokerUnavailable if not sent.
+    """Send `task_name(**kwargs)` under `job_id`, routed by jobs/queues.py; BrokerUnavailable if not sent.
 
     By name (send_task): the API needs no import of the task modules."""
-    from tasks.app import app
+    from jobs.celery_app import app
 
     timeout = conf.publish_timeout_seconds()
     connection = app.connection_for_write(

@@ -1,6 +1,6 @@
 """The tasks other services may trigger over HTTP, each declared once: name, description, and a
 pydantic model of its keyword arguments (CONTRACT.md section 4). Its queue follows from the
-routes in tasks/queues.py, so the two can never disagree. A task not declared here cannot be
+routes in platform/jobs/queues.py, so the two can never disagree. A task not declared here cannot be
 triggered.
 
 Argument models forbid unknown arguments (the error names the argument), are strict about types
@@ -186,8 +186,8 @@ def _json_schema(model: type[Arguments]) -> dict[str, Any]:
 
 
 def queue_for(task_name: str) -> str:
-    """The queue tasks/queues.py routes `task_name` to."""
-    from tasks.queues import TASK_ROUTES, Queue
+    """The queue platform/jobs/queues.py routes `task_name` to."""
+    from jobs.queues import TASK_ROUTES, Queue
 
     for pattern, route in TASK_ROUTES.items():
         if fnmatchcase(task_name, pattern):

@@ -2,7 +2,7 @@
 (POST /webhooks/twilio/status). Each verifies the provider's signature before anything else.
 
 Stripe: a verified payment_intent.succeeded / payment_intent.payment_failed is recorded (by
-event id, unique) and handed to tasks.webhooks.apply_stripe_event through the outbox in the same
+event id, unique) and handed to tasks.payments.apply_stripe_event through the outbox in the same
 transaction, so it survives a broker outage; a replayed event id is acknowledged and enqueues
 nothing. Other event types are acknowledged and ignored. Twilio: the status is applied at once
 (one row, forward only: messaging.services.apply_twilio_status).
@@ -28,7 +28,7 @@ from trigger_api.models import WebhookEvent
 logger = logging.getLogger(__name__)
 
 STRIPE_EVENTS_APPLIED = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed"})
-APPLY_STRIPE_EVENT = "tasks.webhooks.apply_stripe_event"
+APPLY_STRIPE_EVENT = "tasks.payments.apply_stripe_event"
 
 
 @csrf_exempt

@@ -314,8 +314,8 @@ def test_poison_messages_become_dead_letters_and_the_queue_keeps_flowing(
         )
     finally:
         worker.stop()
-    assert letters[f"{marker}-undecodable"].exception_type == "tasks.poison.UndecodableMessage"
-    assert letters[f"{marker}-unknown"].exception_type == "tasks.poison.UnknownTask"
+    assert letters[f"{marker}-undecodable"].exception_type == "jobs.poison.UndecodableMessage"
+    assert letters[f"{marker}-unknown"].exception_type == "jobs.poison.UnknownTask"
     assert letters[f"{marker}-wrong-args"].exception_type == "builtins.TypeError"
     assert "wrong_argument" in letters[f"{marker}-wrong-args"].exception_message
     fault_figures(

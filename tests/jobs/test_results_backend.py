@@ -1,4 +1,4 @@
-"""A result write survives the database dropping the worker's connection (tasks/results.py)."""
+"""A result write survives the database dropping the worker's connection (platform/jobs/result_backend.py)."""
 
 import psycopg2
 import pytest

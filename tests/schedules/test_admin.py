@@ -12,7 +12,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_celery_results.models import TaskResult
 
 from beat_schedules.defaults import DEFAULT_SCHEDULES
-from schedules.models import ScheduleChange
+from jobs.schedules.models import ScheduleChange
 from tests.support.probe.models import ProbeExecution
 from tests.support.processes import wait_until
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from tasks.beat_scheduler import LEADER_KEY
+from jobs.schedules.scheduler import LEADER_KEY
 from tests.support.probe.models import ProbeExecution
 from tests.support.processes import ManagedProcess, platform_env, start_beat, wait_until
 

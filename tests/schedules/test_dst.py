@@ -20,8 +20,8 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from jobs.schedules.scheduler import PlatformModelEntry
 from tasks.app import app
-from tasks.beat_scheduler import PlatformModelEntry
 
 pytestmark = pytest.mark.django_db
 

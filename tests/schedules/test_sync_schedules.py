@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from beat_schedules.defaults import DEFAULT_SCHEDULES, DEFAULTS_BY_NAME, Cron
-from beat_schedules.sync import sync_schedules
-from schedules.models import ScheduleChange
+from jobs.schedules.models import ScheduleChange
+from jobs.schedules.sync import sync_schedules
 from tests.schedules.helpers import periodic_task_form
 
 pytestmark = pytest.mark.django_db

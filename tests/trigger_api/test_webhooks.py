@@ -141,7 +141,7 @@ def test_payment_succeeded_pays_the_invoice_and_the_deal_through_a_durable_job()
     assert response.status_code == 200
     job_id = response.json()["job_id"]
     outbox = OutboxMessage.objects.get(job_id=job_id)
-    assert outbox.task_name == "tasks.webhooks.apply_stripe_event"
+    assert outbox.task_name == "tasks.payments.apply_stripe_event"
     wait_until(
         lambda: Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID,
         timeout=30,
@@ -175,7 +175,7 @@ def test_a_replayed_stripe_event_changes_nothing_the_second_time():
 
     assert first.status_code == replay.status_code == 200
     assert replay.json() == {"received": True, "duplicate": True}
-    assert OutboxMessage.objects.filter(task_name="tasks.webhooks.apply_stripe_event").count() == 1
+    assert OutboxMessage.objects.filter(task_name="tasks.payments.apply_stripe_event").count() == 1
     assert WebhookEvent.objects.filter(event_id="evt_replayed_1").count() == 1
     assert AuditLog.objects.count() == audit_rows
 
@@ -197,7 +197,7 @@ def test_payment_failed_fails_the_invoice_whose_current_payment_it_is():
 
 @pytest.mark.django_db
 def test_applying_one_event_twice_in_one_job_changes_the_invoice_once():
-    from trigger_api.stripe_events import apply_stripe_event
+    from billing.stripe_events import apply_stripe_event
 
     invoice = make_invoice(status=Invoice.Status.OPEN, stripe_payment_intent_id="pi_twice")
     arguments = {
@@ -215,7 +215,7 @@ def test_applying_one_event_twice_in_one_job_changes_the_invoice_once():
 
 @pytest.mark.django_db
 def test_a_late_failure_never_undoes_a_payment():
-    from trigger_api.stripe_events import apply_stripe_event
+    from billing.stripe_events import apply_stripe_event
 
     invoice = make_invoice(status=Invoice.Status.PAID, stripe_payment_intent_id="pi_late")
 
@@ -232,7 +232,7 @@ def test_a_late_failure_never_undoes_a_payment():
 
 @pytest.mark.django_db
 def test_a_payment_found_by_metadata_pays_the_invoice_and_the_deal():
-    from trigger_api.stripe_events import apply_stripe_event
+    from billing.stripe_events import apply_stripe_event
 
     invoice = make_invoice(status=Invoice.Status.OPEN)  # the intent id was never stored
 
@@ -252,7 +252,7 @@ def test_a_payment_found_by_metadata_pays_the_invoice_and_the_deal():
 
 @pytest.mark.django_db
 def test_a_late_failure_of_an_old_intent_leaves_the_current_payment_alone():
-    from trigger_api.stripe_events import apply_stripe_event
+    from billing.stripe_events import apply_stripe_event
 
     invoice = make_invoice(status=Invoice.Status.PROCESSING, stripe_payment_intent_id="pi_current")
     make_payment_attempt(
@@ -277,7 +277,7 @@ def test_a_late_failure_of_an_old_intent_leaves_the_current_payment_alone():
 
 @pytest.mark.django_db
 def test_a_late_failure_never_moves_a_succeeded_attempt_backwards():
-    from trigger_api.stripe_events import apply_stripe_event
+    from billing.stripe_events import apply_stripe_event
 
     invoice = make_invoice(status=Invoice.Status.PAID, stripe_payment_intent_id="pi_done")
     make_payment_attempt(invoice=invoice, stripe_payment_intent_id="pi_done", stripe_status="succeeded")

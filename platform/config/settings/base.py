@@ -38,7 +38,7 @@ INSTALLED_APPS = [
     "logistics",
     "messaging",
     "reports",
-    "schedules",
+    "jobs.schedules",
     "trigger_api",
 ]
 
@@ -128,8 +128,8 @@ CACHE_TTLS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-# Read by tasks/app.py through app.config_from_object(settings, namespace="CELERY").
-# Queues and routes are code, not environment: they live in tasks/queues.py.
+# Read by platform/jobs/celery_app.py through app.config_from_object(settings, namespace="CELERY").
+# Queues and routes are code, not environment: they live in platform/jobs/queues.py.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -166,7 +166,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 
 # At-least-once: acknowledge after the task finished, requeue when the worker process dies.
-# Safe because every task is idempotent (effect ledger). Also set on tasks/base.py:PlatformTask.
+# Safe because every task is idempotent (effect ledger). Also set on platform/jobs/task_base.py:PlatformTask.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message reserved per process: a long task never holds others hostage behind it.
@@ -178,7 +178,7 @@ CELERY_TASK_TIME_LIMIT = 150
 # Results in the database (django-celery-results), with name, args and worker, STARTED
 # tracked; expired ones are deleted by celery.backend_cleanup on a schedule (beat_schedules/).
 # django-celery-results' backend ("django-db"), retrying a write once on a fresh connection.
-CELERY_RESULT_BACKEND = "tasks.results:ReconnectingDatabaseBackend"
+CELERY_RESULT_BACKEND = "jobs.result_backend:ReconnectingDatabaseBackend"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
@@ -189,12 +189,12 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the database connection around every task unless this is set,
 # so every task that writes pays a new PostgreSQL connection (shared/BASELINES.md: reuse about
-# triples throughput). Stale connections are replaced by CONN_HEALTH_CHECKS (tasks/app.py).
+# triples throughput). Stale connections are replaced by CONN_HEALTH_CHECKS (platform/jobs/celery_app.py).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Tasks with no explicit worker-count setting still get a sane ceiling per child.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 10000
 
-CELERY_BEAT_SCHEDULER = "tasks.beat_scheduler:LeaderDatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "jobs.schedules.scheduler:LeaderDatabaseScheduler"
 # How often beat re-reads schedules when nothing is due: an operator's edit is picked up by
 # then at the latest (django-celery-beat also notices changes on its own every tick).
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
@@ -203,10 +203,12 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 # every 3 minutes, would make it send those again.
 CELERY_BEAT_SYNC_EVERY = 1
 # A beat leader holds this lease in Redis and renews it every tick; a standby takes over
-# once it lapses (tasks/beat_scheduler.py).
+# once it lapses (platform/jobs/schedules/scheduler.py).
 BEAT_LOCK_LEASE_SECONDS = env.int("BEAT_LOCK_LEASE_SECONDS", default=30)
 
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+# The default schedules `manage.py sync_schedules` copies into django-celery-beat.
+SCHEDULE_DEFAULTS = "beat_schedules.defaults.DEFAULT_SCHEDULES"
 
 # --- Metrics --------------------------------------------------------------------------------
 # GET /metrics merges the metric files of every process under this directory (workers' pool
@@ -276,7 +278,7 @@ STRIPE_BACKEND = env("STRIPE_BACKEND", default="")
 VEHICLE_HISTORY_BACKEND = env("VEHICLE_HISTORY_BACKEND", default="")
 FX_BACKEND = env("FX_BACKEND", default="")
 # Every outside HTTP call: seconds to connect, seconds to wait for each read. SDK retries are
-# off everywhere; retrying has one home, the task base (tasks/base.py).
+# off everywhere; retrying has one home, the task base (platform/jobs/task_base.py).
 INTEGRATION_CONNECT_TIMEOUT = env.float("INTEGRATION_CONNECT_TIMEOUT", default=3.0)
 INTEGRATION_READ_TIMEOUT = env.float("INTEGRATION_READ_TIMEOUT", default=10.0)
 # Shared limits per integration, across all workers ("N/s", "N/m", "N/h"; integrations/ratelimit.py).

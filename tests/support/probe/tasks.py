@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from integrations.errors import PermanentError, RateLimited, TransientError
 from jobs.ledger import claim_effect
-from tasks.base import platform_task
+from jobs.task_base import platform_task
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 
 

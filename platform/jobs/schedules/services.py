@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django_celery_beat.models import PeriodicTask
 
-from schedules.models import ScheduleChange
+from jobs.celery_app import app
+from jobs.schedules.models import ScheduleChange
+from jobs.schedules.scheduler import PlatformModelEntry
 
 
 def run_schedule_now(*, periodic_task: PeriodicTask, actor: str, user: AbstractBaseUser | None = None) -> str:
@@ -15,8 +17,6 @@ def run_schedule_now(*, periodic_task: PeriodicTask, actor: str, user: AbstractB
     override or route by task name, expiry, headers), so "run now" works for every schedule,
     including tasks this process has not imported, and is recorded in the schedule audit.
     """
-    from tasks.app import app  # the platform's app and routes, not celery.current_app
-    from tasks.beat_scheduler import PlatformModelEntry
 
     entry = PlatformModelEntry(periodic_task, app=app)
     options = dict(entry.options)

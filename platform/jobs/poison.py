@@ -13,6 +13,8 @@ import uuid
 
 from celery.worker.consumer import Consumer
 
+from jobs.dead_letters import record_dead_letter
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_CHARS = 4000
@@ -31,7 +33,6 @@ class InvalidMessage(Exception):
 
 
 def _record(message, exc: Exception, *, kwargs: dict | None = None) -> None:
-    from jobs.dead_letters import record_dead_letter
 
     headers = getattr(message, "headers", None) or {}
     try:

@@ -24,17 +24,18 @@ from celery import states
 from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 from django import db
+from django_redis import get_redis_connection
 
 from integrations.errors import RateLimited, TransientError
-from tasks.app import app
+from jobs.celery_app import app
+from jobs.dead_letters import record_dead_letter
+from jobs.outbox import DURABLE_HEADER, mark_completed
 
 
 class WorkerKeptDying(Exception):
     """A job was redelivered more than max_redeliveries times: its worker died every time."""
 
 
-# The message header that marks a job published from the outbox (platform/jobs/outbox.py).
-DURABLE_HEADER = "durable"
 # Set on a request once its dead letter is recorded, so it is recorded once.
 _DEAD_LETTERED = "platform_dead_lettered"
 
@@ -96,7 +97,6 @@ class PlatformTask(DjangoTask):
         that kills its worker every time (out of memory, a crashing library) would come back
         forever: past `max_redeliveries` it becomes a dead letter instead. Only redelivered
         messages pay this one Redis round trip."""
-        from django_redis import get_redis_connection
 
         key = f"platform:redeliveries:{self.request.id}:{self.request.retries or 0}"
         try:
@@ -143,8 +143,6 @@ class PlatformTask(DjangoTask):
         # A job published from the outbox records that it is done (succeeded, or gave up
         # into a dead letter), so the relay stops watching it. Other jobs pay nothing here.
         if status in (states.SUCCESS, states.FAILURE) and self.request.get(DURABLE_HEADER):
-            from jobs.outbox import mark_completed
-
             mark_completed(task_id, outcome=status)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
@@ -160,7 +158,6 @@ class PlatformTask(DjangoTask):
     def _record_dead_letter(
         self, exc: BaseException, traceback_text: str, *, task_id: str | None = None, args=None, kwargs=None
     ) -> None:  # noqa: ANN001
-        from jobs.dead_letters import record_dead_letter
 
         request = self.request
         try:

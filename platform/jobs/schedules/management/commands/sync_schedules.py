@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from beat_schedules.sync import CREATED, KEPT_EDITED, sync_schedules, undeclared_defaults
+from jobs.schedules.sync import CREATED, KEPT_EDITED, sync_schedules, undeclared_defaults
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django_celery_beat.models import PeriodicTask
 
-from schedules.models import ScheduleChange
+from jobs.schedules.models import ScheduleChange
 
 # The fields an operator edits (admin) or a default declares (beat_schedules/defaults.py).
 # The schedule itself (crontab, interval, solar or clocked, and its fields) is one entry,

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from beat_schedules.defaults import DEFAULT_SCHEDULES, DefaultSchedule
-from schedules.audit import diff, fingerprint, record_change, snapshot
-from schedules.models import AppliedDefault, ScheduleChange
+from jobs.schedules.audit import diff, fingerprint, record_change, snapshot
+from jobs.schedules.declarations import DefaultSchedule
+from jobs.schedules.models import AppliedDefault, ScheduleChange
 
 ACTOR = "sync_schedules"
 
@@ -62,7 +63,7 @@ def _apply(task: PeriodicTask, default: DefaultSchedule) -> None:
     task.args = "[]"
     task.kwargs = json.dumps(default.kwargs, sort_keys=True)
     task.enabled = True
-    task.queue = None  # routed by task name (tasks/queues.py), like any other call
+    task.queue = None  # routed by task name (platform/jobs/queues.py), like any other call
     task.expire_seconds = default.expire_seconds
     task.expires = None
     task.one_off = False
@@ -130,10 +131,10 @@ def sync_schedules(
     *,
     reset: Collection[str] = (),
     actor: str = ACTOR,
-    defaults: Iterable[DefaultSchedule] = DEFAULT_SCHEDULES,
+    defaults: Iterable[DefaultSchedule] | None = None,
 ) -> list[SyncOutcome]:
     """Sync every declared default; `reset` names defaults to restore even if edited."""
-    defaults = list(defaults)
+    defaults = list(declared_defaults() if defaults is None else defaults)
     declared = {d.name for d in defaults}
     unknown = sorted(set(reset) - declared)
     if unknown:
@@ -144,11 +145,17 @@ def sync_schedules(
     return [sync_default(d, reset=d.name in reset, actor=actor) for d in defaults]
 
 
-def undeclared_defaults(defaults: Iterable[DefaultSchedule] = DEFAULT_SCHEDULES) -> list[str]:
+def undeclared_defaults(defaults: Iterable[DefaultSchedule] | None = None) -> list[str]:
     """Schedules once applied as defaults but no longer declared (left in place, never deleted)."""
-    declared = {d.name for d in defaults}
+    declared = {d.name for d in (declared_defaults() if defaults is None else defaults)}
     return sorted(
         name
         for name in AppliedDefault.objects.values_list("name", flat=True)
         if name not in declared and PeriodicTask.objects.filter(name=name).exists()
     )
+
+
+def declared_defaults() -> tuple[DefaultSchedule, ...]:
+    """The platform's default schedules, named by settings.SCHEDULE_DEFAULTS (a dotted path, so
+    the machinery never imports the declarations, which name domain tasks)."""
+    return tuple(import_string(settings.SCHEDULE_DEFAULTS))

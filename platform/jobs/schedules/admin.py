@@ -14,12 +14,11 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from schedules.audit import record_change, snapshot
-from schedules.models import ScheduleChange
-from schedules.services import run_schedule_now
-
 # Importing the app makes it Celery's current app: admin's task picker lists its tasks.
-from tasks.app import app as celery_app
+from jobs.celery_app import app as celery_app
+from jobs.schedules.audit import record_change, snapshot
+from jobs.schedules.models import ScheduleChange
+from jobs.schedules.services import run_schedule_now
 
 
 def _render_changes(change: ScheduleChange) -> str:

@@ -1,5 +1,5 @@
 """Apply a verified Stripe payment event to its invoice, once (the service behind
-tasks.webhooks.apply_stripe_event).
+tasks.payments.apply_stripe_event).
 
 Stripe's word is final about money: payment_intent.succeeded records the payment through
 billing.payment_processing.record_payment, the same service the payments task uses (invoice paid,

@@ -1,0 +1,53 @@
+"""The platform's Celery application: configured from Django settings (CELERY_*), with the
+platform's queues and routes, message builder and poison-aware consumer.
+
+`celery -A tasks ...` finds it through tasks/app.py. Signal handlers every process needs (task
+outcomes, publish stamps, paused queues) are connected by the jobs app (jobs/apps.py).
+"""
+
+from logging.config import dictConfig
+
+from celery import Celery, signals
+from django.conf import settings
+from django.db import close_old_connections
+
+from jobs.queues import TASK_QUEUES, TASK_ROUTES, Queue
+
+# Every task module of the platform, imported by every worker (strings: the machinery never
+# imports a domain task module).
+TASK_MODULES = [
+    "tasks.fx",
+    "tasks.payments",
+    "tasks.deals",
+    "tasks.shipments",
+    "tasks.commissions",
+    "tasks.maintenance",
+    "tasks.notifications",
+    "tasks.reports",
+]
+
+# MaskingAMQP: phone numbers masked in every message's argument reprs (Flower, results).
+app = Celery("platform", include=TASK_MODULES, amqp="jobs.task_messages:MaskingAMQP")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=TASK_QUEUES,
+    task_routes=TASK_ROUTES,
+    task_default_queue=Queue.DEFAULT.value,
+    # Undecodable and unknown messages become dead letters (jobs/poison.py).
+    worker_consumer="jobs.poison:PoisonAwareConsumer",
+)
+
+
+@signals.task_prerun.connect
+def _drop_unusable_db_connections(**_kwargs) -> None:
+    # CELERY_DB_REUSE_MAX keeps connections across tasks; this closes one that errored or
+    # outlived CONN_MAX_AGE, and re-arms CONN_HEALTH_CHECKS so a connection the server
+    # dropped is replaced before the task uses it, not discovered by the task's first query.
+    close_old_connections()
+
+
+@signals.setup_logging.connect
+def _use_django_logging(**_kwargs) -> None:
+    # Connecting this signal stops Celery from configuring logging itself: Django's LOGGING
+    # (applied by django.setup()) stays in charge of the root logger.
+    dictConfig(settings.LOGGING)

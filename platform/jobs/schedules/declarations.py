@@ -1,0 +1,28 @@
+"""The shape of a default schedule declaration (beat_schedules/defaults.py declares the platform's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A crontab in TIME_ZONE (crontab(5) field syntax)."""
+
+    minute: str = "*"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+
+
+@dataclass(frozen=True)
+class DefaultSchedule:
+    name: str
+    task: str
+    when: Cron
+    description: str
+    kwargs: dict = field(default_factory=dict)
+    # A message nobody consumed within this many seconds is dropped rather than run late
+    # (a backlog of stale sweeps is worth nothing). None: never expires.
+    expire_seconds: int | None = None

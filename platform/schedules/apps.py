@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class SchedulesConfig(AppConfig):
-    name = "schedules"
-    verbose_name = "Schedules"
