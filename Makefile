@@ -29,9 +29,11 @@ faults: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
+## ruff, and the import layers (pyproject.toml [tool.importlinter]; docs/architecture.md).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=.:platform $(BIN)/lint-imports
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

@@ -8,6 +8,9 @@ created and migrated here), BENCH_QUICK=1 (small counts, a smoke run), BENCH_ONL
 some: by number or key), BENCH_REPEATS (drains per configuration in benchmarks 1 and 2, default 2),
 BENCH_REDIS_URL (use this Redis instead of a private redis-server), BENCH_KEEP_LOGS=1 (keep the
 workers' and gunicorn's logs; their directory is printed).
+
+Benchmark modules import Django, the platform and tests.factories inside their functions: they are
+imported here before bench.environment has chosen the settings and created the database.
 """
 
 from __future__ import annotations

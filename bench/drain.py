@@ -9,6 +9,7 @@ Every configuration compared this way stores its results in django-db, so each p
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -62,8 +63,6 @@ def _successes() -> int:
 
 def _group_cpu_seconds(pid: int) -> float:
     """utime + stime of a process and its live children (Linux /proc), in seconds."""
-    import os
-
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in os.listdir("/proc"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,4 @@ def write_json(path: Path, results: list[Result], *, meta: dict[str, Any]) -> No
 
 
 def _cpu_count() -> int | None:
-    import os
-
     return os.cpu_count()

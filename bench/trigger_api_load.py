@@ -10,6 +10,7 @@ cores would measure itself. If it is missing, the bench installs it with apt-get
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -43,8 +44,6 @@ def ensure_wrk() -> str | None:
     found = shutil.which("wrk")
     if found or not shutil.which("apt-get"):
         return found
-    import os
-
     if os.geteuid() != 0:
         return None
     for argv in (

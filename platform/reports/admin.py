@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import path
 from django.utils.timesince import timesince
 
+from reports.dashboard_admin import market_dashboard_view, refresh_view
 from reports.dashboards import Dashboard
 from reports.models import DashboardSnapshot, VehicleHistoryReport
 
@@ -49,8 +50,6 @@ class DashboardSnapshotAdmin(admin.ModelAdmin):
         return not Dashboard.from_snapshot(obj).is_stale()
 
     def get_urls(self):
-        from reports.dashboard_admin import market_dashboard_view, refresh_view
-
         own = [
             path(
                 "market/",

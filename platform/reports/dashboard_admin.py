@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 
+from jobs.celery_app import app
 from marketplace.models import Profile, Role
 from reports.dashboards import (
     ANALYTICS_DASHBOARD,
@@ -76,8 +77,6 @@ def refresh_view(model_admin, request: HttpRequest) -> HttpResponse:  # noqa: AN
     if task_name is None:
         messages.error(request, f"kind: must be one of {', '.join(REFRESH_TASKS)}; got {kind!r}.")
         return redirect(back)
-    from jobs.celery_app import app
-
     try:
         job = app.tasks[task_name].delay()
     except Exception as exc:  # the broker is down: say so, the page still answers

@@ -16,6 +16,7 @@ from kombu import pools
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from jobs.celery_app import app
 from trigger_api import conf
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ def publish_job(*, task_name: str, kwargs: dict[str, Any], job_id: str, countdow
     """Send `task_name(**kwargs)` under `job_id`, routed by jobs/queues.py; BrokerUnavailable if not sent.
 
     By name (send_task): the API needs no import of the task modules."""
-    from jobs.celery_app import app
-
     timeout = conf.publish_timeout_seconds()
     connection = app.connection_for_write(
         transport_options={"socket_timeout": timeout, "socket_connect_timeout": timeout}

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs.models import Effect
 from logistics.models import Shipment, ShipmentEvent
+from marketplace.models import Profile
 from tasks import shipments
 from tests.factories import make_shipment, make_shipment_event
 from tests.tasks.conftest import accepted_recipients, new_job_id, outbox_jobs, run_body
@@ -72,3 +73,16 @@ def test_delayed_shipments_are_alerted_once_per_shipment_per_day():
 
     Shipment.objects.filter(pk=late.pk).update(last_delay_alert_on=timezone.localdate() - timedelta(days=1))
     assert run_body(shipments.check_delayed_shipments)["alerted"] == 1
+
+
+def test_delayed_shipment_of_a_buyer_without_phone_is_counted_and_its_day_left_unclaimed():
+    late = make_shipment(eta=timezone.now() - timedelta(days=2))
+    Profile.objects.filter(pk=late.deal.buyer_id).update(phone="")
+
+    result = run_body(shipments.check_delayed_shipments)
+
+    assert result == {"alerted": 0, "already_alerted": 0, "no_phone": 1}
+    assert outbox_jobs("tasks.notifications.send_whatsapp_message") == []
+    late.refresh_from_db()
+    assert late.last_delay_alert_on is None  # a number added later today still gets today's alert
+    assert not Effect.objects.filter(key__startswith=f"delay-alert:shipment:{late.pk}:").exists()
