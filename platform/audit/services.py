@@ -25,12 +25,6 @@ def record_audit(
     )
 
 
-def delete_audit_logs(*, ids: list[int]) -> int:
-    """Delete one batch of entries by id (retention); returns how many went."""
-    deleted, _ = AuditLog.objects.filter(pk__in=ids).delete()
-    return deleted
-
-
 def _mask_personal(changes: dict[str, Any]) -> dict[str, Any]:
     return {
         k: [mask_phone(x) if isinstance(x, str) else x for x in v]

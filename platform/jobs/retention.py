@@ -1,6 +1,6 @@
 """Retention of the job machinery's own records: effect-ledger rows, completed outbox messages,
 and the records apps above the machinery register (the trigger API's expired Idempotency-Keys).
-Deleted in bounded batches."""
+Deleted in bounded batches (jobs/batch_delete.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+from jobs.batch_delete import delete_in_batches
 from jobs.models import DeadLetter, Effect, OutboxMessage
 
 BATCH_SIZE = 5000
@@ -25,16 +25,6 @@ def register_pruner(prune: Callable[..., dict[str, int]]) -> None:
         _registered_pruners.append(prune)
 
 
-def _delete_in_batches(queryset) -> int:
-    deleted = 0
-    while True:
-        with transaction.atomic():
-            ids = list(queryset.values_list("pk", flat=True)[:BATCH_SIZE])
-            if not ids:
-                return deleted
-            deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
-
-
 def prune_job_records(*, now: datetime | None = None) -> dict[str, int]:
     """Delete ledger rows and completed outbox messages older than JOB_RECORD_RETENTION_DAYS.
 
@@ -43,9 +33,11 @@ def prune_job_records(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.JOB_RECORD_RETENTION_DAYS)
     replayable = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).values("task_id")
-    effects = _delete_in_batches(Effect.objects.filter(created_at__lt=cutoff).exclude(job_id__in=replayable))
-    outbox = _delete_in_batches(OutboxMessage.objects.filter(completed_at__lt=cutoff))
-    counts = {"effects": effects, "outbox_messages": outbox}
+    effects = delete_in_batches(
+        Effect.objects.filter(created_at__lt=cutoff).exclude(job_id__in=replayable), batch_size=BATCH_SIZE
+    )
+    outbox = delete_in_batches(OutboxMessage.objects.filter(completed_at__lt=cutoff), batch_size=BATCH_SIZE)
+    counts = {"effects": effects.deleted, "outbox_messages": outbox.deleted}
     for prune in _registered_pruners:
         counts.update(prune(now=now))
     return counts

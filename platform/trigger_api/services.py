@@ -1,4 +1,4 @@
-"""Writes of the trigger API: accept a job (idempotently), purge expired bookkeeping."""
+"""Writes of the trigger API: accept a job (idempotently), purge expired bookkeeping (in batches)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jobs.batch_delete import delete_in_batches
 from trigger_api import conf
 from trigger_api.models import AcceptedJob, ApiKey, IdempotencyRecord
 from trigger_api.publish import publish_job
@@ -94,9 +95,12 @@ def purge_expired(*, now=None) -> dict[str, int]:  # noqa: ANN001
     """Delete Idempotency-Keys past their 24 h and accepted-job records past the results'
     retention (CELERY_RESULT_EXPIRES: after it, GET answers 404 for the job either way)."""
     now = now or timezone.now()
-    keys, _ = IdempotencyRecord.objects.filter(
-        created_at__lt=now - timedelta(seconds=conf.idempotency_ttl_seconds())
-    ).delete()
+    keys = delete_in_batches(
+        IdempotencyRecord.objects.filter(
+            created_at__lt=now - timedelta(seconds=conf.idempotency_ttl_seconds())
+        )
+    )
     retention = int(getattr(settings, "CELERY_RESULT_EXPIRES", 7 * 24 * 3600) or 7 * 24 * 3600)
-    jobs, _ = AcceptedJob.objects.filter(created_at__lt=now - timedelta(seconds=retention)).delete()
-    return {"idempotency_keys": keys, "accepted_jobs": jobs}
+    # An accepted job's delete cascades to its Idempotency-Key, if one is left: counted with the jobs.
+    jobs = delete_in_batches(AcceptedJob.objects.filter(created_at__lt=now - timedelta(seconds=retention)))
+    return {"idempotency_keys": keys.deleted, "accepted_jobs": jobs.deleted}

@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from audit.selectors import audit_log_ids_older_than
-from audit.services import delete_audit_logs
+from audit.selectors import audit_logs_older_than
 from billing.selectors import invoices_to_remind, latest_rate, overdue_invoices
 from billing.services import claim_invoice_reminder
 from logistics.selectors import delayed_shipments, shipments_to_alert, unnotified_events
@@ -117,15 +116,11 @@ def test_pending_commissions_oldest_first(now):
     assert list(pending_commissions()) == [older, newer]
 
 
-def test_audit_logs_older_than_a_cutoff_go_in_batches(now):
+def test_audit_logs_older_than_a_cutoff_oldest_first(now):
     old = [f.make_audit_log(created_at=now - timedelta(days=400 + i)) for i in range(5)]
     f.make_audit_log(created_at=now - timedelta(days=10))
-    cutoff = now - timedelta(days=365)
 
-    first = audit_log_ids_older_than(cutoff=cutoff, limit=3)
-    assert first == [e.pk for e in reversed(old)][:3]
-    assert delete_audit_logs(ids=first) == 3
-    assert len(audit_log_ids_older_than(cutoff=cutoff, limit=3)) == 2
+    assert list(audit_logs_older_than(cutoff=now - timedelta(days=365))) == list(reversed(old))
 
 
 def test_latest_rate_on_a_day(now):
