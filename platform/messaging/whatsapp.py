@@ -132,17 +132,46 @@ def send_whatsapp_once(
 
 
 def deliver(message: WhatsAppMessage) -> SendOutcome:
-    """Send one recorded message through Twilio unless it was sent already (see module doc).
+    """Send one recorded message through Twilio unless it was sent already: one pass through the
+    state machine of the module docstring.
 
     Raises the client's errors other than InvalidRecipient (the row is released for the retry),
     and RateLimited(code="in_flight") when another execution holds a fresh claim on the row."""
     message.refresh_from_db()
+    settled = _settled(message)
+    if settled is not None:
+        return settled
+    # A row left `sending`, or released after a timeout: an earlier attempt may have reached Twilio.
+    ambiguous = message.status == WhatsAppMessage.Status.SENDING or message.error_code == TIMEOUT_CODE
+    _claim_or_defer(message)  # queued (or a lapsed sending) -> sending
+    client = get_whatsapp_client()  # asks for status callbacks when TWILIO_STATUS_CALLBACK_URL is set
+    if ambiguous:
+        reconciled = _reconcile(client, message)  # sending -> sent, if Twilio has the earlier attempt
+        if reconciled is not None:
+            return reconciled
+        AMBIGUOUS_RESENDS.inc()
+        logger.warning(
+            "whatsapp message %s to %s: an earlier attempt did not reach Twilio as far "
+            "as it can tell; sending again",
+            message.pk,
+            mask_phone(message.to),
+        )
+    return _send(client, message, ambiguous=ambiguous)
+
+
+def _settled(message: WhatsAppMessage) -> SendOutcome | None:
+    """The outcome of a row that must not be sent again (sent, or refused for good), else None."""
     if message.status in DONE_STATUSES or message.twilio_sid:
         return SendOutcome("skipped", message.pk, message.twilio_sid)
     if message.status == WhatsAppMessage.Status.FAILED:
         # Twilio refused this number for good (InvalidRecipient): sending again cannot help.
         return SendOutcome("failed", message.pk)
-    ambiguous = message.status == WhatsAppMessage.Status.SENDING or message.error_code == TIMEOUT_CODE
+    return None
+
+
+def _claim_or_defer(message: WhatsAppMessage) -> None:
+    """Move the row to `sending` for this execution, or raise RateLimited("in_flight") while
+    another one holds it (its claim is fresh, or it claimed the row since we read it)."""
     if message.status == WhatsAppMessage.Status.SENDING:
         held_until = message.updated_at + sending_lease()
         if held_until > timezone.now():
@@ -158,18 +187,10 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
         raise RateLimited(
             "another execution claimed this message", provider="twilio", code="in_flight", retry_after=1.0
         )
-    client = get_whatsapp_client()  # asks for status callbacks when TWILIO_STATUS_CALLBACK_URL is set
-    if ambiguous:
-        found = _reconcile(client, message)
-        if found:
-            return found
-        AMBIGUOUS_RESENDS.inc()
-        logger.warning(
-            "whatsapp message %s to %s: an earlier attempt did not reach Twilio as far "
-            "as it can tell; sending again",
-            message.pk,
-            mask_phone(message.to),
-        )
+
+
+def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome:  # noqa: ANN001
+    """The Twilio call of a claimed row: sending -> sent, failed (number refused) or queued again."""
     try:
         if message.template:
             sent = client.send_template(
@@ -198,14 +219,7 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
             error_message=exc.message,
         )
         raise
-    WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
-        status=WhatsAppMessage.Status.SENT,
-        twilio_sid=sent.sid,
-        sent_at=timezone.now(),
-        error_code="",
-        error_message="",
-        updated_at=timezone.now(),
-    )
+    _mark_sent(message, sid=sent.sid)
     logger.info("whatsapp message %s sent to %s as %s", message.pk, mask_phone(message.to), sent.sid)
     return SendOutcome("sent", message.pk, sent.sid, resent_after_ambiguity=ambiguous)
 
@@ -237,14 +251,7 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
         try:
             with transaction.atomic():
                 # Another row reconciling at the same moment may take this SID first.
-                WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
-                    status=WhatsAppMessage.Status.SENT,
-                    twilio_sid=candidate.sid,
-                    sent_at=timezone.now(),
-                    error_code="",
-                    error_message="",
-                    updated_at=timezone.now(),
-                )
+                _mark_sent(message, sid=candidate.sid)
         except IntegrityError:
             continue
         earlier = candidate
@@ -259,6 +266,19 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
         earlier.sid,
     )
     return SendOutcome("skipped", message.pk, earlier.sid, resent_after_ambiguity=False)
+
+
+def _mark_sent(message: WhatsAppMessage, *, sid: str) -> None:
+    """sending -> sent with Twilio's SID (unique: IntegrityError if another row holds it)."""
+    now = timezone.now()
+    WhatsAppMessage.objects.filter(pk=message.pk, twilio_sid__isnull=True).update(
+        status=WhatsAppMessage.Status.SENT,
+        twilio_sid=sid,
+        sent_at=now,
+        error_code="",
+        error_message="",
+        updated_at=now,
+    )
 
 
 def _claim(message: WhatsAppMessage) -> bool:
