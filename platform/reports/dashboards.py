@@ -227,30 +227,63 @@ def compute_market_analytics(*, now: datetime | None = None, weeks: int = ANALYT
     queries whatever the size of the market."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    week_starts = _week_starts(today, weeks)
-    since = timezone.make_aware(datetime.combine(week_starts[0], datetime.min.time()))
     rates = latest_rates_to_cad()
+    return {
+        "totals": _market_totals(today=today, rates=rates),
+        "payments_collected": _payments_collected(),
+        "shipments": _shipment_punctuality(now=now),
+        "by_week": _weekly_figures(week_starts=_week_starts(today, weeks), rates=rates),
+        "rates_to_cad": {code: str(rate) for code, rate in sorted(rates.items())},
+    }
 
+
+def _won_deals() -> QuerySet:
+    return Deal.objects.filter(status__in=WON_STATUSES).order_by()
+
+
+def _paid_invoices() -> QuerySet:
+    return Invoice.objects.filter(status=Invoice.Status.PAID).order_by()
+
+
+def _market_totals(*, today: date, rates: dict[str, Decimal]) -> dict[str, Any]:
+    """Vehicles, offers, won deals and their CAD value, overdue invoices: all time (four queries)."""
     vehicles = Vehicle.objects.order_by().aggregate(
         listed=Count("pk", filter=~Q(status__in=UNLISTED_STATUSES)),
         available=Count("pk", filter=Q(status=Vehicle.Status.AVAILABLE)),
     )
     offers = Offer.objects.order_by().aggregate(received=Count("pk"))
-    won_deals = Deal.objects.filter(status__in=WON_STATUSES).order_by()
-    sales = won_deals.aggregate(
+    sales = _won_deals().aggregate(
         count=Count("pk"), avg_days=Avg(_DAYS_TO_SALE), **_sum_by_currency("agreed_price")
     )
     overdue = Invoice.objects.filter(status__in=Invoice.UNPAID_STATUSES, due_date__lt=today).count()
     value_cad, missing = to_cad(_amounts(sales), rates)
-    paid = Invoice.objects.filter(status=Invoice.Status.PAID).order_by()
-    payments = {
+    return {
+        "vehicles_listed": vehicles["listed"],
+        "vehicles_available": vehicles["available"],
+        "offers_received": offers["received"],
+        "deals_won": sales["count"],
+        "deals_won_value_cad": _money(value_cad),
+        "avg_days_to_sale": _days(sales["avg_days"]),
+        "invoices_overdue": overdue,
+        "currencies_without_rate": missing,
+    }
+
+
+def _payments_collected() -> dict[str, dict[str, Any]]:
+    """{currency: {count, amount}} of paid invoices, all time (one query)."""
+    return {
         row["currency"]: {"count": row["count"], "amount": _money(row["amount"])}
-        for row in paid.values("currency")
+        for row in _paid_invoices()
+        .values("currency")
         .annotate(count=Count("pk"), amount=Sum("amount"))
         .order_by("currency")
     }
+
+
+def _shipment_punctuality(*, now: datetime) -> dict[str, int]:
+    """Shipments arrived on time, arrived late, and still moving past their ETA (one query)."""
     arrived = Q(arrived_at__isnull=False, eta__isnull=False)
-    shipments = Shipment.objects.order_by().aggregate(
+    return Shipment.objects.order_by().aggregate(
         on_time=Count("pk", filter=arrived & Q(arrived_at__lte=F("eta"))),
         late=Count("pk", filter=arrived & Q(arrived_at__gt=F("eta"))),
         # Not arrived yet, and already past the ETA: late too, but still moving.
@@ -259,45 +292,33 @@ def compute_market_analytics(*, now: datetime | None = None, weeks: int = ANALYT
         ),
     )
 
+
+def _weekly_figures(*, week_starts: list[date], rates: dict[str, Decimal]) -> list[dict[str, Any]]:
+    """One entry per week since `week_starts[0]`, oldest first, weeks without activity included
+    (four grouped queries)."""
+    since = timezone.make_aware(datetime.combine(week_starts[0], datetime.min.time()))
     by_week = {start: _empty_week(start) for start in week_starts}
     listed = _by_week(Vehicle.objects.exclude(status__in=UNLISTED_STATUSES), "created_at", since)
     for week, row in _weeks(by_week, listed.annotate(n=Count("pk"))):
         week["vehicles_listed"] = row["n"]
-    for week, row in _weeks(
-        by_week, _by_week(Offer.objects.all(), "created_at", since).annotate(n=Count("pk"))
-    ):
+    offers = _by_week(Offer.objects.all(), "created_at", since)
+    for week, row in _weeks(by_week, offers.annotate(n=Count("pk"))):
         week["offers_received"] = row["n"]
-    weekly_sales = _by_week(won_deals, "created_at", since).annotate(
+    sales = _by_week(_won_deals(), "created_at", since).annotate(
         n=Count("pk"), avg_days=Avg(_DAYS_TO_SALE), **_sum_by_currency("agreed_price")
     )
-    for week, row in _weeks(by_week, weekly_sales):
+    for week, row in _weeks(by_week, sales):
         week["deals_won"] = row["n"]
         week["deals_won_value_cad"] = _money(to_cad(_amounts(row), rates)[0])
         week["avg_days_to_sale"] = _days(row["avg_days"])
-    weekly_payments = (
-        _by_week(paid.filter(paid_at__isnull=False), "paid_at", since)
+    payments = (
+        _by_week(_paid_invoices().filter(paid_at__isnull=False), "paid_at", since)
         .values("week", "currency")
         .annotate(amount=Sum("amount"))
     )
-    for week, row in _weeks(by_week, weekly_payments):
+    for week, row in _weeks(by_week, payments):
         week["payments_collected"][row["currency"]] = _money(row["amount"])
-
-    return {
-        "totals": {
-            "vehicles_listed": vehicles["listed"],
-            "vehicles_available": vehicles["available"],
-            "offers_received": offers["received"],
-            "deals_won": sales["count"],
-            "deals_won_value_cad": _money(value_cad),
-            "avg_days_to_sale": _days(sales["avg_days"]),
-            "invoices_overdue": overdue,
-            "currencies_without_rate": missing,
-        },
-        "payments_collected": payments,
-        "shipments": shipments,
-        "by_week": [by_week[start] for start in week_starts],
-        "rates_to_cad": {code: str(rate) for code, rate in sorted(rates.items())},
-    }
+    return [by_week[start] for start in week_starts]
 
 
 def _week_starts(today: date, weeks: int) -> list[date]:
