@@ -71,7 +71,7 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         expire_seconds=50,
     ),
     DefaultSchedule(
-        # Dashboards are computed here and served from their snapshots (reports/dashboards.py);
+        # Dashboards are computed here and served from their snapshots (reports/market_dashboards.py);
         # a run still queued when the next is due is redundant.
         name="refresh-dealer-performance",
         task="tasks.reports.refresh_dealer_performance",

@@ -1,6 +1,6 @@
 """8. Dashboards: market analytics and one dealer's performance served from their snapshot (Redis,
 or the database row as when Redis is down) against computed live, on a marketplace ten times the
-size of `seed_demo` (reports/dashboards.py's benchmark hooks). Reports "not available" when that
+size of `seed_demo` (reports/market_dashboards.py's benchmark hooks). Reports "not available" when that
 module or its functions are missing.
 """
 
@@ -111,12 +111,12 @@ def _seed() -> list[int]:
 def run(environment: Environment) -> Result:
     result = Result(key="dashboards", title="8. Dashboards (snapshot vs live)")
     try:
-        module = importlib.import_module("reports.dashboards")
+        module = importlib.import_module("reports.market_dashboards")
     except ImportError:
         module = None
     missing = [name for name in HOOKS if not hasattr(module, name)]
     if module is None or missing:
-        result.error = f"not available: reports.dashboards lacks {', '.join(missing) or 'the module'}"
+        result.error = f"not available: reports.market_dashboards lacks {', '.join(missing) or 'the module'}"
         return result
 
     dealer_ids = _seed()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from integrations.errors import PermanentError
 from integrations.vehicle_history import normalize_vin
 from jobs.task_base import platform_task
-from reports import dashboards
+from reports import market_dashboards
 from reports.vehicle_history import get_vehicle_history
 
 
@@ -32,14 +32,14 @@ def fetch_vehicle_history(self, vin: str) -> dict:
     }
 
 
-# --- Dashboards (reports/dashboards.py): aggregates computed here, served from snapshots ------
+# --- Dashboards (reports/market_dashboards.py): aggregates computed here, served from snapshots ------
 
 
 @platform_task(name="tasks.reports.refresh_dealer_performance", soft_time_limit=300, time_limit=360)
 def refresh_dealer_performance(self) -> dict:
     """Recompute every dealer's performance snapshot and its cache entry. Rerunning is harmless:
     each run overwrites the same rows with the figures of its moment."""
-    snapshots = dashboards.refresh_dealer_performance()
+    snapshots = market_dashboards.refresh_dealer_performance()
     computed_at = snapshots[0].computed_at.isoformat() if snapshots else None
     return {"dealers": len(snapshots), "computed_at": computed_at}
 
@@ -47,5 +47,5 @@ def refresh_dealer_performance(self) -> dict:
 @platform_task(name="tasks.reports.refresh_analytics_dashboard", soft_time_limit=300, time_limit=360)
 def refresh_analytics_dashboard(self) -> dict:
     """Recompute the marketplace analytics snapshot and its cache entry (idempotent like above)."""
-    dashboard = dashboards.refresh_analytics_dashboard()
+    dashboard = market_dashboards.refresh_analytics_dashboard()
     return {"computed_at": dashboard.computed_at.isoformat(), "etag": dashboard.etag}

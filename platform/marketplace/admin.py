@@ -6,7 +6,7 @@ from django.contrib import admin
 from audit.admin_actions import StatusReadOnlyOnChange, transition_action
 from marketplace import services
 from marketplace.models import Commission, Deal, Lead, Offer, Profile, Vehicle
-from reports.dashboard_admin import dealer_performance_panel
+from reports.market_dashboards_admin import dealer_performance_panel
 
 
 def _actions(model, service, id_kwarg: str) -> list:
@@ -31,7 +31,7 @@ class ProfileAdmin(admin.ModelAdmin):
     search_fields = ("display_name", "company", "user__username", "user__email")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    # A dealer's page shows its performance, read from the dashboard snapshot (reports/dashboards.py).
+    # A dealer's page shows its performance, read from the dashboard snapshot (reports/market_dashboards.py).
     readonly_fields = ("dealer_performance",)
 
     @admin.display(description="Phone", ordering="phone")

@@ -1,13 +1,13 @@
 """Admin for stored vehicle-history reports (read-only: they are what the provider answered) and
-for the dashboards' snapshots, with the market dashboard page (reports/dashboard_admin.py)."""
+for the dashboards' snapshots, with the market dashboard page (reports/market_dashboards_admin.py)."""
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.urls import path
 from django.utils.timesince import timesince
 
-from reports.dashboard_admin import market_dashboard_view, refresh_view
-from reports.dashboards import Dashboard
+from reports.market_dashboards import Dashboard
+from reports.market_dashboards_admin import market_dashboard_view, refresh_view
 from reports.models import DashboardSnapshot, VehicleHistoryReport
 
 
@@ -26,7 +26,7 @@ class VehicleHistoryReportAdmin(admin.ModelAdmin):
 @admin.register(DashboardSnapshot)
 class DashboardSnapshotAdmin(admin.ModelAdmin):
     """The dashboards' snapshots (read-only: jobs write them), plus the market dashboard page and
-    the refresh action (reports/dashboard_admin.py)."""
+    the refresh action (reports/market_dashboards_admin.py)."""
 
     list_display = ("key", "kind", "dealer", "computed_at", "age", "fresh")
     list_filter = ("kind",)

@@ -28,7 +28,7 @@ class VehicleHistoryReport(models.Model):
 class DashboardSnapshot(models.Model):
     """The last computed dashboard of one kind (and dealer): what admin and the API serve.
 
-    One row per `key`, overwritten by each refresh (reports/dashboards.py); `key` is also the
+    One row per `key`, overwritten by each refresh (reports/market_dashboards.py); `key` is also the
     snapshot's Redis cache key, and `etag` a hash of `payload`, so an unchanged dashboard keeps
     its ETag across refreshes."""
 

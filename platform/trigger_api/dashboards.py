@@ -1,5 +1,5 @@
 """GET /api/v1/reports/dealers/<id> and /api/v1/reports/analytics: the dashboards' snapshots
-(reports/dashboards.py), with an ETag and Cache-Control so that clients revalidate cheaply
+(reports/market_dashboards.py), with an ETag and Cache-Control so that clients revalidate cheaply
 (304 Not Modified on a matching If-None-Match, without a body).
 
 The ETag is weak (W/"..."): it is a hash of the figures only, so a refresh that finds the same
@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date, parse_etags
 from ninja import Field, Header, Path, Router, Schema, Status
 
-from reports.dashboards import Dashboard, read_dealer_performance, read_market_analytics
+from reports.market_dashboards import Dashboard, read_dealer_performance, read_market_analytics
 from trigger_api.errors import ApiError
 from trigger_api.schemas import ErrorResponse
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from reports.dashboards import ANALYTICS_DASHBOARD, DEALER_PERFORMANCE
+from reports.market_dashboards import ANALYTICS_DASHBOARD, DEALER_PERFORMANCE
 
 
 def forget_dashboards() -> None:

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from reports import dashboards
+from reports import market_dashboards
 from reports.models import DashboardSnapshot
 from tests import factories as f
 from tests.reports.conftest import forget_dashboards
@@ -33,7 +33,7 @@ def test_a_dealers_page_shows_its_performance(admin_client):
     dealer = f.make_dealer()
     f.make_vehicle(dealer=dealer)
     f.make_deal(dealer=dealer, status="paid", agreed_price="12345.60", broker=None)
-    dashboards.refresh_dealer_performance()
+    market_dashboards.refresh_dealer_performance()
 
     page = admin_client.get(profile_page(dealer)).content.decode()
 
@@ -46,7 +46,7 @@ def test_a_dealers_page_shows_its_performance(admin_client):
 @pytest.mark.django_db
 def test_a_dealers_old_snapshot_is_shown_with_its_age_and_a_warning(admin_client):
     dealer = f.make_dealer()
-    dashboards.refresh_dealer_performance()
+    market_dashboards.refresh_dealer_performance()
     age_snapshot(f"dealer:{dealer.pk}", minutes=61)  # twice 30 minutes, and one more
 
     page = admin_client.get(profile_page(dealer)).content.decode()
@@ -58,7 +58,7 @@ def test_a_dealers_old_snapshot_is_shown_with_its_age_and_a_warning(admin_client
 @pytest.mark.django_db
 def test_a_snapshot_just_under_twice_its_period_is_not_flagged(admin_client):
     dealer = f.make_dealer()
-    dashboards.refresh_dealer_performance()
+    market_dashboards.refresh_dealer_performance()
     age_snapshot(f"dealer:{dealer.pk}", minutes=59)
 
     assert "performance-stale" not in admin_client.get(profile_page(dealer)).content.decode()
@@ -78,7 +78,7 @@ def test_other_roles_pages_have_no_performance(admin_client):
 def test_the_market_page_shows_the_analytics(admin_client):
     f.make_vehicle()
     f.make_invoice(status="paid", amount="500.00", currency="USD", paid_at=timezone.now())
-    dashboards.refresh_analytics_dashboard()
+    market_dashboards.refresh_analytics_dashboard()
 
     page = admin_client.get(MARKET).content.decode()
 
@@ -90,7 +90,7 @@ def test_the_market_page_shows_the_analytics(admin_client):
 
 @pytest.mark.django_db
 def test_the_market_page_warns_when_the_snapshot_is_older_than_twice_its_period(admin_client):
-    dashboards.refresh_analytics_dashboard()
+    market_dashboards.refresh_analytics_dashboard()
     age_snapshot("market", minutes=31)  # period 15 minutes
 
     page = admin_client.get(MARKET).content.decode()
@@ -109,7 +109,7 @@ def test_the_market_page_before_any_refresh_computes_nothing(admin_client):
 
 @pytest.mark.django_db
 def test_the_snapshot_list_links_to_the_market_page(admin_client):
-    dashboards.refresh_analytics_dashboard()
+    market_dashboards.refresh_analytics_dashboard()
 
     page = admin_client.get("/admin/reports/dashboardsnapshot/").content.decode()
 
@@ -140,8 +140,8 @@ def test_refresh_now_runs_the_refresh_job_on_a_worker(admin_client, live_worker,
     dealer = f.make_dealer()
     f.make_vehicle(dealer=dealer)
     key = key or f"dealer:{dealer.pk}"
-    dashboards.refresh_analytics_dashboard()
-    dashboards.refresh_dealer_performance()
+    market_dashboards.refresh_analytics_dashboard()
+    market_dashboards.refresh_dealer_performance()
     age_snapshot(key, minutes=120)
     before = DashboardSnapshot.objects.get(key=key).computed_at
 

@@ -39,7 +39,11 @@ import pytest
 from billing.models import Invoice
 from logistics.models import Shipment
 from marketplace.models import Deal, Offer, Vehicle
-from reports.dashboards import compute_dealer_performance, compute_market_analytics, latest_rates_to_cad
+from reports.market_dashboards import (
+    compute_dealer_performance,
+    compute_market_analytics,
+    latest_rates_to_cad,
+)
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from reports import dashboards
+from reports import market_dashboards
 from reports.models import DashboardSnapshot
 from tests import factories as f
 from tests.reports.conftest import forget_dashboards
@@ -40,7 +40,7 @@ def dealer_url(dealer) -> str:  # noqa: ANN001
 
 
 def test_dealer_performance_with_etag_and_cache_control(api, dealer):
-    dashboard = dashboards.refresh_dealer_performance()[0]
+    dashboard = market_dashboards.refresh_dealer_performance()[0]
 
     response = api.get(dealer_url(dealer))
 
@@ -72,7 +72,7 @@ def test_a_matching_if_none_match_is_answered_304_without_a_body(api, dealer):
 def test_a_stale_if_none_match_gets_the_new_figures(api, dealer):
     old = api.get(dealer_url(dealer))["ETag"]
     f.make_vehicle(dealer=dealer)
-    dashboards.refresh_dealer_performance()
+    market_dashboards.refresh_dealer_performance()
 
     response = api.get(dealer_url(dealer), HTTP_IF_NONE_MATCH=old)
 
@@ -94,7 +94,7 @@ def test_analytics_304_on_a_matching_etag(api, dealer):
 
 def test_served_from_the_cache_while_it_holds_the_snapshot(api, dealer, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        dashboards.refresh_dealer_performance()
+        market_dashboards.refresh_dealer_performance()
     # Only the cache still has the real figures now.
     DashboardSnapshot.objects.filter(dealer=dealer).update(payload={"dealer": "edited in the database"})
 
@@ -116,8 +116,8 @@ def test_with_redis_stopped_the_database_snapshot_is_served(
     api, dealer, redis_down, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        snapshot = dashboards.refresh_dealer_performance()[0]
-        market = dashboards.refresh_analytics_dashboard()
+        snapshot = market_dashboards.refresh_dealer_performance()[0]
+        market = market_dashboards.refresh_analytics_dashboard()
     assert cache.get(f"dealer_performance:{snapshot.key}") is not None
     # Figures change after the snapshot: what is served must be the snapshot, not a live count.
     f.make_vehicle(dealer=dealer)
@@ -138,7 +138,7 @@ def test_with_redis_stopped_the_database_snapshot_is_served(
 
 
 def test_an_old_snapshot_says_it_is_stale_and_is_not_cached_for_long(api, dealer):
-    dashboards.refresh_dealer_performance()
+    market_dashboards.refresh_dealer_performance()
     DashboardSnapshot.objects.filter(dealer=dealer).update(computed_at=timezone.now() - timedelta(minutes=61))
     forget_dashboards()
 

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from billing.models import ExchangeRate, Invoice
 from integrations.cache import cache_key
 from marketplace.models import Deal, Vehicle
-from reports import dashboards
+from reports import market_dashboards
 from reports.models import DashboardSnapshot
 from tasks.reports import refresh_analytics_dashboard, refresh_dealer_performance
 from tests import factories as f
@@ -94,10 +94,10 @@ def test_a_refresh_stores_one_snapshot_per_dealer_and_caches_it_after_commit(
 
 def test_the_etag_changes_with_the_figures_and_only_with_them():
     dealer = add_dealers(1)[0]
-    first = dashboards.refresh_dealer_performance()[0]
-    again = dashboards.refresh_dealer_performance()[0]
+    first = market_dashboards.refresh_dealer_performance()[0]
+    again = market_dashboards.refresh_dealer_performance()[0]
     f.make_vehicle(dealer=dealer)
-    changed = dashboards.refresh_dealer_performance()[0]
+    changed = market_dashboards.refresh_dealer_performance()[0]
 
     assert again.computed_at > first.computed_at
     assert again.etag == first.etag
@@ -108,7 +108,7 @@ def test_a_new_dealer_is_computed_when_first_read():
     dealer = f.make_dealer()
     f.make_vehicle(dealer=dealer)
 
-    dashboard = dashboards.read_dealer_performance(dealer_id=dealer.pk)
+    dashboard = market_dashboards.read_dealer_performance(dealer_id=dealer.pk)
 
     assert dashboard.payload["vehicles_listed"] == 1
     assert DashboardSnapshot.objects.filter(key=f"dealer:{dealer.pk}").exists()
@@ -117,7 +117,7 @@ def test_a_new_dealer_is_computed_when_first_read():
 def test_a_profile_that_is_not_a_dealer_has_no_performance():
     buyer = f.make_buyer()
 
-    assert dashboards.read_dealer_performance(dealer_id=buyer.pk) is None
+    assert market_dashboards.read_dealer_performance(dealer_id=buyer.pk) is None
     assert not DashboardSnapshot.objects.exists()
 
 
@@ -144,8 +144,8 @@ def test_assert_max_queries_passes_within_the_limit():
 
 def test_reading_without_the_cache_reads_the_database_snapshot(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        dashboards.refresh_analytics_dashboard()
+        market_dashboards.refresh_analytics_dashboard()
     DashboardSnapshot.objects.filter(key="market").update(payload={"from": "database"})
 
-    assert dashboards.read_market_analytics(use_cache=False).payload == {"from": "database"}
-    assert dashboards.read_market_analytics().payload != {"from": "database"}  # the cached copy
+    assert market_dashboards.read_market_analytics(use_cache=False).payload == {"from": "database"}
+    assert market_dashboards.read_market_analytics().payload != {"from": "database"}  # the cached copy

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from beat_schedules.defaults import DEFAULTS_BY_NAME
-from reports.dashboards import REFRESH_PERIODS
+from reports.market_dashboards import REFRESH_PERIODS
 
 SCHEDULES = {
     "refresh-dealer-performance": ("tasks.reports.refresh_dealer_performance", "*/30", "dealer_performance"),

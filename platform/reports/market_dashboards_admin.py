@@ -1,7 +1,7 @@
 """The dashboards in admin: the market page (/admin/reports/dashboardsnapshot/market/), the
 "refresh now" action that enqueues a refresh job, and the performance panel on a dealer's page.
 
-Pages read the snapshots only (reports/dashboards.py); they never compute a dashboard inside a
+Pages read the snapshots only (reports/market_dashboards.py); they never compute a dashboard inside a
 request, so a slow aggregate cannot make admin slow. A snapshot older than twice its refresh
 period is shown with its age and a warning: the schedule or the workers have stopped."""
 
@@ -21,7 +21,7 @@ from django.utils.timesince import timesince
 
 from jobs.celery_app import app
 from marketplace.models import Profile, Role
-from reports.dashboards import (
+from reports.market_dashboards import (
     ANALYTICS_DASHBOARD,
     DEALER_PERFORMANCE,
     Dashboard,
