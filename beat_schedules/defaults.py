@@ -1,6 +1,6 @@
 """The default schedules, as plain declarations: what runs, and when, in TIME_ZONE.
 
-This is the table of CONTRACT.md section 5 plus result pruning. `python manage.py sync_schedules`
+This is the table of docs/contract.md section 5 plus result pruning. `python manage.py sync_schedules`
 copies it into django-celery-beat's tables (platform/jobs/schedules/sync.py, which finds it
 through settings.SCHEDULE_DEFAULTS), where operators edit it in admin; an edit made
 there wins over this file until someone runs `sync_schedules --reset NAME`.

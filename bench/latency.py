@@ -97,7 +97,7 @@ def run(environment: Environment) -> Result:
             f"{ours['n']} platform jobs (PlatformTask, platform worker settings) and {stock['n']} stock "
             "jobs (bare task, Celery's defaults), one at a time, worker -P prefork -c 2; the ratio is "
             "platform / stock, so below 1 is faster. Done includes storing the result in django-db "
-            "(the platform also writes STARTED first). BASELINES.md (stock, no result backend): "
+            "(the platform also writes STARTED first). docs/baselines.md (stock, no result backend): "
             "start p50 2.3 ms, p99 3.6 ms.",
         ],
     )

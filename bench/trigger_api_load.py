@@ -267,7 +267,7 @@ def run(environment: Environment) -> Result:
         f"{cost['redis_commands']:.1f} Redis commands {cost['redis_breakdown']} (commands a Lua script "
         "runs count too: the rate limit's EVAL is one round trip); the "
         "rate budget is raised in bench/settings.py so the limiter runs but never refuses. "
-        "The bare view (bench/urls.py) parses the body and publishes only: BASELINES.md's 'no "
+        "The bare view (bench/urls.py) parses the body and publishes only: docs/baselines.md's 'no "
         "database' shape (856 req/s, p99 125 ms there).",
         "Accepted is not executed: 'jobs executed meanwhile' is what the worker finished during the "
         "load window, the backlog what it had not.",

@@ -12,7 +12,7 @@ from config.urls import urlpatterns as platform_urlpatterns
 
 @csrf_exempt
 def bare_job(request: HttpRequest) -> JsonResponse:
-    """POST {"task": ..., "kwargs": {"lead_id": n}} -> 202, the shape BASELINES.md measured."""
+    """POST {"task": ..., "kwargs": {"lead_id": n}} -> 202, the shape docs/baselines.md measured."""
     from tasks.app import app
 
     try:

@@ -1,7 +1,7 @@
 """gunicorn configuration for the web process: `gunicorn -c ops/gunicorn.conf.py config.wsgi`.
 
 gthread workers: 2 processes x 4 threads answered ~35 % more requests than 3 sync workers on
-2 cores (shared/BASELINES.md). Every value can be overridden from the environment
+2 cores (docs/baselines.md). Every value can be overridden from the environment
 (ops/platform.env.example)."""
 
 import os

@@ -4,7 +4,7 @@ Celery shows a job's arguments from `argsrepr`/`kwargsrepr`, which it builds wit
 in the task-sent event (Flower), the worker's events, and django-celery-results' task_args and
 task_kwargs. Building them masked here covers every publish, whatever path it takes (`.delay()`,
 `send_task` by name, the outbox, a replay); the arguments themselves travel intact. Only E.164
-numbers are masked, so ids, amounts and dates stay readable (ARCHITECTURE.md rule 8).
+numbers are masked, so ids, amounts and dates stay readable (docs/architecture.md rule 8).
 """
 
 from celery.app.amqp import AMQP

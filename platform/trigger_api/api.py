@@ -4,7 +4,7 @@ Built on django-ninja with pydantic 2. Why it over Django REST framework + drf-s
 typed pydantic models *are* the validation, the JSON Schema of each task's arguments (GET
 /api/v1/tasks) and the OpenAPI document, from one declaration, with no serializer layer to keep
 in step; validation runs in pydantic-core (Rust), and ninja's request path is thin, which
-matters when the web process and the workers share two cores (shared/BASELINES.md). What we
+matters when the web process and the workers share two cores (docs/baselines.md). What we
 add: every error in the contract's shape (errors.py), a Redis rate limit per key
 (ratelimit.py), a bounded body parser, and the 503 of a broker that is down (publish.py).
 """

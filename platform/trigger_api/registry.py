@@ -1,5 +1,5 @@
 """The tasks other services may trigger over HTTP, each declared once: name, description, and a
-pydantic model of its keyword arguments (CONTRACT.md section 4). Its queue follows from the
+pydantic model of its keyword arguments (docs/contract.md section 4). Its queue follows from the
 routes in platform/jobs/queues.py, so the two can never disagree. A task not declared here cannot be
 triggered.
 

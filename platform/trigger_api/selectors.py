@@ -95,7 +95,7 @@ def _error(value: Any) -> dict[str, str] | None:
     message = value.get("exc_message", "")
     if isinstance(message, list | tuple):
         message = " ".join(str(part) for part in message)
-    # Provider messages may quote phone numbers: never hand them out (ARCHITECTURE.md rule 8).
+    # Provider messages may quote phone numbers: never hand them out (docs/architecture.md rule 8).
     return {"type": str(value.get("exc_type") or "Error"), "message": mask_phones_in(str(message))}
 
 

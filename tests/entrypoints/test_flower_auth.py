@@ -1,4 +1,4 @@
-"""Flower is never reachable without authentication (CONTRACT.md section 3)."""
+"""Flower is never reachable without authentication (docs/contract.md section 3)."""
 
 import subprocess
 import sys

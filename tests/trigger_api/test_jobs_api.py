@@ -1,5 +1,5 @@
 """POST /api/v1/jobs and GET /api/v1/jobs/<id>, GET /api/v1/tasks: every status and error code of
-CONTRACT.md section 3, in the contract's error shape, with per-field details."""
+docs/contract.md section 3, in the contract's error shape, with per-field details."""
 
 from __future__ import annotations
 

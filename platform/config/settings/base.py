@@ -112,7 +112,7 @@ CACHES = {
             "SOCKET_TIMEOUT": 0.5,
             "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
             "CONNECTION_POOL_KWARGS": {"max_connections": 50, "retry_on_timeout": False},
-            # Redis down means slower, never failing (ARCHITECTURE.md rule 7).
+            # Redis down means slower, never failing (docs/architecture.md rule 7).
             "IGNORE_EXCEPTIONS": True,
         },
     }
@@ -188,7 +188,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 # Leave the root logger to Django's LOGGING (configured below).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the database connection around every task unless this is set,
-# so every task that writes pays a new PostgreSQL connection (shared/BASELINES.md: reuse about
+# so every task that writes pays a new PostgreSQL connection (docs/baselines.md: reuse about
 # triples throughput). Stale connections are replaced by CONN_HEALTH_CHECKS (platform/jobs/celery_app.py).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Tasks with no explicit worker-count setting still get a sane ceiling per child.
