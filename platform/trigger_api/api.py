@@ -11,6 +11,7 @@ add: every error in the contract's shape (errors.py), a Redis rate limit per key
 
 from __future__ import annotations
 
+import pydantic
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, NinjaAPI, Status
 from ninja.security import HttpBearer
@@ -23,7 +24,7 @@ from trigger_api.publish import BrokerUnavailable
 from trigger_api.ratelimit import ApiKeyThrottle
 from trigger_api.schemas import ErrorResponse, JobAccepted, JobRequest, JobStatus, TaskInfo
 from trigger_api.selectors import job_status
-from trigger_api.services import IdempotencyConflict, accept_job, body_hash
+from trigger_api.services import Acceptance, IdempotencyConflict, accept_job, body_hash
 
 # Visible ASCII, no spaces: a UUID or any opaque token (the IETF Idempotency-Key draft's keys).
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
@@ -115,31 +116,68 @@ def create_job(
     `unknown_task`, 409 `idempotency_conflict`, 413 `payload_too_large`, 429 `rate_limited`
     (Retry-After), 503 `broker_unavailable` (the job was not accepted; retry with the same
     Idempotency-Key after Retry-After)."""
-    task = registry.get_task(payload.task)
+    task = _triggerable_task(payload.task)
+    acceptance = _accept(
+        request.auth,
+        task=task,
+        kwargs=_validated_kwargs(task, payload.kwargs),
+        payload=payload,
+        idempotency_key=idempotency_key,
+    )
+    job_id = str(acceptance.job.job_id)
+    if acceptance.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(
+        202,
+        {
+            "id": job_id,
+            "task": acceptance.job.task_name,
+            "state": "PENDING",
+            "status_url": f"/api/v1/jobs/{job_id}",
+        },
+    )
+
+
+def _triggerable_task(name: str) -> registry.TriggerableTask:
+    task = registry.get_task(name)
     if task is None:
         raise ApiError(
             404,
             "unknown_task",
-            f"No triggerable task is named {payload.task!r}; see GET /api/v1/tasks.",
-            {"task": payload.task},
+            f"No triggerable task is named {name!r}; see GET /api/v1/tasks.",
+            {"task": name},
         )
+    return task
+
+
+def _validated_kwargs(task: registry.TriggerableTask, kwargs: dict) -> dict:
+    """The kwargs as the task's argument model reads them; 400 invalid_arguments naming each field."""
     try:
-        arguments = task.arguments.model_validate(payload.kwargs)
-    except Exception as exc:  # pydantic.ValidationError
-        errors = getattr(exc, "errors", None)
-        if errors is None:
-            raise
+        arguments = task.arguments.model_validate(kwargs)
+    except pydantic.ValidationError as exc:
         raise ApiError(
             400,
             "invalid_arguments",
             "Some arguments are invalid; see details.fields.",
-            {"fields": field_errors(errors(), prefix="kwargs")},
+            {"fields": field_errors(exc.errors(), prefix="kwargs")},
         ) from None
+    return arguments.model_dump(mode="json", exclude_unset=True)
+
+
+def _accept(
+    api_key: ApiKey,
+    *,
+    task: registry.TriggerableTask,
+    kwargs: dict,
+    payload: JobRequest,
+    idempotency_key: str | None,
+) -> Acceptance:
+    """accept_job, its refusals answered in the contract's shape (409, 503)."""
     try:
-        acceptance = accept_job(
-            api_key=request.auth,
+        return accept_job(
+            api_key=api_key,
             task_name=task.name,
-            kwargs=arguments.model_dump(mode="json", exclude_unset=True),
+            kwargs=kwargs,
             countdown=payload.countdown,
             idempotency_key=idempotency_key,
             request_hash=body_hash(payload.model_dump(mode="json")),
@@ -159,18 +197,6 @@ def create_job(
             {"retry_after": BROKER_RETRY_AFTER_SECONDS},
             headers={"Retry-After": str(BROKER_RETRY_AFTER_SECONDS)},
         ) from None
-    job_id = str(acceptance.job.job_id)
-    if acceptance.replayed:
-        response["Idempotent-Replayed"] = "true"
-    return Status(
-        202,
-        {
-            "id": job_id,
-            "task": acceptance.job.task_name,
-            "state": "PENDING",
-            "status_url": f"/api/v1/jobs/{job_id}",
-        },
-    )
 
 
 @api.get(
