@@ -6,9 +6,8 @@ class TriggerApiConfig(AppConfig):
     verbose_name = "Trigger API"
 
     def ready(self) -> None:
-        # Workers record each job's retry count in its result row (signals.py).
+        # Here, not at the top: both import models, which Django loads only after the app registry.
         from jobs.retention import register_pruner
-        from trigger_api import signals  # noqa: F401
         from trigger_api.services import purge_expired
 
         # Expired Idempotency-Keys and accepted-job records go with the nightly prune-job-records.

@@ -19,7 +19,7 @@ def job_status(*, job_id: str) -> dict[str, Any] | None:
     """The contract's view of one job, or None when the platform never heard of it.
 
     A job the API accepted but no worker has picked up yet has no result row: it is PENDING.
-    `retries` comes from the result's meta (trigger_api/signals.py records it on every state
+    `retries` comes from the result's meta (jobs/result_backend.py records it on every state
     change); a job without one falls back to its dead letter's attempts."""
     try:
         job_id = str(uuid.UUID(job_id))
