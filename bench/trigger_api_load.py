@@ -153,8 +153,8 @@ def _executed_between(start: float, end: float) -> int:
 
 
 def run(environment: Environment) -> Result:
+    from http_api.keys import create_api_key
     from tests.support.processes import free_port
-    from trigger_api.keys import create_api_key
 
     result = Result(
         key="api", title="5. Trigger API under load", goal="> 1,000 req/s and p99 < 50 ms at 50 clients"

@@ -18,7 +18,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),
     # The trigger API (/api/v1/) and provider webhooks (/webhooks/).
-    path("", include("trigger_api.urls")),
+    path("", include("http_api.urls")),
 ]
 
 # django-debug-toolbar, only where config/settings/local.py installed it (never in production).

@@ -7,8 +7,8 @@ import pytest
 from django.core.cache import cache
 from django_celery_results.models import TaskResult
 
+from http_api.keys import create_api_key
 from tests.support.processes import wait_until
-from trigger_api.keys import create_api_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("live_worker")]
 

@@ -12,11 +12,11 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
+from http_api.keys import create_api_key
 from reports import market_dashboards
 from reports.models import DashboardSnapshot
 from tests import factories as f
 from tests.reports.conftest import forget_dashboards
-from trigger_api.keys import create_api_key
 
 pytestmark = pytest.mark.django_db
 

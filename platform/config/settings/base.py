@@ -39,14 +39,14 @@ INSTALLED_APPS = [
     "messaging",
     "reports",
     "jobs.schedules",
-    "trigger_api",
+    "http_api",
 ]
 
 MIDDLEWARE = [
     # First, so it times and counts every request, redirects and errors included (jobs/metrics.py).
     "jobs.metrics.RequestMetricsMiddleware",
     # Outside the rest, so any non-JSON error under /api/, /webhooks/, /healthz gets the shape.
-    "trigger_api.middleware.JsonErrorMiddleware",
+    "http_api.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -294,7 +294,7 @@ RATE_LIMITS = {
 # never makes the provider see more than N in one of its windows.
 RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.1)
 
-# --- Trigger API (platform/trigger_api/conf.py) ----------------------------------------------
+# --- Trigger API (platform/http_api/conf.py) ----------------------------------------------
 # Requests per API key per window, shared by every web process through Redis ("600/m", "20/s").
 API_RATE_LIMIT = env("API_RATE_LIMIT", default="600/m")
 API_MAX_BODY_BYTES = 64 * 1024  # 413 past this

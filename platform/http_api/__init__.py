@@ -1,0 +1,1 @@
+"""The HTTP API: the jobs API (/api/v1/), API keys, report endpoints, provider webhooks."""

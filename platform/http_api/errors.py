@@ -1,0 +1,227 @@
+"""Every error the trigger API and the webhooks answer, in the contract's one shape:
+
+    {"error": {"code": "<snake_case>", "message": "<human sentence>", "details": <object|null>}}
+
+Invalid input names its fields in `details.fields`, a map from a dotted path into the request
+to what is wrong there: `{"fields": {"kwargs.to": "must be an E.164 phone number, e.g.
++14165550123", "kwargs.colour": "unknown argument", "countdown": "..."}}`. List items are
+addressed by index (`kwargs.recipients.3`), headers as `header.<Name>`.
+
+django-ninja's own failures (its ValidationError, HttpError, AuthenticationError, Throttled,
+Http404) are translated here by exception handlers, so no response escapes in another shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.parser import Parser
+
+from http_api import conf
+
+logger = logging.getLogger(__name__)
+
+# Where ninja reports a problem, as the first items of an error's `loc`; not part of our paths.
+_SOURCES = {"body", "query", "path", "header", "cookie", "form", "file"}
+# ninja's name for the body parameter of POST /api/v1/jobs (api.py): stripped from paths.
+BODY_PARAM = "payload"
+# Human sentences for fields whose constraint alone (a regex) would make a poor message.
+FIELD_MESSAGES = {"header.Idempotency-Key": "must be 1 to 255 visible ASCII characters, no spaces"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: raise it anywhere below a view."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = dict(details) if details is not None else None
+        self.headers = dict(headers or {})
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class InvalidJson(Exception):
+    pass
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JsonResponse:
+    response = JsonResponse(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "details": dict(details) if details is not None else None,
+            }
+        },
+        status=status,
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def invalid_arguments(fields: Mapping[str, str]) -> ApiError:
+    return ApiError(
+        400, "invalid_arguments", "Some arguments are invalid; see details.fields.", {"fields": dict(fields)}
+    )
+
+
+def field_errors(
+    errors: Iterable[Mapping[str, Any]],
+    *,
+    prefix: str = "",
+    unknown: str = "unknown argument",
+    from_ninja: bool = False,
+) -> dict[str, str]:
+    """pydantic/ninja errors -> {"dotted.path": "what is wrong"}; the first error per path wins.
+
+    ninja's errors start their `loc` with where the value came from ("body", "header"...);
+    a task-arguments model's errors start at the argument itself."""
+    fields: dict[str, str] = {}
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        if from_ninja and loc and loc[0] in _SOURCES:
+            source = loc.pop(0)
+            if source == "body" and loc and loc[0] == BODY_PARAM:
+                loc.pop(0)
+            elif source == "header":
+                loc.insert(0, "header")
+        path = ".".join([prefix, *loc] if prefix else loc) or prefix or "body"
+        fields.setdefault(path, FIELD_MESSAGES.get(path) or _message(error, unknown=unknown))
+    return fields
+
+
+def _message(error: Mapping[str, Any], *, unknown: str) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return unknown
+    if kind == "missing":
+        return "is required"
+    message = str(error.get("msg", "is invalid"))
+    # Our validators raise ValueError("must be ..."): pydantic prefixes "Value error, ".
+    message = message.removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+class BoundedJsonParser(Parser):
+    """ninja's JSON parser with a size limit and strict JSON (no NaN/Infinity)."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        limit = conf.max_body_bytes()
+        if len(request.body) > limit:
+            raise PayloadTooLarge(limit)
+        try:
+            return json.loads(request.body, parse_constant=_reject_constant)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise InvalidJson(str(exc)) from exc
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_large(limit: int) -> JsonResponse:
+    return error_response(
+        413, "payload_too_large", f"The request body is larger than {limit} bytes.", {"max_bytes": limit}
+    )
+
+
+def install_handlers(api: NinjaAPI) -> None:
+    """Route every failure ninja can raise to one response in the contract's shape."""
+
+    @api.exception_handler(ApiError)
+    def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @api.exception_handler(ValidationError)
+    def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        root = [
+            e for e in exc.errors if [str(p) for p in e.get("loc", ())] in (["body", BODY_PARAM], ["body"])
+        ]
+        if root:
+            # The body parsed as JSON but is not an object (or is missing altogether).
+            return error_response(400, "invalid_json", "The request body must be a JSON object.")
+        return error_response(
+            400,
+            "invalid_arguments",
+            "Some arguments are invalid; see details.fields.",
+            {"fields": field_errors(exc.errors, unknown="unknown field", from_ninja=True)},
+        )
+
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        cause = exc.__cause__
+        if isinstance(cause, PayloadTooLarge):
+            return _too_large(cause.args[0])
+        if isinstance(cause, RequestDataTooBig):
+            return _too_large(conf.max_body_bytes())
+        if isinstance(cause, InvalidJson):
+            return error_response(400, "invalid_json", f"The request body is not valid JSON: {cause}.")
+        if isinstance(exc, AuthenticationError):
+            return error_response(
+                401,
+                "unauthorized",
+                "A valid API key is required: Authorization: Bearer <key>.",
+                headers={"WWW-Authenticate": 'Bearer realm="api"'},
+            )
+        if isinstance(exc, Throttled):
+            # ninja adds Retry-After to this response itself (http_api/ratelimit.py).
+            return error_response(
+                429,
+                "rate_limited",
+                "Too many requests for this API key; retry later.",
+                {"retry_after": math.ceil(exc.wait) if exc.wait else None},
+            )
+        code = STATUS_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc))
+
+    @api.exception_handler(RequestDataTooBig)
+    def _request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return _too_large(conf.max_body_bytes())
+
+    @api.exception_handler(Http404)
+    def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return error_response(404, "not_found", "Not found.")
+
+    @api.exception_handler(Exception)
+    def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # Logged with its traceback here; the client gets the shape, never the traceback.
+        logger.exception(
+            "trigger API: unhandled %s on %s %s", type(exc).__name__, request.method, request.path
+        )
+        return error_response(500, "internal_error", "Something went wrong on our side; it was logged.")
