@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -34,7 +35,6 @@ def api(api_key: ApiKeyFixture) -> Client:
 
 
 def post_job(client: Client, body, **headers):  # noqa: ANN001
-    import json
 
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return client.post("/api/v1/jobs", data=data, content_type="application/json", **headers)

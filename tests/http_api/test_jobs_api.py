@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from http_api import registry
+from http_api import ratelimit, registry
+from http_api.keys import create_api_key
 from http_api.models import AcceptedJob, IdempotencyRecord
-from tests.http_api.conftest import assert_error, post_job
+from http_api.services import purge_expired
+from tests.http_api.conftest import ApiKeyFixture, assert_error, post_job
 
 pytestmark = pytest.mark.django_db
 
@@ -310,9 +314,6 @@ def test_the_same_idempotency_key_with_another_body_is_409(api):
 
 
 def test_idempotency_keys_are_per_api_key(api, db):
-    from http_api.keys import create_api_key
-    from tests.http_api.conftest import ApiKeyFixture
-
     other = Client(**ApiKeyFixture(*create_api_key(name="other-service")).header)
     body = {"task": "tasks.fx.update_exchange_rates"}
 
@@ -335,11 +336,6 @@ def test_an_idempotency_key_expires_after_24_hours(api):
 
 
 def test_purge_deletes_expired_idempotency_keys(api):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from http_api.services import purge_expired
 
     post_job(api, {"task": "tasks.fx.update_exchange_rates"}, HTTP_IDEMPOTENCY_KEY="old")
     post_job(api, {"task": "tasks.fx.update_exchange_rates"}, HTTP_IDEMPOTENCY_KEY="new")
@@ -364,8 +360,6 @@ def test_rate_limit_per_api_key_is_429_with_retry_after(api, api_key, settings):
 
 
 def test_the_rate_limit_is_shared_through_redis_not_per_process(api, api_key, settings):
-    from http_api import ratelimit
-
     settings.API_RATE_LIMIT = "2/m"
     # Another web process spent this key's budget: all we share with it is Redis.
     for _ in range(2):

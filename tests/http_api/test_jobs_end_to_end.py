@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.db import connection, connections, transaction
 from django.test import Client
 
 from http_api import registry
 from http_api.models import AcceptedJob
+from http_api.services import accept_job, body_hash
 from tests.http_api.conftest import post_job
 from tests.support.probe.models import ProbeEffect
 from tests.support.processes import wait_until
@@ -75,7 +77,6 @@ def test_two_concurrent_requests_with_one_idempotency_key_create_one_job(api_key
         client = Client(**api_key.header)  # each thread: its own client and database connection
         barrier.wait()
         answers.append(post_job(client, body, HTTP_IDEMPOTENCY_KEY="race-1"))
-        from django.db import connection
 
         connection.close()
 
@@ -94,9 +95,6 @@ def test_two_concurrent_requests_with_one_idempotency_key_create_one_job(api_key
 def test_a_request_racing_an_uncommitted_one_with_the_same_key_gets_the_first_job(api_key):
     """Deterministic version of the race: the first request's transaction is held open until the
     second one is blocked on the unique index; then the first commits and the second returns it."""
-    from django.db import connection, transaction
-
-    from http_api.services import accept_job, body_hash
 
     arguments = {
         "api_key": api_key.row,
@@ -132,8 +130,6 @@ def test_a_request_racing_an_uncommitted_one_with_the_same_key_gets_the_first_jo
 
 
 def _someone_waits_on_a_lock() -> bool:
-    from django.db import connections
-
     # A separate connection: the holder's own is inside its transaction.
     observer = connections.create_connection("default")
     try:

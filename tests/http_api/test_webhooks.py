@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from audit.models import AuditLog
 from billing.models import Invoice, PaymentAttempt
+from billing.stripe_events import apply_stripe_event
 from http_api.models import WebhookEvent
 from jobs.models import OutboxMessage
 from marketplace.models import Deal
@@ -197,8 +198,6 @@ def test_payment_failed_fails_the_invoice_whose_current_payment_it_is():
 
 @pytest.mark.django_db
 def test_applying_one_event_twice_in_one_job_changes_the_invoice_once():
-    from billing.stripe_events import apply_stripe_event
-
     invoice = make_invoice(status=Invoice.Status.OPEN, stripe_payment_intent_id="pi_twice")
     arguments = {
         "event_id": "evt_twice",
@@ -215,8 +214,6 @@ def test_applying_one_event_twice_in_one_job_changes_the_invoice_once():
 
 @pytest.mark.django_db
 def test_a_late_failure_never_undoes_a_payment():
-    from billing.stripe_events import apply_stripe_event
-
     invoice = make_invoice(status=Invoice.Status.PAID, stripe_payment_intent_id="pi_late")
 
     outcome = apply_stripe_event(
@@ -232,8 +229,6 @@ def test_a_late_failure_never_undoes_a_payment():
 
 @pytest.mark.django_db
 def test_a_payment_found_by_metadata_pays_the_invoice_and_the_deal():
-    from billing.stripe_events import apply_stripe_event
-
     invoice = make_invoice(status=Invoice.Status.OPEN)  # the intent id was never stored
 
     outcome = apply_stripe_event(
@@ -252,8 +247,6 @@ def test_a_payment_found_by_metadata_pays_the_invoice_and_the_deal():
 
 @pytest.mark.django_db
 def test_a_late_failure_of_an_old_intent_leaves_the_current_payment_alone():
-    from billing.stripe_events import apply_stripe_event
-
     invoice = make_invoice(status=Invoice.Status.PROCESSING, stripe_payment_intent_id="pi_current")
     make_payment_attempt(
         invoice=invoice, number=1, stripe_payment_intent_id="pi_old", stripe_status="canceled"
@@ -277,8 +270,6 @@ def test_a_late_failure_of_an_old_intent_leaves_the_current_payment_alone():
 
 @pytest.mark.django_db
 def test_a_late_failure_never_moves_a_succeeded_attempt_backwards():
-    from billing.stripe_events import apply_stripe_event
-
     invoice = make_invoice(status=Invoice.Status.PAID, stripe_payment_intent_id="pi_done")
     make_payment_attempt(invoice=invoice, stripe_payment_intent_id="pi_done", stripe_status="succeeded")
 

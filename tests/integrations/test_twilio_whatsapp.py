@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from twilio.request_validator import RequestValidator
 
 from integrations import ratelimit
 from integrations.errors import (
@@ -172,8 +173,6 @@ CALLBACK = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered", "Accoun
 
 
 def _signed(params, token=fake.AUTH_TOKEN, url=CALLBACK_URL):
-    from twilio.request_validator import RequestValidator
-
     return RequestValidator(token).compute_signature(url, params)
 
 

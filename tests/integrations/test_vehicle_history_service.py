@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from integrations.cache import cache_counts, cache_delete
-from integrations.errors import RateLimited
+from integrations.errors import PermanentError, RateLimited
 from reports.models import VehicleHistoryReport
 from reports.services import store_report
 from reports.vehicle_history import PAID_CALLS, get_vehicle_history, paid_call_counts
@@ -140,8 +140,6 @@ def test_concurrent_askers_for_one_vin_pay_for_it_once(fake_vehicle_history):
 
 @pytest.mark.django_db
 def test_an_invalid_vin_is_a_permanent_error_naming_the_field(fake_vehicle_history):
-    from integrations.errors import PermanentError
-
     with pytest.raises(PermanentError, match="vin must be 17 characters"):
         get_vehicle_history(vin="NOT-A-VIN")
 

@@ -2,10 +2,12 @@
 between commit and publish and a broker that lost it, and runs (its effect happens) once."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from jobs.models import DeadLetter, OutboxMessage
@@ -130,9 +132,6 @@ def test_idle_relay_sweep_costs_one_query(django_assert_num_queries):
 
 
 def test_a_published_job_with_a_countdown_is_not_republished_before_its_eta(settings):
-    from datetime import timedelta
-
-    from django.utils import timezone
 
     settings.OUTBOX_REPUBLISH_AFTER_SECONDS = 60
     long_ago = timezone.now() - timedelta(hours=1)

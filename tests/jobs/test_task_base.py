@@ -6,6 +6,7 @@ import pytest
 from django_celery_results.models import TaskResult
 
 from jobs.models import DeadLetter
+from tasks.app import app
 from tests.support.probe import tasks as probe
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 from tests.support.processes import wait_until
@@ -115,8 +116,6 @@ def test_phone_numbers_in_arguments_are_masked_in_stored_results_but_reach_the_t
 
 
 def test_task_sent_event_for_flower_carries_masked_arguments_and_leaves_ids_and_dates_alone():
-    from tasks.app import app
-
     message = app.amqp.as_task_v2(
         "job-1",
         "tasks.notifications.send_whatsapp_message",

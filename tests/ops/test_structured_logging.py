@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 
 from config.structured_logging import JsonFormatter, PhoneMaskingFilter, mask_phone_numbers
 
@@ -36,8 +37,6 @@ def test_json_formatter_writes_one_parseable_line_with_extra_fields_and_masked_t
     try:
         raise ValueError("bad number +14165550123")
     except ValueError:
-        import sys
-
         record = _record("task %s failed", "x", task_id="abc", duration_ms=1.5)
         record.exc_info = sys.exc_info()
 

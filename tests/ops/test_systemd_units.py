@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tasks.app import app
 from tests.support.processes import ROOT
 
 UNITS_DIR = ROOT / "ops" / "systemd"
@@ -93,8 +94,6 @@ def test_every_unit_restarts_on_failure_stops_with_sigterm_and_is_hardened(name)
 
 
 def test_worker_waits_for_the_longest_task_before_being_killed():
-    from tasks.app import app
-
     app.loader.import_default_modules()
     longest = max(
         (task.time_limit or settings.CELERY_TASK_TIME_LIMIT)

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing.models import Invoice
+from billing.models import ExchangeRate, Invoice
 from logistics.models import Shipment
 from marketplace.models import Deal, Offer, Vehicle
 from reports.market_dashboards import (
@@ -188,7 +188,6 @@ def test_dealer_performance_for_some_dealers_only(market):
 
 def test_a_currency_without_any_rate_is_named_and_left_out_of_the_cad_value(market):
     _, b, _ = market
-    from billing.models import ExchangeRate
 
     ExchangeRate.objects.filter(quote="XAF").delete()
 

@@ -8,7 +8,7 @@ import pytest
 from celery import signals
 from celery.states import READY_STATES
 from django.core.management import call_command
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 from django_celery_results.models import TaskResult
 
 from beat_schedules.defaults import DEFAULT_SCHEDULES
@@ -109,7 +109,6 @@ def test_run_now_is_executed_by_a_worker(admin_client, live_worker, marker):
 def test_enable_disable_actions_are_audited_and_signal_beat(admin_client):
     call_command("sync_schedules", stdout=open("/dev/null", "w"))
     tasks = list(PeriodicTask.objects.filter(name__startswith="check-"))
-    from django_celery_beat.models import PeriodicTasks
 
     before = PeriodicTasks.last_change()
 

