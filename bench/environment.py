@@ -27,6 +27,15 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_platform"
 BENCH_DATABASE = "bench_platform"
 
 
+# What the bench's processes use instead of real providers (integrations/backends.py).
+CONSOLE_BACKENDS = {
+    "TWILIO_BACKEND": "integrations.twilio_whatsapp.ConsoleWhatsApp",
+    "STRIPE_BACKEND": "integrations.stripe_payments.ConsolePayments",
+    "VEHICLE_HISTORY_BACKEND": "integrations.vehicle_history.ConsoleVehicleHistory",
+    "FX_BACKEND": "integrations.fx.ConsoleFx",
+}
+
+
 def quick() -> bool:
     """BENCH_QUICK=1: small counts everywhere, for a smoke run in about a minute."""
     return os.environ.get("BENCH_QUICK", "") not in ("", "0", "false", "no")
@@ -263,6 +272,10 @@ def prepare() -> Environment:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
     os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     os.environ.setdefault("FLOWER_BASIC_AUTH", "bench:bench")
+    # Production settings refuse to start without each integration's credentials or a chosen
+    # backend; a bench never calls a real provider, so it chooses the console ones.
+    for setting, console in CONSOLE_BACKENDS.items():
+        os.environ.setdefault(setting, console)
     import django
 
     django.setup()

@@ -25,7 +25,8 @@ PROBE = (
     "    from django.test import Client\n"
     "    page = Client().get('/admin/login/').content.decode()\n"
     "print(json.dumps({'apps': settings.INSTALLED_APPS, 'middleware': settings.MIDDLEWARE,\n"
-    "                  'urls': urls, 'toolbar_on_page': 'djDebug' in page}))\n"
+    "                  'urls': urls, 'toolbar_on_page': 'djDebug' in page,\n"
+    "                  'collapsed': 'data-default-show=\"false\"' in page}))\n"
 )
 
 
@@ -54,6 +55,10 @@ def test_local_settings_install_the_toolbar_after_gzip_and_show_it_on_pages():
     assert toolbar == middleware.index("django.middleware.gzip.GZipMiddleware") + 1
     assert local["urls"] is True
     assert local["toolbar_on_page"] is True
+
+
+def test_local_settings_show_the_toolbar_collapsed_to_its_handle():
+    assert _settings_of("config.settings.local")["collapsed"] is True
 
 
 def test_local_settings_with_debug_off_leave_it_out():
