@@ -18,13 +18,12 @@ from django.db import transaction
 from billing.models import Invoice
 from billing.selectors import invoices_to_remind
 from billing.services import claim_invoice_reminder
-from integrations.masking import mask_phone
+from identifiers import mask_phone
 from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
+from jobs.task_names import TaskName
 
 logger = logging.getLogger(__name__)
-
-SEND_TASK = "tasks.notifications.send_whatsapp_message"
 
 
 def reminder_text(invoice: Invoice, *, today: date) -> str:
@@ -56,7 +55,9 @@ def send_payment_reminders(*, today: date, job_id: str, actor: str) -> dict[str,
                 transaction.set_rollback(True)  # keep the ledger honest: nothing was done
                 counts["already_reminded"] += 1
                 continue
-            enqueue_durably(SEND_TASK, to=phone, body=reminder_text(invoice, today=today))
+            enqueue_durably(
+                TaskName.SEND_WHATSAPP_MESSAGE, to=phone, body=reminder_text(invoice, today=today)
+            )
         counts["reminded"] += 1
         logger.info("payment reminder for invoice %s queued to %s", invoice_id, mask_phone(phone))
     return counts

@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 
+from jobs.celery_app import app
+from jobs.task_names import TaskName
 from marketplace.models import Profile, Role
 from reports.dashboards import (
     ANALYTICS_DASHBOARD,
@@ -31,8 +33,8 @@ from reports.dashboards import (
 logger = logging.getLogger(__name__)
 
 REFRESH_TASKS = {
-    DEALER_PERFORMANCE: "tasks.reports.refresh_dealer_performance",
-    ANALYTICS_DASHBOARD: "tasks.reports.refresh_analytics_dashboard",
+    DEALER_PERFORMANCE: TaskName.REFRESH_DEALER_PERFORMANCE,
+    ANALYTICS_DASHBOARD: TaskName.REFRESH_ANALYTICS_DASHBOARD,
 }
 
 
@@ -76,8 +78,6 @@ def refresh_view(model_admin, request: HttpRequest) -> HttpResponse:  # noqa: AN
     if task_name is None:
         messages.error(request, f"kind: must be one of {', '.join(REFRESH_TASKS)}; got {kind!r}.")
         return redirect(back)
-    from jobs.celery_app import app
-
     try:
         job = app.tasks[task_name].delay()
     except Exception as exc:  # the broker is down: say so, the page still answers

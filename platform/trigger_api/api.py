@@ -14,10 +14,18 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, NinjaAPI, Status
 from ninja.security import HttpBearer
+from pydantic import ValidationError
 
+from jobs.arguments import field_problems
 from trigger_api import keys, registry
 from trigger_api.dashboards import router as dashboards_router
-from trigger_api.errors import ApiError, BoundedJsonParser, error_response, field_errors, install_handlers
+from trigger_api.errors import (
+    ApiError,
+    BoundedJsonParser,
+    error_response,
+    install_handlers,
+    invalid_arguments,
+)
 from trigger_api.models import ApiKey
 from trigger_api.publish import BrokerUnavailable
 from trigger_api.ratelimit import ApiKeyThrottle
@@ -124,17 +132,10 @@ def create_job(
             {"task": payload.task},
         )
     try:
+        # The model the worker validates the job with (the task's signature, jobs/arguments.py).
         arguments = task.arguments.model_validate(payload.kwargs)
-    except Exception as exc:  # pydantic.ValidationError
-        errors = getattr(exc, "errors", None)
-        if errors is None:
-            raise
-        raise ApiError(
-            400,
-            "invalid_arguments",
-            "Some arguments are invalid; see details.fields.",
-            {"fields": field_errors(errors(), prefix="kwargs")},
-        ) from None
+    except ValidationError as exc:
+        raise invalid_arguments(field_problems(exc.errors(), prefix="kwargs")) from None
     try:
         acceptance = accept_job(
             api_key=request.auth,

@@ -10,7 +10,7 @@ from typing import Any
 from celery import states
 from django_celery_results.models import TaskResult
 
-from integrations.masking import mask_phones_in
+from identifiers import mask_phones_in
 from jobs.models import DeadLetter
 from trigger_api.models import AcceptedJob
 
