@@ -14,6 +14,10 @@ and the same sentences, and shows its JSON Schema (GET /api/v1/tasks, the OpenAP
 Models forbid unknown arguments and are strict about types (no "5" for 5, no 5 for "5"), except
 that JSON's integral floats count as integers (7.0 is 7). The argument types below are the ones
 several tasks share; what a phone number or a VIN is comes from identifiers.py.
+
+Why not Celery's own `pydantic=True`: it validates only the arguments typed as a model, one by
+one, inside the body's wrapper; a phone number or an id would go unchecked, an unknown argument
+would be a TypeError, and there would be no model of the whole call for the API's JSON Schema.
 """
 
 from __future__ import annotations
@@ -138,6 +142,8 @@ def validate_arguments(
 ) -> dict[str, Any]:
     """The job's arguments, validated and normalized, as keyword arguments for the body; else
     InvalidArgument naming each wrong field. Positional arguments are named by the signature."""
+    if not (args or kwargs or model.model_fields):
+        return {}  # a task without arguments, called without any: nothing to check
     if args:
         names = list(model.model_fields)
         if len(args) > len(names) or any(name in kwargs for name in names[: len(args)]):
