@@ -116,6 +116,6 @@ def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(
         )
     finally:
         worker.stop()
-    assert letter.exception_type == "tasks.base.WorkerKeptDying"
+    assert letter.exception_type == "jobs.task_base.WorkerKeptDying"
     # The first delivery and max_redeliveries (3) redeliveries ran; the next was refused.
     assert ProbeExecution.objects.filter(marker=marker).count() == 4
