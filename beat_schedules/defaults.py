@@ -9,53 +9,54 @@ there wins over this file until someone runs `sync_schedules --reset NAME`.
 from __future__ import annotations
 
 from jobs.schedules.declarations import Cron, DefaultSchedule
+from jobs.task_names import TaskName
 
 DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     DefaultSchedule(
         name="update-exchange-rates-daily",
-        task="tasks.fx.update_exchange_rates",
+        task=TaskName.UPDATE_EXCHANGE_RATES,
         when=Cron(minute="30", hour="0"),
         description="Fetch CAD/USD/XAF exchange rates and refresh their cache.",
     ),
     DefaultSchedule(
         name="check-stalled-deals-daily",
-        task="tasks.deals.check_stalled_deals",
+        task=TaskName.CHECK_STALLED_DEALS,
         when=Cron(minute="0", hour="9"),
         description="Flag leads and deals with no activity past their threshold.",
     ),
     DefaultSchedule(
         name="send-shipment-updates",
-        task="tasks.shipments.send_shipment_updates",
+        task=TaskName.SEND_SHIPMENT_UPDATES,
         when=Cron(minute="0", hour="*/6"),
         description="Notify buyers of shipment progress, every 6 hours on the hour.",
     ),
     DefaultSchedule(
         name="process-pending-commissions",
-        task="tasks.commissions.process_pending_commissions",
+        task=TaskName.PROCESS_PENDING_COMMISSIONS,
         when=Cron(minute="0", hour="10", day_of_week="1"),
         description="Compute and settle pending broker commissions, Mondays.",
     ),
     DefaultSchedule(
         name="cleanup-old-audit-logs",
-        task="tasks.maintenance.cleanup_old_audit_logs",
+        task=TaskName.CLEANUP_OLD_AUDIT_LOGS,
         when=Cron(minute="0", hour="2", day_of_month="1"),
         description="Delete audit-log rows past retention, on the 1st of the month.",
     ),
     DefaultSchedule(
         name="send-payment-reminders-daily",
-        task="tasks.payments.send_payment_reminders",
+        task=TaskName.SEND_PAYMENT_REMINDERS,
         when=Cron(minute="0", hour="10"),
         description="Remind buyers of overdue invoices (at most once per invoice per day).",
     ),
     DefaultSchedule(
         name="check-delayed-shipments",
-        task="tasks.shipments.check_delayed_shipments",
+        task=TaskName.CHECK_DELAYED_SHIPMENTS,
         when=Cron(minute="0", hour="8"),
         description="Alert on shipments past their ETA.",
     ),
     DefaultSchedule(
         name="process-pending-payments",
-        task="tasks.payments.process_pending_payments",
+        task=TaskName.PROCESS_PENDING_PAYMENTS,
         when=Cron(minute="*/15"),
         description="Move pending invoices forward through Stripe, every 15 minutes.",
         # The next run is 15 minutes away: a run still queued by then is redundant.
@@ -65,7 +66,7 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         # The outbox relay (platform/jobs/outbox.py): publishes durable jobs a crash kept from
         # being published and republishes those a broker lost. Idle, a sweep is one query.
         name="relay-outbox",
-        task="tasks.maintenance.relay_outbox",
+        task=TaskName.RELAY_OUTBOX,
         when=Cron(minute="*"),
         description="Publish outbox jobs never published; republish those the broker lost.",
         expire_seconds=50,
@@ -74,21 +75,21 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         # Dashboards are computed here and served from their snapshots (reports/market_dashboards.py);
         # a run still queued when the next is due is redundant.
         name="refresh-dealer-performance",
-        task="tasks.reports.refresh_dealer_performance",
+        task=TaskName.REFRESH_DEALER_PERFORMANCE,
         when=Cron(minute="*/30"),
         description="Recompute every dealer's performance snapshot, every 30 minutes.",
         expire_seconds=29 * 60,
     ),
     DefaultSchedule(
         name="refresh-analytics-dashboard",
-        task="tasks.reports.refresh_analytics_dashboard",
+        task=TaskName.REFRESH_ANALYTICS_DASHBOARD,
         when=Cron(minute="*/15"),
         description="Recompute the marketplace analytics snapshot, every 15 minutes.",
         expire_seconds=14 * 60,
     ),
     DefaultSchedule(
         name="prune-job-records",
-        task="tasks.maintenance.prune_job_records",
+        task=TaskName.PRUNE_JOB_RECORDS,
         when=Cron(minute="30", hour="3"),
         description="Delete old effect-ledger rows, completed outbox messages, expired Idempotency-Keys.",
         expire_seconds=12 * 3600,
@@ -98,7 +99,7 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         # CELERY_RESULT_EXPIRES). Declared here so it is visible and editable like the rest;
         # platform/jobs/schedules/scheduler.py stops beat from adding an undeclared copy.
         name="celery.backend_cleanup",
-        task="celery.backend_cleanup",
+        task=TaskName.CELERY_BACKEND_CLEANUP,
         when=Cron(minute="0", hour="4"),
         description="Delete task results older than CELERY_RESULT_EXPIRES.",
         expire_seconds=12 * 3600,

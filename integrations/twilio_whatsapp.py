@@ -31,6 +31,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from identifiers import WHATSAPP_PREFIX, is_content_sid, is_e164, mask_phone, mask_phones_in
 from integrations import ratelimit
 from integrations.backends import backend_class, console_log, fake_id
 from integrations.errors import (
@@ -41,7 +42,6 @@ from integrations.errors import (
     TransientError,
 )
 from integrations.http import TRANSIENT_STATUSES, parse_retry_after, timeouts, transport_errors
-from integrations.masking import mask_phone, mask_phones_in
 
 logger = logging.getLogger(__name__)
 PROVIDER = "twilio"
@@ -68,7 +68,6 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # The SDK builds absolute https://<product>.twilio.com URLs; TWILIO_BASE_URL replaces this part.
 _TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
 
@@ -129,14 +128,14 @@ class TwilioConfig:
 def whatsapp_address(number: str, *, field: str = "to") -> str:
     """'+14165550123' or 'whatsapp:+14165550123' -> 'whatsapp:+14165550123'; else InvalidRecipient."""
     # InvalidRecipient marks the recipient's row failed for good: right for `to` only.
-    bare = number.removeprefix("whatsapp:") if isinstance(number, str) else ""
-    if not _E164.match(bare):
+    bare = number.removeprefix(WHATSAPP_PREFIX) if isinstance(number, str) else ""
+    if not is_e164(bare):
         raise InvalidRecipient(
             f"{field} must be an E.164 phone number like +14165550123",
             provider=PROVIDER,
             code="invalid_number",
         )
-    return f"whatsapp:{bare}"
+    return f"{WHATSAPP_PREFIX}{bare}"
 
 
 class _TwilioTransport(TwilioHttpClient):
@@ -188,7 +187,7 @@ class TwilioWhatsApp:
     def send_template(
         self, *, to: str, content_sid: str, variables: Mapping[str, Any], status_callback: str | None = None
     ) -> SentMessage:
-        if not re.fullmatch(r"HX[0-9a-fA-F]{32}", content_sid or ""):
+        if not is_content_sid(content_sid):
             raise PermanentError(
                 "content_sid must be a Content API SID like HX + 32 hex digits",
                 provider=PROVIDER,

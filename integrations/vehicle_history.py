@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from identifiers import VIN_MESSAGE, is_vin, normalize_vin
 from integrations import ratelimit
 from integrations.backends import backend_class, console_log, fake_id
 from integrations.errors import PermanentError
@@ -29,19 +29,13 @@ from integrations.http import JsonApi, timeouts
 logger = logging.getLogger(__name__)
 PROVIDER = "vehicle_history"
 
-# 17 characters, digits and capitals except I, O and Q (ISO 3779).
-_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
 
-
-def normalize_vin(vin: Any) -> str:
-    """' 1hgcm82633a004352 ' -> '1HGCM82633A004352'; anything else raises PermanentError naming vin."""
-    value = vin.strip().upper() if isinstance(vin, str) else ""
-    if not _VIN.match(value):
-        raise PermanentError(
-            "vin must be 17 characters: digits and capital letters except I, O and Q",
-            provider=PROVIDER,
-            code="invalid_vin",
-        )
+def _checked_vin(vin: Any) -> str:
+    """The VIN as the provider's URL path takes it. Callers pass valid VINs (the task's argument
+    type checks them); this guard only keeps a malformed one from ever becoming a paid request."""
+    value = normalize_vin(vin) if isinstance(vin, str) else ""
+    if not is_vin(value):
+        raise PermanentError(f"vin {VIN_MESSAGE}", provider=PROVIDER, code="invalid_vin")
     return value
 
 
@@ -90,7 +84,7 @@ class HttpVehicleHistory:
         )
 
     def fetch_report(self, vin: str) -> FetchedReport:
-        vin = normalize_vin(vin)
+        vin = _checked_vin(vin)
         ratelimit.acquire(PROVIDER)
         payload = self.api.get(f"/v1/reports/{vin}")
         if not isinstance(payload, dict) or str(payload.get("vin", "")).upper() != vin:
@@ -110,7 +104,7 @@ class ConsoleVehicleHistory:
         self.config = config
 
     def fetch_report(self, vin: str) -> FetchedReport:
-        vin = normalize_vin(vin)
+        vin = _checked_vin(vin)
         console_log(PROVIDER, "fetch a paid report", vin=vin)
         return FetchedReport(vin=vin, payload=sample_report(vin), provider=self.provider, paid_call=False)
 

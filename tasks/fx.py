@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from billing.exchange_rates import update_exchange_rates as fetch_and_store_rates
 from jobs.task_base import platform_task
+from jobs.task_names import TaskName
 
 
-@platform_task(name="tasks.fx.update_exchange_rates", soft_time_limit=60, time_limit=90)
+@platform_task(name=TaskName.UPDATE_EXCHANGE_RATES, soft_time_limit=60, time_limit=90)
 def update_exchange_rates(self) -> dict:
     """Fetch today's rates between CAD, USD and XAF, store them and refresh their cache.
 

@@ -1,25 +1,36 @@
 """Maintenance jobs: the outbox relay, audit-log retention, the job records' own retention, and a
 no-op that checks a worker end to end."""
 
+from __future__ import annotations
+
 from datetime import timedelta
+from typing import Annotated
 
 from django.conf import settings
 from django.utils import timezone
+from pydantic import Field
 
 from audit.retention import delete_audit_logs_before
+from jobs.arguments import json_int
 from jobs.outbox import relay_outbox as relay
 from jobs.retention import prune_job_records as prune
 from jobs.task_base import platform_task
+from jobs.task_names import TaskName
+
+RetentionDays = Annotated[
+    json_int(ge=1, le=36500) | None,
+    Field(description="Retention in days; AUDIT_LOG_RETENTION_DAYS when omitted"),
+]
 
 
-@platform_task(name="tasks.maintenance.noop")
+@platform_task(name=TaskName.NOOP)
 def noop(self) -> None:
     """Do nothing; proves that a job goes through broker, worker and result backend (and
     benchmarks the task base)."""
     return None
 
 
-@platform_task(name="tasks.maintenance.relay_outbox", soft_time_limit=50, time_limit=60)
+@platform_task(name=TaskName.RELAY_OUTBOX, soft_time_limit=50, time_limit=60)
 def relay_outbox(self) -> dict[str, int]:
     """Publish outbox jobs that were never published, republish those the broker lost."""
     return relay()
@@ -29,16 +40,12 @@ def relay_outbox(self) -> dict[str, int]:
 AUDIT_CLEANUP_TIME_BUDGET_SECONDS = 480
 
 
-@platform_task(name="tasks.maintenance.cleanup_old_audit_logs", soft_time_limit=540, time_limit=600)
-def cleanup_old_audit_logs(self, older_than_days: int | None = None) -> dict:
+@platform_task(name=TaskName.CLEANUP_OLD_AUDIT_LOGS, soft_time_limit=540, time_limit=600)
+def cleanup_old_audit_logs(self, older_than_days: RetentionDays = None) -> dict:
     """Delete audit-log entries older than `older_than_days` (default AUDIT_LOG_RETENTION_DAYS),
     1,000 per transaction; a run that runs out of time enqueues its continuation."""
     if older_than_days is None:
         older_than_days = settings.AUDIT_LOG_RETENTION_DAYS
-    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int) or older_than_days < 1:
-        raise ValueError(
-            f"older_than_days: must be a whole number of days, at least 1; got {older_than_days!r}"
-        )
     cutoff = timezone.now() - timedelta(days=older_than_days)
     # Leave a margin under the soft limit: stopping between batches is clean, being cut is not.
     result = delete_audit_logs_before(cutoff=cutoff, time_budget=AUDIT_CLEANUP_TIME_BUDGET_SECONDS)
@@ -48,7 +55,7 @@ def cleanup_old_audit_logs(self, older_than_days: int | None = None) -> dict:
     return {**result, "cutoff": cutoff.isoformat()}
 
 
-@platform_task(name="tasks.maintenance.prune_job_records", soft_time_limit=540, time_limit=600)
+@platform_task(name=TaskName.PRUNE_JOB_RECORDS, soft_time_limit=540, time_limit=600)
 def prune_job_records(self) -> dict[str, int]:
     """Delete old effect-ledger rows (never those of a replayable dead letter), completed outbox
     messages and expired Idempotency-Keys."""

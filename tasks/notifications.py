@@ -3,46 +3,79 @@ job gets its message once across retries, redeliveries and replays (messaging/wh
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
 from audit.subjects import fetch_subject
+from jobs.arguments import ContentSid, E164Phone, RowId
+from jobs.outcomes import SkipReason, skipped
 from jobs.task_base import PlatformTask, platform_task
+from jobs.task_names import TaskName
 from marketplace.models import Vehicle
-from messaging.bulk import BulkPaused, send_bulk
-from messaging.whatsapp import send_whatsapp_once, validate_content_sid, validate_phone
-from tasks.app import app
+from messaging.bulk import BulkPaused, max_recipients, send_bulk
+from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
 # The running totals of a bulk job, carried by the message that resumes it (messaging/bulk.py).
 BULK_PROGRESS_HEADER = "bulk_progress"
 
 
-@platform_task(name="tasks.notifications.send_whatsapp_message", soft_time_limit=45, time_limit=60)
-def send_whatsapp_message(self, to: str, body: str, vehicle_id: int | None = None) -> dict:
-    """Send one WhatsApp text to `to` (E.164), optionally about a vehicle."""
-    number = validate_phone(to, field="to")
-    if not isinstance(body, str) or not body.strip():
-        raise ValueError("body: must not be empty")
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _within_recipient_cap(value: object) -> object:
+    # Counted on the list as given (a repeated number counts), before each number is checked.
+    if isinstance(value, list) and len(value) > max_recipients():
+        raise ValueError(f"must name at most {max_recipients()} recipients, got {len(value)}")
+    return value
+
+
+MessageBody = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1600),
+    AfterValidator(_not_blank),
+    Field(description="Message text, not blank (Twilio's limit: 1600 characters)"),
+]
+TemplateVariables = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=20)],
+        Annotated[str, StringConstraints(max_length=1024)],
+    ],
+    Field(max_length=50, description='Template variables, e.g. {"1": "Corolla"}'),
+]
+Recipients = Annotated[
+    list[E164Phone],
+    BeforeValidator(_within_recipient_cap),
+    Field(
+        min_length=1,
+        # The cap is a setting (API_MAX_BULK_RECIPIENTS): read when the schema is built.
+        json_schema_extra=lambda schema: schema.update(maxItems=max_recipients()),
+        description="E.164 numbers; a number given twice is sent to once",
+    ),
+]
+
+
+@platform_task(name=TaskName.SEND_WHATSAPP_MESSAGE, soft_time_limit=45, time_limit=60)
+def send_whatsapp_message(self, to: E164Phone, body: MessageBody, vehicle_id: RowId | None = None) -> dict:
+    """Send one WhatsApp text to `to`, optionally about a vehicle."""
     if vehicle_id is not None and fetch_subject(Vehicle, vehicle_id, argument="vehicle_id") is None:
-        return {"status": "skipped", "reason": "vehicle deleted"}
+        return skipped(SkipReason.DELETED, vehicle_id=vehicle_id)
     outcome = send_whatsapp_once(
-        job_id=self.request.id, key="message", to=number, body=body, vehicle_id=vehicle_id
+        job_id=self.request.id, key="message", to=to, body=body, vehicle_id=vehicle_id
     )
-    return _result(outcome, field="to")
+    return _result(outcome)
 
 
-@platform_task(name="tasks.notifications.send_whatsapp_template", soft_time_limit=45, time_limit=60)
-def send_whatsapp_template(self, to: str, template: str, variables: dict) -> dict:
+@platform_task(name=TaskName.SEND_WHATSAPP_TEMPLATE, soft_time_limit=45, time_limit=60)
+def send_whatsapp_template(self, to: E164Phone, template: ContentSid, variables: TemplateVariables) -> dict:
     """Send one WhatsApp template (Twilio Content API: ContentSid `template`, ContentVariables)."""
-    number = validate_phone(to, field="to")
-    content_sid = validate_content_sid(template, field="template")
-    if not isinstance(variables, dict):
-        raise ValueError('variables: must be an object of template placeholders, like {"1": "Corolla"}')
     outcome = send_whatsapp_once(
-        job_id=self.request.id,
-        key="template",
-        to=number,
-        template=content_sid,
-        variables={str(k): str(v) for k, v in variables.items()},
+        job_id=self.request.id, key="template", to=to, template=template, variables=variables
     )
-    return _result(outcome, field="to")
+    return _result(outcome)
 
 
 class BulkSendTask(PlatformTask):
@@ -58,17 +91,16 @@ class BulkSendTask(PlatformTask):
         return super()._retry_later(exc)
 
 
-@app.task(
+@platform_task(
+    name=TaskName.SEND_BULK_WHATSAPP_NOTIFICATIONS,
     base=BulkSendTask,
-    bind=True,
-    name="tasks.notifications.send_bulk_whatsapp_notifications",
     # Each execution sends what the shared Twilio limit allows, then the job is rescheduled to
     # carry on (RateLimited): the budget below bounds one execution, the deferrals the whole job.
     soft_time_limit=120,
     time_limit=150,
     max_rate_limit_deferrals=20_000,
 )
-def send_bulk_whatsapp_notifications(self, recipients: list[str], body: str) -> dict[str, int]:
+def send_bulk_whatsapp_notifications(self, recipients: Recipients, body: MessageBody) -> dict[str, int]:
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
     resent_after_interruption}."""
     # BulkPaused (a RateLimited) reschedules this same job, with its totals (BulkSendTask).
@@ -81,9 +113,8 @@ def send_bulk_whatsapp_notifications(self, recipients: list[str], body: str) -> 
     )
 
 
-def _result(outcome, *, field: str) -> dict:
-    if outcome.status == "failed":
-        # Twilio will never deliver to this number: a dead letter naming the argument.
-        raise ValueError(f"{field}: Twilio refused this number (not a reachable WhatsApp number)")
+def _result(outcome: SendOutcome) -> dict:
+    # Twilio will never deliver to this number: a dead letter naming the argument.
+    outcome.raise_if_refused(argument="to")
     # No phone number in results: they are stored and shown in admin.
     return {"status": outcome.status, "sid": outcome.sid, "message_id": outcome.message_id}

@@ -8,18 +8,22 @@ from django.utils import timezone
 
 from audit.subjects import fetch_subject
 from billing.models import Invoice
-from billing.payment_processing import advance_invoice_payment
+from billing.payment_processing import PaymentOutcome, advance_invoice_payment
 from billing.reminders import send_payment_reminders as remind_overdue_invoices
 from billing.selectors import invoices_awaiting_payment
+from billing.stripe_events import PaymentEventType
 from billing.stripe_events import apply_stripe_event as apply_event
+from jobs.arguments import RowId, json_int
 from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
+from jobs.outcomes import SkipReason, skipped
 from jobs.task_base import platform_task
+from jobs.task_names import TaskName
 
 ACTOR = "task:tasks.payments"
 
 
-@platform_task(name="tasks.payments.process_pending_payments", soft_time_limit=120, time_limit=150)
+@platform_task(name=TaskName.PROCESS_PENDING_PAYMENTS, soft_time_limit=120, time_limit=150)
 def process_pending_payments(self) -> dict[str, int]:
     """Fan out one durable job per invoice awaiting payment (open, or with a payment in flight).
 
@@ -34,17 +38,17 @@ def process_pending_payments(self) -> dict[str, int]:
     return {"enqueued": enqueued}
 
 
-@platform_task(name="tasks.payments.process_invoice_payment", soft_time_limit=60, time_limit=90)
-def process_invoice_payment(self, invoice_id: int) -> dict:
+@platform_task(name=TaskName.PROCESS_INVOICE_PAYMENT, soft_time_limit=60, time_limit=90)
+def process_invoice_payment(self, invoice_id: RowId) -> dict:
     """Take the next Stripe step for one invoice (billing/payment_processing.py)."""
     invoice = fetch_subject(Invoice, invoice_id, argument="invoice_id")
     if invoice is None:
-        return {"invoice_id": invoice_id, "outcome": "skipped:deleted"}
-    outcome = advance_invoice_payment(invoice_id=invoice.pk, actor=f"{ACTOR}.process_invoice_payment")
-    return {"invoice_id": invoice.pk, "outcome": outcome}
+        return skipped(SkipReason.DELETED, invoice_id=invoice_id)
+    step = advance_invoice_payment(invoice_id=invoice.pk, actor=f"{ACTOR}.process_invoice_payment")
+    return {"invoice_id": invoice.pk, **step.as_result()}
 
 
-@platform_task(name="tasks.payments.send_payment_reminders", soft_time_limit=120, time_limit=150)
+@platform_task(name=TaskName.SEND_PAYMENT_REMINDERS, soft_time_limit=120, time_limit=150)
 def send_payment_reminders(self) -> dict[str, int]:
     """Remind buyers of overdue invoices: at most one reminder per invoice per day."""
     return remind_overdue_invoices(
@@ -52,15 +56,15 @@ def send_payment_reminders(self) -> dict[str, int]:
     )
 
 
-@platform_task(name="tasks.payments.apply_stripe_event", soft_time_limit=30, time_limit=60)
+@platform_task(name=TaskName.APPLY_STRIPE_EVENT, soft_time_limit=30, time_limit=60)
 def apply_stripe_event(
     self,
     event_id: str,
-    event_type: str,
+    event_type: PaymentEventType,
     payment_intent_id: str,
     invoice_id: str = "",
-    amount_minor: int | None = None,
-) -> str:
+    amount_minor: json_int(ge=0) | None = None,
+) -> PaymentOutcome:
     """Pay or fail the invoice of one verified Stripe payment event, once (enqueued durably by
     the Stripe webhook)."""
     return apply_event(

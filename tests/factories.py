@@ -23,7 +23,7 @@ from messaging.models import WhatsAppMessage
 from reports.models import DashboardSnapshot, VehicleHistoryReport
 
 _seq = itertools.count(1)
-# VIN alphabet without I, O, Q (marketplace.validators.VIN_RE).
+# VIN alphabet without I, O, Q (identifiers.VIN_PATTERN).
 _VIN_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
 
 

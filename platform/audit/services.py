@@ -5,7 +5,7 @@ from typing import Any
 from django.db import models, transaction
 
 from audit.models import AuditLog
-from marketplace.validators import mask_phone
+from identifiers import mask_phone
 
 # Personal data is not copied into a table kept for a year: phone numbers are stored masked.
 PHONE_FIELDS = frozenset({"phone", "to"})

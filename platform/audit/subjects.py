@@ -1,5 +1,6 @@
-"""How a task turns an id argument into its row: an unusable id fails the job permanently (a dead
-letter naming the argument); a row deleted since the job was enqueued is a logged no-op.
+"""How a task turns an id argument into its row: an id that names nothing fails the job permanently
+(a dead letter naming the argument); a row deleted since the job was enqueued is a logged no-op.
+(That the id is a positive integer at all is the task's argument type: jobs/arguments.py RowId.)
 
 Telling the two apart: every row the platform creates or changes through its services leaves an
 audit-log entry (audit.services), and rows deleted in admin leave an admin LogEntry. So an id with
@@ -20,30 +21,23 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from audit.models import AuditLog
+from jobs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=models.Model)
 
 
-def require_id(value: object, *, argument: str) -> int:
-    """A positive integer id, else ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{argument}: must be a positive integer id, got {value!r}")
-    return value
-
-
-def fetch_subject(model: type[M], pk: object, *, argument: str, queryset=None) -> M | None:
-    """The row `model` #pk; None (logged) if it was deleted meanwhile; ValueError naming
-    `argument` if the id is malformed or was never known."""
-    pk = require_id(pk, argument=argument)
+def fetch_subject(model: type[M], pk: int, *, argument: str, queryset=None) -> M | None:
+    """The row `model` #pk; None (logged) if it was deleted meanwhile; InvalidArgument naming
+    `argument` if the id was never known."""
     row = (queryset if queryset is not None else model._default_manager).filter(pk=pk).first()
     if row is not None:
         return row
     if existed(model, pk):
         logger.info("%s #%s was deleted meanwhile: nothing to do", model._meta.label, pk)
         return None
-    raise ValueError(f"{argument}: no {model._meta.verbose_name} with id {pk}")
+    raise InvalidArgument(argument, f"no {model._meta.verbose_name} with id {pk}")
 
 
 def existed(model: type[models.Model], pk: int) -> bool:

@@ -1,6 +1,6 @@
 """Moving an invoice forward through Stripe, one step per call, each step once.
 
-    advance_invoice_payment(invoice_id=42, actor="task:...")   # -> "intent_created", "paid", ...
+    advance_invoice_payment(invoice_id=42, actor="task:...")   # -> PaymentStep(PaymentOutcome.PAID)
 
 An invoice's payment is a PaymentAttempt (number n) and one Stripe PaymentIntent:
 
@@ -17,6 +17,9 @@ while its state is decided and written, and a paid (or void) invoice is never to
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -24,8 +27,9 @@ from django.db.models import Max
 from audit.services import record_audit
 from billing.models import Invoice, PaymentAttempt
 from billing.services import transition_invoice
-from integrations.errors import PaymentDeclined, PermanentError
+from integrations.errors import PaymentDeclined
 from integrations.stripe_payments import PaymentIntent, get_payments_client, idempotency_key, to_minor_units
+from jobs.errors import UnexpectedState
 from marketplace.models import Deal
 from marketplace.services import transition_deal
 
@@ -34,11 +38,42 @@ logger = logging.getLogger(__name__)
 FINAL_INTENT_STATUSES = ("succeeded", "canceled")
 
 
-def advance_invoice_payment(*, invoice_id: int, actor: str) -> str:
+class PaymentOutcome(StrEnum):
+    """What one payment step or one Stripe event did to an invoice (the jobs' results say it)."""
+
+    PAID = "paid"  # the payment was recorded now
+    ALREADY_PAID = "already_paid"  # it had been recorded before: nothing changed
+    FAILED = "failed"  # the attempt was declined or canceled: the buyer is asked to pay again
+    WAITING = "waiting"  # Stripe waits for the buyer or the bank (PaymentStep.stripe_status says which)
+    NOT_PAYABLE = "not_payable"  # the invoice awaits no payment (draft, void, failed)
+    UNCHANGED = "unchanged"  # a failure of an attempt that no longer decides the invoice
+    ALREADY_APPLIED = "already_applied"  # this Stripe event was applied by an earlier run
+
+
+@dataclass(frozen=True)
+class PaymentStep:
+    """What advance_invoice_payment did, and the status that explains it when there is one."""
+
+    outcome: PaymentOutcome
+    stripe_status: str = ""  # the payment intent's, when WAITING
+    invoice_status: str = ""  # the invoice's, when NOT_PAYABLE
+
+    def as_result(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"outcome": self.outcome}
+        if self.stripe_status:
+            result["stripe_status"] = self.stripe_status
+        if self.invoice_status:
+            result["invoice_status"] = self.invoice_status
+        return result
+
+
+def advance_invoice_payment(*, invoice_id: int, actor: str) -> PaymentStep:
     """Take the next Stripe step for one invoice; returns what happened (for the job's result)."""
     invoice = Invoice.objects.get(pk=invoice_id)
+    if invoice.status == Invoice.Status.PAID:
+        return PaymentStep(PaymentOutcome.ALREADY_PAID)
     if invoice.status not in (Invoice.Status.OPEN, Invoice.Status.PROCESSING):
-        return f"skipped:{invoice.status}"
+        return PaymentStep(PaymentOutcome.NOT_PAYABLE, invoice_status=invoice.status)
     attempt = _current_attempt(invoice_id=invoice_id)
     client = get_payments_client()
     if not attempt.stripe_payment_intent_id:
@@ -74,7 +109,7 @@ def advance_invoice_payment(*, invoice_id: int, actor: str) -> str:
             actor=actor,
             attempt_id=attempt.pk,
         )
-        return "skipped:paid" if outcome == "already paid" else outcome
+        return PaymentStep(outcome)
     if intent.status == "canceled" or (intent.status == "requires_payment_method" and intent.last_error_code):
         return _record_failure(
             invoice_id=invoice_id,
@@ -84,7 +119,7 @@ def advance_invoice_payment(*, invoice_id: int, actor: str) -> str:
             actor=actor,
         )
     _update_attempt_status(attempt_id=attempt.pk, status=intent.status)
-    return f"waiting:{intent.status}"
+    return PaymentStep(PaymentOutcome.WAITING, stripe_status=intent.status)
 
 
 def _current_attempt(*, invoice_id: int) -> PaymentAttempt:
@@ -129,20 +164,19 @@ def record_payment(
     amount_minor: int | None,
     actor: str,
     attempt_id: int | None = None,
-) -> str:
+) -> PaymentOutcome:
     """Record a succeeded Stripe payment once: the invoice is paid, the payment audited
     ("payment_recorded") and the deal marked paid when none of its invoices is still owed, which
     is what lets the broker's commission be computed. The one service both the payments task and
-    the Stripe webhook call. Returns "paid", or "already paid" for every caller after the first."""
+    the Stripe webhook call. Returns PAID, or ALREADY_PAID for every caller after the first;
+    UnexpectedState (a dead letter for a person) for a payment of a draft or void invoice."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         if invoice.status == Invoice.Status.PAID:
-            return "already paid"
+            return PaymentOutcome.ALREADY_PAID
         if invoice.status in (Invoice.Status.VOID, Invoice.Status.DRAFT):
-            raise PermanentError(
-                f"payment succeeded for a {invoice.status} invoice: needs a person",
-                provider="stripe",
-                code="unexpected_payment",
+            raise UnexpectedState(
+                f"invoice {invoice_id}: a payment succeeded for a {invoice.status} invoice; needs a person"
             )
         attempts = (
             PaymentAttempt.objects.filter(pk=attempt_id)
@@ -167,10 +201,10 @@ def record_payment(
         ):
             transition_deal(deal_id=deal.pk, to=Deal.Status.PAID, actor=actor)
     logger.info("invoice %s paid (payment intent %s)", invoice_id, payment_intent_id)
-    return "paid"
+    return PaymentOutcome.PAID
 
 
-def _record_failure(*, invoice_id: int, attempt_id: int, code: str, message: str, actor: str) -> str:
+def _record_failure(*, invoice_id: int, attempt_id: int, code: str, message: str, actor: str) -> PaymentStep:
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         PaymentAttempt.objects.filter(pk=attempt_id).update(
@@ -179,4 +213,4 @@ def _record_failure(*, invoice_id: int, attempt_id: int, code: str, message: str
         if invoice.status == Invoice.Status.PROCESSING:
             transition_invoice(invoice_id=invoice_id, to=Invoice.Status.FAILED, actor=actor)
     logger.info("invoice %s payment attempt declined: %s", invoice_id, code)
-    return "failed"
+    return PaymentStep(PaymentOutcome.FAILED)

@@ -9,9 +9,8 @@ from datetime import date
 from billing.models import Invoice
 from billing.selectors import invoices_to_remind
 from billing.services import claim_invoice_reminder
+from jobs.task_names import TaskName
 from messaging.daily_notices import DailyNotice, send_daily_notices
-
-SEND_TASK = "tasks.notifications.send_whatsapp_message"
 
 
 def reminder_text(invoice: Invoice, *, today: date) -> str:
@@ -29,7 +28,7 @@ def send_payment_reminders(*, today: date, job_id: str, actor: str) -> dict[str,
     counts = send_daily_notices(
         (DailyNotice(i.pk, i.deal.buyer.phone, reminder_text(i, today=today)) for i in invoices),
         kind="reminder:invoice",
-        task=SEND_TASK,
+        task=TaskName.SEND_WHATSAPP_MESSAGE,
         claim=lambda invoice_id: claim_invoice_reminder(invoice_id=invoice_id, today=today, actor=actor),
         today=today,
         job_id=job_id,

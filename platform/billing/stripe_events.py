@@ -13,19 +13,23 @@ invoice change; the webhook's unique event id already stops replays from being e
 from __future__ import annotations
 
 import logging
+from typing import Literal, get_args
 
 from django.db import transaction
 
 from billing.models import Invoice, PaymentAttempt
-from billing.payment_processing import record_payment
+from billing.payment_processing import PaymentOutcome, record_payment
 from billing.services import transition_invoice
-from integrations.errors import PermanentError, TransientError
+from jobs.errors import NotReadyYet
 from jobs.ledger import claim_effect
 
 logger = logging.getLogger(__name__)
 ACTOR = "stripe-webhook"
-SUCCEEDED = "payment_intent.succeeded"
-FAILED = "payment_intent.payment_failed"
+# The Stripe event types applied to invoices: the webhook enqueues these and ignores the rest; the
+# task's argument type refuses any other.
+PaymentEventType = Literal["payment_intent.succeeded", "payment_intent.payment_failed"]
+SUCCEEDED, FAILED = get_args(PaymentEventType)
+APPLIED_EVENT_TYPES = frozenset((SUCCEEDED, FAILED))
 
 
 def find_invoice_id(*, payment_intent_id: str, invoice_id: str = "") -> int | None:
@@ -50,43 +54,33 @@ def find_invoice_id(*, payment_intent_id: str, invoice_id: str = "") -> int | No
 def apply_stripe_event(
     *,
     event_id: str,
-    event_type: str,
+    event_type: PaymentEventType,
     payment_intent_id: str,
     invoice_id: str = "",
     amount_minor: int | None = None,
     job_id: str,
-) -> str:
-    """Apply one event; returns what happened ("paid", "failed", "unchanged", "already applied")."""
-    if event_type not in (SUCCEEDED, FAILED):
-        raise PermanentError(
-            f"event_type {event_type!r} is not applied to invoices",
-            provider="stripe",
-            code="unsupported_event",
-        )
+) -> PaymentOutcome:
+    """Apply one event; returns what happened (PAID, ALREADY_PAID, FAILED, UNCHANGED,
+    ALREADY_APPLIED)."""
     found = find_invoice_id(payment_intent_id=payment_intent_id, invoice_id=invoice_id)
     if found is None:
         # The payments job may not have committed the intent id yet: worth a few retries, then
         # a dead letter for ops to look at (money moved for an invoice we cannot find).
-        raise TransientError(
-            f"no invoice for payment intent {payment_intent_id!r} yet",
-            provider="stripe",
-            code="invoice_not_found",
-        )
+        raise NotReadyYet(f"no invoice for payment intent {payment_intent_id!r} yet")
     with transaction.atomic():
         if not claim_effect(f"stripe-event:{event_id}", job_id=job_id):
-            return "already applied"
+            return PaymentOutcome.ALREADY_APPLIED
         if event_type == SUCCEEDED:
             outcome = record_payment(
                 invoice_id=found, payment_intent_id=payment_intent_id, amount_minor=amount_minor, actor=ACTOR
             )
-            outcome = "unchanged" if outcome == "already paid" else outcome
         else:
             outcome = _fail(invoice_id=found, payment_intent_id=payment_intent_id)
     logger.info("stripe event %s (%s) on invoice %s: %s", event_id, event_type, found, outcome)
     return outcome
 
 
-def _fail(*, invoice_id: int, payment_intent_id: str) -> str:
+def _fail(*, invoice_id: int, payment_intent_id: str) -> PaymentOutcome:
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     # A succeeded attempt is final: a failure event for its intent arriving late changes nothing.
     PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id).exclude(
@@ -94,6 +88,6 @@ def _fail(*, invoice_id: int, payment_intent_id: str) -> str:
     ).update(stripe_status="requires_payment_method")
     # Only the invoice's current intent decides it: a failure of an older attempt's intent is history.
     if invoice.stripe_payment_intent_id != payment_intent_id or invoice.status != Invoice.Status.PROCESSING:
-        return "unchanged"
+        return PaymentOutcome.UNCHANGED
     transition_invoice(invoice_id=invoice.pk, to=Invoice.Status.FAILED, actor=ACTOR)
-    return "failed"
+    return PaymentOutcome.FAILED

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-# E.164 numbers (a "+" or its URL-encoded "%2B", then 9-15 digits), wherever they appear:
-# "+14165550123", "whatsapp:+14165550123", "To=whatsapp%3A%2B14165550123". The country code
-# and area code prefix and the last two digits stay readable, enough to tell numbers apart.
-_PHONE = re.compile(r"((?<![\w+])\+|%2[Bb])(\d{4})(\d{3,9})(\d{2})(?!\d)")
+# E.164 numbers wherever they appear: "+14165550123", "whatsapp:+14165550123",
+# "To=whatsapp%3A%2B14165550123" -> "+1416*****23" (platform/identifiers/, the platform's one masker).
+from identifiers import mask_e164_in
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
 _RECORD_ATTRIBUTES = frozenset(
@@ -23,14 +21,9 @@ _RECORD_ATTRIBUTES = frozenset(
 )
 
 
-def mask_phone_numbers(text: str) -> str:
-    """'+14165550123' -> '+1416*****23'."""
-    return _PHONE.sub(lambda m: f"{m[1]}{m[2]}{'*' * len(m[3])}{m[4]}", text)
-
-
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_phone_numbers(value)
+        return mask_e164_in(value)
     if isinstance(value, dict):
         return {key: _mask_value(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -46,7 +39,7 @@ class PhoneMaskingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string is the caller's bug; let logging report it
             return True
-        record.msg, record.args = mask_phone_numbers(message), None
+        record.msg, record.args = mask_e164_in(message), None
         for key, value in list(vars(record).items()):
             if key not in _RECORD_ATTRIBUTES:
                 setattr(record, key, _mask_value(value))
@@ -60,7 +53,7 @@ class PlainFormatter(logging.Formatter):
         super().__init__(fmt, **kwargs)
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_phone_numbers(super().format(record))
+        return mask_e164_in(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -84,4 +77,4 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # Masked again at the end: tracebacks and reprs never went through the filter.
-        return mask_phone_numbers(json.dumps(entry, default=str, ensure_ascii=False))
+        return mask_e164_in(json.dumps(entry, default=str, ensure_ascii=False))

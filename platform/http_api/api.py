@@ -17,7 +17,7 @@ from ninja import Header, NinjaAPI, Status
 from ninja.security import HttpBearer
 
 from http_api import keys, registry
-from http_api.errors import ApiError, BoundedJsonParser, error_response, field_errors, install_handlers
+from http_api.errors import ApiError, BoundedJsonParser, error_response, install_handlers, invalid_arguments
 from http_api.models import ApiKey
 from http_api.publish import BrokerUnavailable
 from http_api.ratelimit import ApiKeyThrottle
@@ -25,6 +25,7 @@ from http_api.report_endpoints import router as reports_router
 from http_api.schemas import ErrorResponse, JobAccepted, JobRequest, JobStatus, TaskInfo
 from http_api.selectors import job_status
 from http_api.services import Acceptance, IdempotencyConflict, accept_job, body_hash
+from jobs.arguments import field_problems
 
 # Visible ASCII, no spaces: a UUID or any opaque token (the IETF Idempotency-Key draft's keys).
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
@@ -153,14 +154,10 @@ def _triggerable_task(name: str) -> registry.TriggerableTask:
 def _validated_kwargs(task: registry.TriggerableTask, kwargs: dict) -> dict:
     """The kwargs as the task's argument model reads them; 400 invalid_arguments naming each field."""
     try:
+        # The model the worker validates the job with (the task's signature, jobs/arguments.py).
         arguments = task.arguments.model_validate(kwargs)
     except pydantic.ValidationError as exc:
-        raise ApiError(
-            400,
-            "invalid_arguments",
-            "Some arguments are invalid; see details.fields.",
-            {"fields": field_errors(exc.errors(), prefix="kwargs")},
-        ) from None
+        raise invalid_arguments(field_problems(exc.errors(), prefix="kwargs")) from None
     return arguments.model_dump(mode="json", exclude_unset=True)
 
 

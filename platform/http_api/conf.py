@@ -22,11 +22,6 @@ def max_countdown_seconds() -> int:
     return int(settings.JOB_MAX_COUNTDOWN_SECONDS)
 
 
-def max_bulk_recipients() -> int:
-    """Most recipients one bulk WhatsApp job may name."""
-    return int(settings.API_MAX_BULK_RECIPIENTS)
-
-
 def idempotency_ttl_seconds() -> int:
     """How long an Idempotency-Key keeps returning its first job (then it can be used afresh)."""
     return int(settings.API_IDEMPOTENCY_TTL_SECONDS)

@@ -5,7 +5,8 @@
 Invalid input names its fields in `details.fields`, a map from a dotted path into the request
 to what is wrong there: `{"fields": {"kwargs.to": "must be an E.164 phone number, e.g.
 +14165550123", "kwargs.colour": "unknown argument", "countdown": "..."}}`. List items are
-addressed by index (`kwargs.recipients.3`), headers as `header.<Name>`.
+addressed by index (`kwargs.recipients.3`), headers as `header.<Name>`. Paths and sentences are
+jobs/arguments.py's, so a dead letter names a wrong argument as its API error does (`recipients.3`).
 
 django-ninja's own failures (its ValidationError, HttpError, AuthenticationError, Throttled,
 Http404) are translated here by exception handlers, so no response escapes in another shape.
@@ -26,6 +27,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 from ninja.parser import Parser
 
 from http_api import conf
+from jobs.arguments import field_path, problem
 
 logger = logging.getLogger(__name__)
 
@@ -101,41 +103,23 @@ def invalid_arguments(fields: Mapping[str, str]) -> ApiError:
     )
 
 
-def field_errors(
-    errors: Iterable[Mapping[str, Any]],
-    *,
-    prefix: str = "",
-    unknown: str = "unknown argument",
-    from_ninja: bool = False,
-) -> dict[str, str]:
-    """pydantic/ninja errors -> {"dotted.path": "what is wrong"}; the first error per path wins.
+def request_field_errors(errors: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """ninja's errors about the request -> {"dotted.path": "what is wrong"}, the first per path.
 
-    ninja's errors start their `loc` with where the value came from ("body", "header"...);
-    a task-arguments model's errors start at the argument itself."""
+    ninja starts an error's `loc` with where the value came from ("body", "header"...): the body
+    and its parameter name are dropped (`countdown`, `kwargs`), headers become `header.<Name>`."""
     fields: dict[str, str] = {}
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
-        if from_ninja and loc and loc[0] in _SOURCES:
+        if loc and loc[0] in _SOURCES:
             source = loc.pop(0)
             if source == "body" and loc and loc[0] == BODY_PARAM:
                 loc.pop(0)
             elif source == "header":
                 loc.insert(0, "header")
-        path = ".".join([prefix, *loc] if prefix else loc) or prefix or "body"
-        fields.setdefault(path, FIELD_MESSAGES.get(path) or _message(error, unknown=unknown))
+        path = field_path(loc) or "body"
+        fields.setdefault(path, FIELD_MESSAGES.get(path) or problem(error, unknown="unknown field"))
     return fields
-
-
-def _message(error: Mapping[str, Any], *, unknown: str) -> str:
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return unknown
-    if kind == "missing":
-        return "is required"
-    message = str(error.get("msg", "is invalid"))
-    # Our validators raise ValueError("must be ..."): pydantic prefixes "Value error, ".
-    message = message.removeprefix("Value error, ")
-    return message[:1].lower() + message[1:]
 
 
 class BoundedJsonParser(Parser):
@@ -180,7 +164,7 @@ def install_handlers(api: NinjaAPI) -> None:
             400,
             "invalid_arguments",
             "Some arguments are invalid; see details.fields.",
-            {"fields": field_errors(exc.errors, unknown="unknown field", from_ninja=True)},
+            {"fields": request_field_errors(exc.errors)},
         )
 
     @api.exception_handler(HttpError)

@@ -9,7 +9,8 @@ from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field
 
 from http_api import conf
-from http_api.registry import integral_float_to_int
+from jobs.arguments import integral_float_to_int
+from jobs.task_names import TaskName
 
 CeleryState = Literal[
     "PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"
@@ -24,7 +25,7 @@ class JobRequest(Schema):
     task: str = Field(
         min_length=1,
         max_length=255,
-        examples=["tasks.reports.fetch_vehicle_history"],
+        examples=[TaskName.FETCH_VEHICLE_HISTORY.value],
         description="A task name from GET /api/v1/tasks",
     )
     kwargs: dict[str, Any] = Field(

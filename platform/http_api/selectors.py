@@ -11,7 +11,7 @@ from celery import states
 from django_celery_results.models import TaskResult
 
 from http_api.models import AcceptedJob
-from integrations.masking import mask_phones_in
+from identifiers import mask_phones_in
 from jobs.models import DeadLetter
 
 

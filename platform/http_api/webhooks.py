@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from billing.stripe_events import APPLIED_EVENT_TYPES
 from http_api.errors import error_response
 from http_api.models import WebhookEvent
 from integrations.errors import InvalidSignature, PermanentError
@@ -24,11 +25,9 @@ from integrations.stripe_payments import parse_webhook_event
 from integrations.twilio_whatsapp import parse_status_callback, verify_status_callback
 from jobs.outbox import enqueue_durably
 from messaging.services import apply_twilio_status
+from tasks.payments import apply_stripe_event
 
 logger = logging.getLogger(__name__)
-
-STRIPE_EVENTS_APPLIED = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed"})
-APPLY_STRIPE_EVENT = "tasks.payments.apply_stripe_event"
 
 
 @csrf_exempt
@@ -39,14 +38,14 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     except InvalidSignature as exc:
         logger.warning("stripe webhook refused: %s", exc.code)
         return error_response(400, "invalid_signature", "The Stripe-Signature does not verify this payload.")
-    if event.type not in STRIPE_EVENTS_APPLIED:
+    if event.type not in APPLIED_EVENT_TYPES:
         return JsonResponse({"received": True, "handled": False})
     try:
         with transaction.atomic():
             record = WebhookEvent.objects.create(provider="stripe", event_id=event.id, event_type=event.type)
             intent = event.object
             job_id = enqueue_durably(
-                APPLY_STRIPE_EVENT,
+                apply_stripe_event,
                 event_id=event.id,
                 event_type=event.type,
                 payment_intent_id=str(intent.get("id") or ""),

@@ -7,7 +7,7 @@ transaction as the rows it changes; if the claim was already made, the effect is
     from django.db import transaction
     from jobs.ledger import claim_effect
 
-    @platform_task(name="tasks.payments.send_payment_reminders")
+    @platform_task(name=TaskName.SEND_PAYMENT_REMINDERS)
     def send_payment_reminders(self):
         for invoice_id in overdue_invoice_ids():
             with transaction.atomic():

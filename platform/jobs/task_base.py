@@ -2,14 +2,17 @@
 
 - at-least-once delivery: `acks_late`, and a job whose worker process dies is requeued (one
   that kills its worker every time is dead-lettered after `max_redeliveries`);
-- transient failures (`TransientError`, a dropped database connection) are retried with
-  exponential backoff and jitter, at most `max_retries` times;
+- arguments are validated before the body runs, against the types of the body's signature
+  (jobs/arguments.py): a job whose arguments cannot be used fails at once (InvalidArgument);
+- transient failures (`TransientError`, `NotReadyYet`, a dropped database connection) are retried
+  with exponential backoff and jitter, at most `max_retries` times;
 - our own rate limits (`RateLimited`) reschedule the job without spending its retry budget;
-- anything else (`PermanentError`, `ValueError`, a bad argument, retries exhausted) fails at
-  once and is recorded as a dead letter that ops staff can replay from admin.
+- anything else fails at once and is recorded as a dead letter that ops staff can replay from
+  admin: the vocabulary's permanent failures (jobs/errors.py: InvalidArgument, UnexpectedState),
+  a provider's PermanentError, retries exhausted, and any other exception (a bug).
 
-Tasks declare themselves with `@app.task(base=PlatformTask, name=...)` or the shortcut
-`@platform_task(...)` below; they never repeat these options.
+Tasks declare themselves with `@platform_task(name=TaskName...)` below; they never repeat these
+options.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +31,10 @@ from django import db
 from django_redis import get_redis_connection
 
 from integrations.errors import RateLimited, TransientError
+from jobs.arguments import TaskArguments, arguments_model, validate_arguments
 from jobs.celery_app import app
 from jobs.dead_letters import record_dead_letter
+from jobs.errors import NotReadyYet
 from jobs.outbox import DURABLE_HEADER, mark_completed
 
 
@@ -46,8 +52,11 @@ class PlatformTask(DjangoTask):
     acks_late = True
     reject_on_worker_lost = True
     # Check arguments against the signature when enqueueing: a wrong keyword fails in the
-    # caller, not later in a worker.
+    # caller, not later in a worker. Their values are checked in the worker (`arguments`).
     typing = True
+    # The model of the body's arguments, built by platform_task from its signature; None for a
+    # task declared without it (its arguments are not validated).
+    arguments: type[TaskArguments] | None = None
 
     max_retries = 5
     # Deliveries after a worker died running the job, before it is dead-lettered instead.
@@ -66,6 +75,7 @@ class PlatformTask(DjangoTask):
     # or dropped us, and the next attempt gets a new connection.
     transient_errors: tuple[type[BaseException], ...] = (
         TransientError,
+        NotReadyYet,
         db.OperationalError,
         db.InterfaceError,
     )
@@ -75,6 +85,8 @@ class PlatformTask(DjangoTask):
             try:
                 if (self.request.delivery_info or {}).get("redelivered") and not self.request.called_directly:
                     self._refuse_crash_loops()
+                if self.arguments is not None:
+                    args, kwargs = (), validate_arguments(self.arguments, args, kwargs)
                 return super().__call__(*args, **kwargs)
             except self.transient_errors as exc:
                 if self.request.called_directly:
@@ -192,13 +204,20 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def platform_task(*, name: str, **options: Any):
-    """Declare a platform task: `@platform_task(name="tasks.fx.update_exchange_rates")`.
+def platform_task(*, name: str, base: type[PlatformTask] = PlatformTask, **options: Any):
+    """Declare a platform task: `@platform_task(name=TaskName.UPDATE_EXCHANGE_RATES)`.
 
-    The name is explicit (it is part of the contract); options override PlatformTask's
-    defaults (`soft_time_limit`, `time_limit`, `max_retries`, `queue`...)."""
+    The name is explicit (it is part of the contract; jobs/task_names.py); the body's signature
+    declares its arguments (jobs/arguments.py); options override PlatformTask's defaults
+    (`soft_time_limit`, `time_limit`, `max_retries`, `queue`...)."""
     soft, hard = options.get("soft_time_limit"), options.get("time_limit")
     if soft and hard and soft >= hard:
         # billiard then never enforces the hard limit: a stuck task would hold its process forever.
         raise ValueError(f"{name}: soft_time_limit ({soft}) must be below time_limit ({hard})")
-    return app.task(base=PlatformTask, name=name, bind=True, **options)
+    name = str(name)  # the plain string, whether given a TaskName or not
+
+    def declare(body: Callable[..., Any]):
+        arguments = arguments_model(body, task_name=name)
+        return app.task(base=base, name=name, bind=True, arguments=arguments, **options)(body)
+
+    return declare

@@ -10,7 +10,7 @@ numbers are masked, so ids, amounts and dates stay readable (docs/architecture.m
 from celery.app.amqp import AMQP
 from celery.utils.saferepr import saferepr
 
-from integrations.masking import mask_e164_in
+from identifiers import mask_e164_in
 
 
 class MaskingAMQP(AMQP):

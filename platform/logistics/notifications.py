@@ -16,6 +16,7 @@ from datetime import date, datetime
 from django.db import transaction
 
 from jobs.outbox import enqueue_durably
+from jobs.task_names import TaskName
 from logistics.models import Shipment, ShipmentEvent
 from logistics.selectors import shipments_to_alert, unnotified_events
 from logistics.services import claim_delay_alert, mark_events_notified
@@ -24,8 +25,6 @@ from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
 logger = logging.getLogger(__name__)
 
-NOTIFICATION_TASK = "tasks.shipments.send_shipment_notification"
-SEND_TASK = "tasks.notifications.send_whatsapp_message"
 NOTIFICATION_SCOPE = "shipment-notification"
 
 _EVENT_TEXT = {
@@ -39,12 +38,6 @@ _EVENT_TEXT = {
 }
 
 
-def validate_event(event: object) -> str:
-    if event not in ShipmentEvent.Kind.values:
-        raise ValueError(f"event: must be one of {', '.join(ShipmentEvent.Kind.values)}; got {event!r}")
-    return str(event)
-
-
 def queue_shipment_updates() -> dict[str, int]:
     """Enqueue one notification per tracking event nobody has told the buyer about."""
     queued = 0
@@ -53,7 +46,7 @@ def queue_shipment_updates() -> dict[str, int]:
             # Only the caller whose update marked the event gets to notify about it.
             if not mark_events_notified(event_ids=[event_id]):
                 continue
-            enqueue_durably(NOTIFICATION_TASK, shipment_id=shipment_id, event=kind)
+            enqueue_durably(TaskName.SEND_SHIPMENT_NOTIFICATION, shipment_id=shipment_id, event=kind)
         queued += 1
     return {"queued": queued}
 
@@ -89,7 +82,7 @@ def alert_delayed_shipments(*, now: datetime, today: date, job_id: str, actor: s
     counts = send_daily_notices(
         (DailyNotice(s.pk, s.deal.buyer.phone, delay_text(s, now=now)) for s in shipments),
         kind="delay-alert:shipment",
-        task=SEND_TASK,
+        task=TaskName.SEND_WHATSAPP_MESSAGE,
         claim=lambda shipment_id: claim_delay_alert(shipment_id=shipment_id, today=today, actor=actor),
         today=today,
         job_id=job_id,

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.outbox import enqueue_durably
+from jobs.task_names import TaskName
 from marketplace.models import Deal, Lead
 from marketplace.selectors import stalled_deals, stalled_leads
 from marketplace.services import flag_stalled
@@ -23,8 +24,6 @@ from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
 logger = logging.getLogger(__name__)
 
-LEAD_FOLLOW_UP_TASK = "tasks.deals.send_lead_follow_up"
-DEAL_FOLLOW_UP_TASK = "tasks.deals.send_deal_follow_up"
 # The WhatsApp rows of follow-ups are scoped to the subject, not to the job (messaging/whatsapp.py).
 FOLLOW_UP_SCOPE = "follow-up"
 
@@ -33,8 +32,8 @@ def flag_stalled_leads_and_deals(*, now: datetime, actor: str) -> dict[str, int]
     """Flag every newly stalled lead and deal and enqueue one follow-up for each."""
     counts = {"leads_flagged": 0, "deals_flagged": 0}
     for model, queryset, task, argument, counter in (
-        (Lead, stalled_leads(now=now), LEAD_FOLLOW_UP_TASK, "lead_id", "leads_flagged"),
-        (Deal, stalled_deals(now=now), DEAL_FOLLOW_UP_TASK, "deal_id", "deals_flagged"),
+        (Lead, stalled_leads(now=now), TaskName.SEND_LEAD_FOLLOW_UP, "lead_id", "leads_flagged"),
+        (Deal, stalled_deals(now=now), TaskName.SEND_DEAL_FOLLOW_UP, "deal_id", "deals_flagged"),
     ):
         for pk in list(queryset.values_list("pk", flat=True)):
             with transaction.atomic():

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from audit.services import create_audited, record_audit
 from audit.transitions import apply_transition
+from identifiers import normalize_vin
 from marketplace.models import Commission, Deal, Lead, Offer, Profile, Role, Vehicle
 from marketplace.money import BASE_CURRENCY, Currency, to_cents
-from marketplace.validators import normalize_vin
 
 
 # --- People ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from marketplace.validators import mask_phone
+from identifiers import mask_phone
 from messaging.models import WhatsAppMessage
 
 

@@ -19,9 +19,10 @@ from datetime import date
 
 from django.db import transaction
 
-from integrations.masking import mask_phone
+from identifiers import mask_phone
 from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
+from jobs.task_names import TaskName
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def send_daily_notices(
     notices: Iterable[DailyNotice],
     *,
     kind: str,
-    task: str,
+    task: TaskName,
     claim: Callable[[int], bool],
     today: date,
     job_id: str,

@@ -3,7 +3,8 @@ updated from Twilio's status callbacks, so a retried job never sends a message t
 
 from django.db import models
 
-from marketplace.validators import mask_phone, validate_e164_phone
+from identifiers import mask_phone
+from marketplace.validators import validate_e164_phone
 
 
 class WhatsAppMessage(models.Model):

@@ -31,9 +31,9 @@ money or cargo is the worse failure.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -42,10 +42,10 @@ from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import Counter
 
+from identifiers import mask_phone
 from integrations.errors import IntegrationError, InvalidRecipient, RateLimited
-from integrations.masking import mask_phone
 from integrations.twilio_whatsapp import get_whatsapp_client
-from marketplace.validators import E164_RE
+from jobs.errors import InvalidArgument
 from messaging.models import WhatsAppMessage
 from messaging.services import record_whatsapp_message
 
@@ -67,36 +67,38 @@ DONE_STATUSES = (
     WhatsAppMessage.Status.READ,
     WhatsAppMessage.Status.UNDELIVERED,
 )
-_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # error_code of a row released after a timeout: the call may have reached Twilio.
 TIMEOUT_CODE = "timeout"
 # Twilio's date_created has whole seconds and its clock is not ours: look this far before the row.
 CLOCK_SLACK = timedelta(seconds=5)
 
 
+class SendStatus(StrEnum):
+    """What one send did. (A row another execution is sending right now is not an outcome: deliver
+    raises RateLimited(code="in_flight") and the job comes back to it.)"""
+
+    SENT = "sent"  # sent now
+    SKIPPED = "skipped"  # sent earlier: not again
+    FAILED = "failed"  # Twilio will never deliver to this number
+
+
+# Why a job whose recipient Twilio refused cannot succeed, whichever argument led to the number.
+REFUSED_NUMBER = "Twilio refused the recipient's number (not a reachable WhatsApp number)"
+
+
 @dataclass(frozen=True)
 class SendOutcome:
-    """sent: sent now. skipped: already sent earlier. failed: Twilio will never deliver to this
-    number. busy: another execution is sending this row right now."""
-
-    status: str
+    status: SendStatus
     message_id: int
     sid: str | None = None
     resent_after_ambiguity: bool = False
 
-
-def validate_phone(value: object, *, field: str = "to") -> str:
-    """An E.164 number ('+14165550123'; a 'whatsapp:' prefix is accepted and dropped)."""
-    number = value.removeprefix("whatsapp:").strip() if isinstance(value, str) else ""
-    if not E164_RE.match(number):
-        raise ValueError(f"{field}: must be an E.164 phone number like +14165550123")
-    return number
-
-
-def validate_content_sid(value: object, *, field: str = "template") -> str:
-    if not isinstance(value, str) or not _CONTENT_SID.match(value):
-        raise ValueError(f"{field}: must be a Twilio Content SID, HX followed by 32 hex digits")
-    return value
+    def raise_if_refused(self, *, argument: str) -> SendOutcome:
+        """This outcome, unless Twilio refused the number for good: then the job that asked cannot
+        succeed, and fails naming `argument`, the job argument the number came from."""
+        if self.status == SendStatus.FAILED:
+            raise InvalidArgument(argument, REFUSED_NUMBER)
+        return self
 
 
 def sending_lease() -> timedelta:
@@ -127,7 +129,7 @@ def send_whatsapp_once(
         )
     except ValidationError as exc:
         field = next(iter(getattr(exc, "message_dict", {}) or {"to": None}))
-        raise ValueError(f"{field}: {'; '.join(exc.messages)}") from exc
+        raise InvalidArgument(field, "; ".join(exc.messages)) from exc
     return deliver(message)
 
 
@@ -162,10 +164,10 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
 def _settled(message: WhatsAppMessage) -> SendOutcome | None:
     """The outcome of a row that must not be sent again (sent, or refused for good), else None."""
     if message.status in DONE_STATUSES or message.twilio_sid:
-        return SendOutcome("skipped", message.pk, message.twilio_sid)
+        return SendOutcome(SendStatus.SKIPPED, message.pk, message.twilio_sid)
     if message.status == WhatsAppMessage.Status.FAILED:
         # Twilio refused this number for good (InvalidRecipient): sending again cannot help.
-        return SendOutcome("failed", message.pk)
+        return SendOutcome(SendStatus.FAILED, message.pk)
     return None
 
 
@@ -208,7 +210,7 @@ def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome: 
         logger.info(
             "whatsapp message %s: Twilio refused %s (%s)", message.pk, mask_phone(message.to), exc.code
         )
-        return SendOutcome("failed", message.pk, resent_after_ambiguity=ambiguous)
+        return SendOutcome(SendStatus.FAILED, message.pk, resent_after_ambiguity=ambiguous)
     except IntegrationError as exc:
         # Not sent (a refusal, our rate limit, a 5xx), or maybe sent (a timeout: remembered,
         # so the resend is counted as ambiguous). Either way the retry may send it.
@@ -221,7 +223,7 @@ def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome: 
         raise
     _mark_sent(message, sid=sent.sid)
     logger.info("whatsapp message %s sent to %s as %s", message.pk, mask_phone(message.to), sent.sid)
-    return SendOutcome("sent", message.pk, sent.sid, resent_after_ambiguity=ambiguous)
+    return SendOutcome(SendStatus.SENT, message.pk, sent.sid, resent_after_ambiguity=ambiguous)
 
 
 def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa: ANN001
@@ -265,7 +267,7 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
         mask_phone(message.to),
         earlier.sid,
     )
-    return SendOutcome("skipped", message.pk, earlier.sid, resent_after_ambiguity=False)
+    return SendOutcome(SendStatus.SKIPPED, message.pk, earlier.sid, resent_after_ambiguity=False)
 
 
 def _mark_sent(message: WhatsAppMessage, *, sid: str) -> None:

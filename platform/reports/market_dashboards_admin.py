@@ -20,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 
 from jobs.celery_app import app
+from jobs.task_names import TaskName
 from marketplace.models import Profile, Role
 from reports.market_dashboards import (
     ANALYTICS_DASHBOARD,
@@ -32,8 +33,8 @@ from reports.market_dashboards import (
 logger = logging.getLogger(__name__)
 
 REFRESH_TASKS = {
-    DEALER_PERFORMANCE: "tasks.reports.refresh_dealer_performance",
-    ANALYTICS_DASHBOARD: "tasks.reports.refresh_analytics_dashboard",
+    DEALER_PERFORMANCE: TaskName.REFRESH_DEALER_PERFORMANCE,
+    ANALYTICS_DASHBOARD: TaskName.REFRESH_ANALYTICS_DASHBOARD,
 }
 
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from marketplace.validators import normalize_vin
+from identifiers import normalize_vin
 from reports.models import VehicleHistoryReport
 
 

@@ -18,8 +18,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client import Counter
 
+from identifiers import normalize_vin
 from integrations.cache import cache_get, cache_set
-from integrations.vehicle_history import get_vehicle_history_client, normalize_vin
+from integrations.vehicle_history import get_vehicle_history_client
 from reports.models import VehicleHistoryReport
 from reports.selectors import latest_report
 from reports.services import store_report
@@ -61,8 +62,9 @@ def max_age() -> timedelta:
 def get_vehicle_history(*, vin: str) -> VehicleHistory:
     """The vehicle-history report for `vin`, bought from the provider at most once per 24 h.
 
-    Raises PermanentError for an invalid VIN, and the provider client's errors (Transient,
-    Permanent, RateLimited) when a paid call was needed and failed."""
+    `vin` is a VIN (tasks.reports.fetch_vehicle_history's argument type checks it; case and spaces
+    are forgiven here too). Raises the provider client's errors (Transient, Permanent,
+    RateLimited) when a paid call was needed and failed."""
     vin = normalize_vin(vin)
     now = timezone.now()
     hit, cached = cache_get(CACHE_KIND, vin)

@@ -14,23 +14,18 @@ from http_api import registry
 from http_api.models import AcceptedJob
 from http_api.services import accept_job, body_hash
 from tests.http_api.conftest import post_job
+from tests.support.probe import tasks as probe
 from tests.support.probe.models import ProbeEffect
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class ProbeArguments(registry.Arguments):
-    marker: str
-
-
 @pytest.fixture
 def probe_tasks(monkeypatch):
     """Declare the test-only probe tasks as triggerable (the registry is a plain table)."""
-    for name in ("probe.effect", "probe.always_transient"):
-        monkeypatch.setitem(
-            registry.TRIGGERABLE, name, registry.TriggerableTask(name, "probe", ProbeArguments)
-        )
+    for task in (probe.effect, probe.always_transient):
+        monkeypatch.setitem(registry.TRIGGERABLE, task.name, registry.TriggerableTask(task, "probe"))
 
 
 def _wait_state(api, job_id: str, *states: str, timeout: float = 30) -> dict:  # noqa: ANN001

@@ -208,7 +208,7 @@ def test_applying_one_event_twice_in_one_job_changes_the_invoice_once():
     assert apply_stripe_event(**arguments) == "paid"
     paid_at = Invoice.objects.get(pk=invoice.pk).paid_at
 
-    assert apply_stripe_event(**arguments) == "already applied"
+    assert apply_stripe_event(**arguments) == "already_applied"
     assert Invoice.objects.get(pk=invoice.pk).paid_at == paid_at
 
 

@@ -109,7 +109,7 @@ def test_an_invalid_vin_is_refused_before_any_paid_call(fake_vehicle_history, vi
     with pytest.raises(PermanentError) as raised:
         get_vehicle_history_client().fetch_report(vin)
 
-    assert "vin must be 17 characters" in str(raised.value)
+    assert "vin must be a VIN: 17 letters and digits" in str(raised.value)
     assert fake_vehicle_history.requests == []
 
 

@@ -140,7 +140,7 @@ def test_concurrent_askers_for_one_vin_pay_for_it_once(fake_vehicle_history):
 
 @pytest.mark.django_db
 def test_an_invalid_vin_is_a_permanent_error_naming_the_field(fake_vehicle_history):
-    with pytest.raises(PermanentError, match="vin must be 17 characters"):
+    with pytest.raises(PermanentError, match="vin must be a VIN: 17 letters and digits"):
         get_vehicle_history(vin="NOT-A-VIN")
 
 

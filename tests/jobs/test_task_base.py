@@ -75,7 +75,8 @@ def test_transient_error_every_time_stops_at_the_bound_and_becomes_a_dead_letter
     ("task", "exception_type"),
     [
         (probe.permanent, "integrations.errors.PermanentError"),
-        (probe.value_error, "builtins.ValueError"),
+        (probe.invalid_argument, "jobs.errors.InvalidArgument"),
+        (probe.value_error, "builtins.ValueError"),  # any other exception: a bug, dead-lettered too
     ],
 )
 def test_permanent_failure_is_not_retried_and_is_a_dead_letter_at_once(marker, task, exception_type):
@@ -89,6 +90,14 @@ def test_permanent_failure_is_not_retried_and_is_a_dead_letter_at_once(marker, t
     assert letter.task_name == task.name
     assert "Traceback" in letter.traceback and "probe/tasks.py" in letter.traceback
     assert letter.status == DeadLetter.Status.OPEN
+
+
+def test_data_not_ready_yet_is_retried_like_a_transient_error_then_runs(marker):
+    result = probe.not_ready_yet.delay(marker=marker, failures=1)
+
+    assert result.get(timeout=30) == "ready"
+    assert [e.retries for e in ProbeExecution.objects.filter(marker=marker).order_by("pk")] == [0, 1]
+    assert not DeadLetter.objects.filter(task_id=result.id).exists()
 
 
 def test_rate_limited_job_is_rescheduled_without_spending_its_retries(marker):

@@ -27,10 +27,24 @@ def _fresh_rate_cache():
 
 
 def run_body(task, *, job_id: str | None = None, **kwargs):
-    """Run a task's body in this process as job `job_id` (ladder level 2: no broker, no retry)."""
+    """Run a task's body in this process as job `job_id` (ladder level 2: no broker, no retry;
+    its arguments are not validated: run_job does that)."""
     task.push_request(id=job_id or str(uuid.uuid4()), kwargs=kwargs, called_directly=False, retries=0)
     try:
         return task.run(**kwargs)
+    finally:
+        task.pop_request()
+
+
+def run_job(task, *, job_id: str | None = None, **kwargs):
+    """Run a job through the task base in this process, as a worker would: its arguments are
+    validated before the body runs, and a failure is recorded as a dead letter. Not for jobs that
+    hit a transient error: the base would publish a real retry."""
+    task.push_request(
+        id=job_id or str(uuid.uuid4()), args=(), kwargs=kwargs, called_directly=False, retries=0
+    )
+    try:
+        return task(**kwargs)
     finally:
         task.pop_request()
 

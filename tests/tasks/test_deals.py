@@ -8,11 +8,12 @@ import pytest
 from django.utils import timezone
 
 from audit.services import record_audit
+from jobs.errors import InvalidArgument
 from marketplace.models import Deal, Lead
 from marketplace.services import record_activity
 from tasks import deals
 from tests.factories import make_deal, make_lead
-from tests.tasks.conftest import accepted_recipients, new_job_id, outbox_jobs, run_body
+from tests.tasks.conftest import accepted_recipients, new_job_id, outbox_jobs, run_body, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -83,10 +84,15 @@ def test_follow_up_of_a_lead_closed_meanwhile_sends_nothing(fake_twilio):
 
 
 def test_follow_up_of_an_unknown_lead_fails_naming_lead_id():
-    with pytest.raises(ValueError, match="^lead_id: no lead with id 123456789"):
-        run_body(deals.send_lead_follow_up, lead_id=123456789)
-    with pytest.raises(ValueError, match="^deal_id: must be a positive integer"):
-        run_body(deals.send_deal_follow_up, deal_id="12")
+    with pytest.raises(InvalidArgument, match="^lead_id: no lead with id 123456789"):
+        run_job(deals.send_lead_follow_up, lead_id=123456789)
+
+
+@pytest.mark.parametrize("deal_id", ["12", 0, -3, True, 1.5])
+def test_follow_up_of_a_malformed_deal_id_fails_naming_deal_id(deal_id):
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(deals.send_deal_follow_up, deal_id=deal_id)
+    assert list(raised.value.fields) == ["deal_id"]
 
 
 def test_follow_up_of_a_lead_deleted_meanwhile_is_a_no_op(fake_twilio):

@@ -9,10 +9,11 @@ from django.core.cache import cache
 
 from billing.exchange_rates import get_rate
 from billing.models import ExchangeRate
+from jobs.errors import InvalidArgument
 from reports.models import VehicleHistoryReport
 from tasks import fx, reports
 from tests.factories import make_vin
-from tests.tasks.conftest import new_job_id, run_body
+from tests.tasks.conftest import new_job_id, run_body, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,7 @@ def test_vehicle_history_is_bought_once_then_served_from_cache(fake_vehicle_hist
     "vin", ["1HGCM82633A00435", "1HGCM82633A0043520", "1HGCM82633A00435O", 12345678901234567]
 )
 def test_malformed_vin_fails_naming_vin_without_a_paid_call(fake_vehicle_history, vin):
-    with pytest.raises(ValueError, match="^vin: must be 17 characters"):
-        run_body(reports.fetch_vehicle_history, vin=vin)
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(reports.fetch_vehicle_history, vin=vin)
+    assert list(raised.value.fields) == ["vin"]
     assert fake_vehicle_history.requests == []

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from audit.retention import delete_audit_logs_before
+from jobs.errors import InvalidArgument
 from tasks import maintenance
 from tests.support.processes import wait_until
-from tests.tasks.conftest import new_job_id, run_body
+from tests.tasks.conftest import new_job_id, run_body, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +53,9 @@ def test_older_than_days_overrides_the_retention():
 
 @pytest.mark.parametrize("value", [0, -5, "30", 2.5, True])
 def test_unusable_older_than_days_fails_naming_it(value):
-    with pytest.raises(ValueError, match="^older_than_days:"):
-        run_body(maintenance.cleanup_old_audit_logs, older_than_days=value)
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(maintenance.cleanup_old_audit_logs, older_than_days=value)
+    assert list(raised.value.fields) == ["older_than_days"]
 
 
 def test_deletes_run_in_batches_of_bounded_size_each_by_ids():

@@ -11,13 +11,15 @@ from django.utils import timezone
 from audit.services import record_audit
 from integrations import ratelimit
 from integrations.errors import InvalidRecipient, PermanentError, RateLimited
+from jobs.errors import InvalidArgument
+from jobs.models import DeadLetter
 from messaging.bulk import BulkPaused
 from messaging.models import WhatsAppMessage
-from messaging.whatsapp import AMBIGUOUS_RESENDS, send_whatsapp_once
+from messaging.whatsapp import AMBIGUOUS_RESENDS, REFUSED_NUMBER, send_whatsapp_once
 from tasks import notifications
 from tests.factories import make_phone, make_vehicle
 from tests.support.fakes.twilio import INVALID_NUMBER, twilio_error
-from tests.tasks.conftest import accepted_recipients, new_job_id, run_body
+from tests.tasks.conftest import accepted_recipients, new_job_id, run_body, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +66,7 @@ def test_template_is_sent_with_content_sid_and_variables_once_per_job(fake_twili
             job_id=job_id,
             to=to,
             template=CONTENT_SID,
-            variables={"1": "Corolla", "2": 2019},
+            variables={"1": "Corolla", "2": "2019"},
         )
 
     [request] = fake_twilio.sent()
@@ -75,21 +77,40 @@ def test_template_is_sent_with_content_sid_and_variables_once_per_job(fake_twili
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
-        ({"to": "4165550123", "body": "x"}, "to:"),
-        ({"to": "+14165550123", "body": "  "}, "body:"),
-        ({"to": "+14165550123", "body": "x", "vehicle_id": 987654321}, "vehicle_id:"),
-        ({"to": "+14165550123", "body": "x", "vehicle_id": "7"}, "vehicle_id:"),
+        ({"to": "4165550123", "body": "x"}, "to"),
+        ({"to": "whatsapp:+14165550123", "body": "x"}, "to"),
+        ({"to": "+14165550123", "body": "  "}, "body"),
+        ({"to": "+14165550123", "body": "x", "vehicle_id": 987654321}, "vehicle_id"),
+        ({"to": "+14165550123", "body": "x", "vehicle_id": "7"}, "vehicle_id"),
+        ({"to": "+14165550123", "body": "x", "colour": "red"}, "colour"),
     ],
 )
-def test_unusable_arguments_fail_naming_the_argument_and_send_nothing(fake_twilio, kwargs, argument):
-    with pytest.raises(ValueError, match=f"^{argument}"):
-        run_body(notifications.send_whatsapp_message, **kwargs)
+def test_unusable_arguments_dead_letter_the_job_naming_the_argument_and_send_nothing(
+    fake_twilio, kwargs, argument
+):
+    job_id = new_job_id()
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(notifications.send_whatsapp_message, job_id=job_id, **kwargs)
+
+    assert list(raised.value.fields) == [argument]
+    letter = DeadLetter.objects.get(task_id=job_id)
+    assert letter.exception_message.startswith(f"{argument}: ")
+    assert (letter.exception_type, letter.attempts) == ("jobs.errors.InvalidArgument", 1)
     assert fake_twilio.sent() == []
 
 
 def test_template_with_a_malformed_content_sid_fails_naming_template(fake_twilio):
-    with pytest.raises(ValueError, match="^template:"):
-        run_body(notifications.send_whatsapp_template, to=make_phone(), template="welcome", variables={})
+    with pytest.raises(InvalidArgument, match="^template: must be a Twilio Content SID"):
+        run_job(notifications.send_whatsapp_template, to=make_phone(), template="welcome", variables={})
+    assert fake_twilio.sent() == []
+
+
+def test_template_variables_are_text(fake_twilio):
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(
+            notifications.send_whatsapp_template, to=make_phone(), template=CONTENT_SID, variables={"1": 2}
+        )
+    assert list(raised.value.fields) == ["variables.1"]
 
 
 def test_message_about_a_vehicle_deleted_meanwhile_is_a_no_op(fake_twilio):
@@ -107,8 +128,9 @@ def test_message_about_a_vehicle_deleted_meanwhile_is_a_no_op(fake_twilio):
 def test_number_twilio_refuses_fails_permanently_and_is_not_tried_again(fake_twilio):
     job_id = new_job_id()
     for _ in range(2):
-        with pytest.raises(ValueError, match="^to:"):
+        with pytest.raises(InvalidArgument) as raised:
             run_body(notifications.send_whatsapp_message, job_id=job_id, to=INVALID_NUMBER, body="x")
+        assert raised.value.fields == {"to": REFUSED_NUMBER}
 
     assert len(fake_twilio.sent()) == 1
     assert WhatsAppMessage.objects.get().status == WhatsAppMessage.Status.FAILED
@@ -224,15 +246,25 @@ def test_bulk_sends_each_recipient_once_and_reports_sent_skipped_failed(fake_twi
     assert len(fake_twilio.sent()) == 13  # the refused number was tried once, not again
 
 
-def test_bulk_with_a_malformed_number_fails_naming_it_and_sends_nothing(fake_twilio):
-    with pytest.raises(ValueError, match=r"^recipients\[1\]:"):
-        run_body(
+def test_bulk_with_a_malformed_number_fails_naming_it_by_its_index_and_sends_nothing(fake_twilio):
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(
             notifications.send_bulk_whatsapp_notifications,
             recipients=[make_phone(), "0044 20 7946 0958"],
             body="x",
         )
+    assert raised.value.fields == {"recipients.1": "must be an E.164 phone number, e.g. +14165550123"}
     assert fake_twilio.sent() == []
     assert not WhatsAppMessage.objects.exists()
+
+
+def test_bulk_recipients_are_capped_by_the_setting_counting_the_list_as_given(fake_twilio, settings):
+    settings.API_MAX_BULK_RECIPIENTS = 3
+    numbers = [make_phone() for _ in range(3)]
+
+    with pytest.raises(InvalidArgument, match="^recipients: must name at most 3 recipients, got 4"):
+        run_job(notifications.send_bulk_whatsapp_notifications, recipients=[*numbers, numbers[0]], body="x")
+    assert run_job(notifications.send_bulk_whatsapp_notifications, recipients=numbers, body="x")["sent"] == 3
 
 
 def test_bulk_paused_by_the_rate_limit_carries_its_totals_to_the_resumed_execution(fake_twilio, settings):

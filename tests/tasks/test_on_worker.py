@@ -73,16 +73,26 @@ def test_the_same_payments_job_delivered_twice_steps_each_invoice_through_stripe
     assert len(fake_stripe.intents) == 1
 
 
-def test_unusable_arguments_become_dead_letters_naming_the_argument_at_once(fake_vehicle_history):
+def test_unusable_arguments_become_dead_letters_naming_the_argument_at_once(
+    fake_vehicle_history, fake_twilio
+):
     bad_vin = reports.fetch_vehicle_history.delay(vin="NOT-A-VIN")
     unknown_lead = deals.send_lead_follow_up.delay(lead_id=987654321)
+    bad_recipient = notifications.send_bulk_whatsapp_notifications.delay(
+        recipients=[make_phone(), "nope"], body="Port strike"
+    )
 
-    vin_letter, lead_letter = _dead_letter(bad_vin.id), _dead_letter(unknown_lead.id)
+    letters = [_dead_letter(job.id) for job in (bad_vin, unknown_lead, bad_recipient)]
 
-    assert vin_letter.exception_message.startswith("vin: must be 17 characters")
-    assert lead_letter.exception_message.startswith("lead_id: no lead with id 987654321")
-    assert vin_letter.attempts == lead_letter.attempts == 1
-    assert fake_vehicle_history.requests == []
+    # The same dotted paths and sentences as the trigger API's details.fields (under "kwargs.").
+    assert [letter.exception_message for letter in letters] == [
+        "vin: must be a VIN: 17 letters and digits, without I, O or Q",
+        "lead_id: no lead with id 987654321",
+        "recipients.1: must be an E.164 phone number, e.g. +14165550123",
+    ]
+    assert {letter.exception_type for letter in letters} == {"jobs.errors.InvalidArgument"}
+    assert [letter.attempts for letter in letters] == [1, 1, 1]
+    assert fake_vehicle_history.requests == [] and fake_twilio.sent() == []
 
 
 def test_bulk_job_replayed_from_its_dead_letter_sends_only_what_was_not_sent(fake_twilio):

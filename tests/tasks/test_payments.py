@@ -10,6 +10,8 @@ from django.utils import timezone
 from audit.models import AuditLog
 from audit.services import record_audit
 from billing.models import Invoice, PaymentAttempt
+from billing.payment_processing import PaymentOutcome
+from jobs.errors import InvalidArgument
 from jobs.models import Effect
 from marketplace.models import Deal
 from tasks import payments
@@ -31,7 +33,11 @@ def _advance(invoice, job_id=None):
 def test_invoice_moves_from_open_to_paid_one_stripe_step_at_a_time(fake_stripe):
     invoice = make_invoice(amount="1250.50", currency="CAD")
 
-    assert _advance(invoice)["outcome"] == "waiting:requires_payment_method"
+    assert _advance(invoice) == {
+        "invoice_id": invoice.pk,
+        "outcome": PaymentOutcome.WAITING,
+        "stripe_status": "requires_payment_method",
+    }
     invoice.refresh_from_db()
     attempt = PaymentAttempt.objects.get(invoice=invoice)
     assert invoice.status == Invoice.Status.PROCESSING
@@ -61,8 +67,8 @@ def test_rerunning_each_step_calls_stripe_once_and_records_the_payment_once(fake
     _buyer_attaches_card(fake_stripe, next(iter(fake_stripe.intents)))
     assert _advance(invoice, job_id)["outcome"] == "paid"
     posts_after_paid = len(fake_stripe.requests)
-    assert _advance(invoice, job_id)["outcome"] == "skipped:paid"
-    assert _advance(invoice)["outcome"] == "skipped:paid"
+    assert _advance(invoice, job_id)["outcome"] == PaymentOutcome.ALREADY_PAID
+    assert _advance(invoice)["outcome"] == PaymentOutcome.ALREADY_PAID
 
     assert len(fake_stripe.requests) == posts_after_paid  # a paid invoice is never touched again
     assert (
@@ -100,7 +106,7 @@ def test_pending_payments_fan_out_one_durable_job_per_invoice_once_per_job():
 
 
 def test_unknown_invoice_id_fails_naming_the_argument():
-    with pytest.raises(ValueError, match="^invoice_id: no invoice with id 99999999"):
+    with pytest.raises(InvalidArgument, match="^invoice_id: no invoice with id 99999999"):
         run_body(payments.process_invoice_payment, invoice_id=99999999)
 
 
@@ -110,7 +116,11 @@ def test_invoice_deleted_meanwhile_is_a_no_op(fake_stripe):
     invoice_id = invoice.pk
     invoice.delete()
 
-    assert _advance(Invoice(pk=invoice_id))["outcome"] == "skipped:deleted"
+    assert _advance(Invoice(pk=invoice_id)) == {
+        "invoice_id": invoice_id,
+        "status": "skipped",
+        "reason": "deleted",
+    }
     assert fake_stripe.requests == []
 
 

@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from jobs.errors import InvalidArgument
 from jobs.models import Effect
 from logistics.models import Shipment, ShipmentEvent
 from marketplace.models import Profile
 from tasks import shipments
 from tests.factories import make_shipment, make_shipment_event
-from tests.tasks.conftest import accepted_recipients, new_job_id, outbox_jobs, run_body
+from tests.tasks.conftest import accepted_recipients, new_job_id, outbox_jobs, run_body, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -53,8 +54,9 @@ def test_shipment_notification_is_sent_once_per_shipment_and_event(fake_twilio):
 
 
 def test_unknown_event_fails_naming_event(fake_twilio):
-    with pytest.raises(ValueError, match="^event: must be one of"):
-        run_body(shipments.send_shipment_notification, shipment_id=make_shipment().pk, event="sunk")
+    with pytest.raises(InvalidArgument, match="^event: input should be 'booked', 'departed'"):
+        run_job(shipments.send_shipment_notification, shipment_id=make_shipment().pk, event="sunk")
+    assert fake_twilio.sent() == []
 
 
 def test_delayed_shipments_are_alerted_once_per_shipment_per_day():

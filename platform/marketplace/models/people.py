@@ -11,8 +11,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from identifiers import mask_phone
 from marketplace.money import currency_field
-from marketplace.validators import mask_phone, validate_e164_phone
+from marketplace.validators import validate_e164_phone
 
 
 class Role(models.TextChoices):

@@ -1,5 +1,7 @@
 """Probe tasks on the real task base, loaded by test workers (CELERY_IMPORTS in test settings)."""
 
+from __future__ import annotations
+
 import os
 import time
 
@@ -9,6 +11,8 @@ from django.utils import timezone
 
 from integrations.errors import PermanentError, RateLimited, TransientError
 from integrations.twilio_whatsapp import get_whatsapp_client
+from jobs.arguments import Vin, json_int
+from jobs.errors import InvalidArgument, NotReadyYet
 from jobs.ledger import claim_effect
 from jobs.task_base import platform_task
 from tests.support.probe.models import ProbeEffect, ProbeExecution
@@ -67,6 +71,29 @@ def permanent(self, marker: str) -> None:
 def value_error(self, marker: str) -> None:
     _finish(_record_execution(self))
     raise ValueError(f"marker {marker!r} is not usable")
+
+
+@platform_task(name="probe.invalid_argument")
+def invalid_argument(self, marker: str) -> None:
+    """Find, in the body, that an argument names nothing (the vocabulary's permanent failure)."""
+    _finish(_record_execution(self))
+    raise InvalidArgument("marker", f"no probe named {marker!r}")
+
+
+@platform_task(name="probe.not_ready_yet", retry_backoff_base=0.5)
+def not_ready_yet(self, marker: str, failures: int) -> str:
+    """Find what it needs missing on the first `failures` executions (NotReadyYet), then run."""
+    _finish(_record_execution(self))
+    if ProbeExecution.objects.filter(marker=marker).count() <= failures:
+        raise NotReadyYet("the row is not committed yet")
+    return "ready"
+
+
+@platform_task(name="probe.echo_arguments")
+def echo_arguments(self, marker: str, vin: Vin, count: json_int(ge=0) = 1) -> dict:
+    """Return the arguments the body received (after the task base validated them)."""
+    _finish(_record_execution(self))
+    return {"vin": vin, "count": count, "count_type": type(count).__name__}
 
 
 @platform_task(name="probe.rate_limited", max_retries=1)
