@@ -93,7 +93,8 @@ _FINGERPRINT_FIELDS = (
 
 
 def beat_redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
+    """The lease and heartbeat live in REDIS_URL (the lock store), whatever the broker is."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def schedule_fingerprint() -> str:
