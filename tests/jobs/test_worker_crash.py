@@ -101,9 +101,7 @@ def test_every_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_
     assert {letter.kwargs["marker"] for letter in letters} == {f"{marker}-0", f"{marker}-1"}
 
 
-def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(
-    database_url, broker, marker
-):
+def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(database_url, broker, marker):
     env = broker.env(database_url=database_url)
     worker = start_worker(env, name="crash-loop", concurrency=1)
     try:
