@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -118,9 +119,7 @@ def rabbitmq_vhost():
 def rabbitmq(rabbitmq_vhost):
     """The run's vhost, emptied of what earlier tests left in the platform's queues."""
     rabbitmq_vhost.purge()
-    yield rabbitmq_vhost
-    # A test that locked the vhost (broker "stopped") gives it back.
-    rabbitmqctl("set_permissions", "-p", rabbitmq_vhost.name, "guest", ".*", ".*", ".*")
+    return rabbitmq_vhost
 
 
 @dataclass
@@ -133,6 +132,7 @@ class TestBroker:
     redis_url: str
     _redis: RedisServer
     _vhost: RabbitMQVhost | None = None
+    _vhost_locked: bool = False
 
     __test__ = False  # not a test class, whatever its name
 
@@ -147,15 +147,24 @@ class TestBroker:
             self._redis.stop()
         else:
             rabbitmqctl("clear_permissions", "-p", self._vhost.name, "guest")
+            self._vhost_locked = True
+
+    def restore(self) -> None:
+        if self._vhost is not None and self._vhost_locked:
+            rabbitmqctl("set_permissions", "-p", self._vhost.name, "guest", ".*", ".*", ".*")
+            self._vhost_locked = False
 
 
 @pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
-def broker(request, private_redis) -> TestBroker:
+def broker(request, private_redis) -> Iterator[TestBroker]:
     """Runs the test once on a private Redis broker and once on RabbitMQ (the run's vhost)."""
     if request.param == "redis":
-        return TestBroker("redis", private_redis.url, private_redis.url, private_redis)
+        yield TestBroker("redis", private_redis.url, private_redis.url, private_redis)
+        return
     vhost = request.getfixturevalue("rabbitmq")
-    return TestBroker("rabbitmq", vhost.url, private_redis.url, private_redis, vhost)
+    broker = TestBroker("rabbitmq", vhost.url, private_redis.url, private_redis, vhost)
+    yield broker
+    broker.restore()  # a test that "stopped" RabbitMQ gives the run's vhost back
 
 
 @pytest.fixture
