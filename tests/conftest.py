@@ -1,15 +1,21 @@
 """Fixtures shared by the whole suite: a real in-process worker, the test database's URL for
-worker subprocesses, private Redis servers, and a client that publishes to any broker."""
+worker subprocesses, private Redis servers, a RabbitMQ vhost of the run's own, the `broker`
+fixture that runs a test on each broker, and a client that publishes to any broker."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from django.db import connection
 
+from jobs.brokers import broker_for_url
+from jobs.queues import QUEUE_NAMES
 from tasks.app import app as platform_app
 
 # Fake Twilio, Stripe, vehicle-history and FX servers (fixtures) for tests that call a provider.
@@ -20,7 +26,8 @@ from tests.support.fakes.fixtures import (  # noqa: F401
     fake_vehicle_history,
     short_timeouts,
 )
-from tests.support.processes import RedisServer
+from tests.support.processes import RedisServer, platform_env
+from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmqctl, server_answers
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +82,89 @@ def private_redis():
 
 
 def broker_client(broker_url: str) -> Celery:
-    """A bare Celery client that publishes to `broker_url`, as another program would."""
+    """A bare Celery client that publishes to `broker_url`, as another program would: with the
+    platform's queue declarations (quorum queues on RabbitMQ) and publisher confirms there, so
+    a message is in its queue when send_task returns."""
+    broker = broker_for_url(broker_url)
     client = Celery("test-client", broker=broker_url)
     client.conf.update(
-        task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        task_queues=broker.task_queues(QUEUE_NAMES),
+        task_default_queue="default",
+        broker_transport_options=broker.connection_options(5.0).get("transport_options", {}),
     )
     return client
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost():
+    """A vhost of this run's own on the machine's RabbitMQ (tests/support/rabbitmq.py), deleted at
+    the end. Its `.url` is an amqp:// broker URL."""
+    if os.environ.get("RABBITMQ_TESTS") == "skip":
+        pytest.skip("RABBITMQ_TESTS=skip: the RabbitMQ tests are opted out on this machine")
+    if not server_answers():
+        pytest.fail(
+            f"RabbitMQ does not answer at {SERVER_URL} (start it: rabbitmq-server -detached; "
+            "or opt out with RABBITMQ_TESTS=skip)",
+            pytrace=False,
+        )
+    vhost = RabbitMQVhost().create()
+    yield vhost
+    vhost.delete()
+
+
+@pytest.fixture
+def rabbitmq(rabbitmq_vhost):
+    """The run's vhost, emptied of what earlier tests left in the platform's queues."""
+    rabbitmq_vhost.purge()
+    return rabbitmq_vhost
+
+
+@dataclass
+class TestBroker:
+    """One broker for one test: `url` (CELERY_BROKER_URL) and `redis_url` (REDIS_URL, the cache,
+    lock and lease store, a private Redis in both cases)."""
+
+    kind: str
+    url: str
+    redis_url: str
+    _redis: RedisServer
+    _vhost: RabbitMQVhost | None = None
+    _vhost_locked: bool = False
+
+    __test__ = False  # not a test class, whatever its name
+
+    def env(self, *, database_url: str, **extra: str) -> dict[str, str]:
+        """The environment of a worker, beat or web subprocess on this broker."""
+        return platform_env(database_url=database_url, redis_url=self.redis_url, broker_url=self.url, **extra)
+
+    def stop(self) -> None:
+        """Make the broker refuse us: the private Redis stops; on RabbitMQ the vhost's
+        permissions are taken away (the machine's RabbitMQ keeps serving other tests)."""
+        if self._vhost is None:
+            self._redis.stop()
+        else:
+            rabbitmqctl("clear_permissions", "-p", self._vhost.name, "guest")
+            self._vhost_locked = True
+
+    def restore(self) -> None:
+        if self._vhost is not None and self._vhost_locked:
+            rabbitmqctl("set_permissions", "-p", self._vhost.name, "guest", ".*", ".*", ".*")
+            self._vhost_locked = False
+
+
+@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker(request, private_redis) -> Iterator[TestBroker]:
+    """Runs the test once on a private Redis broker and once on RabbitMQ (the run's vhost)."""
+    if request.param == "redis":
+        yield TestBroker("redis", private_redis.url, private_redis.url, private_redis)
+        return
+    vhost = request.getfixturevalue("rabbitmq")
+    broker = TestBroker("rabbitmq", vhost.url, private_redis.url, private_redis, vhost)
+    yield broker
+    broker.restore()  # a test that "stopped" RabbitMQ gives the run's vhost back
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """Publish an accepted job to the broker, or fail within about a second when the broker is down.
 
-The Celery app's own producer pool uses the broker transport options made for workers (a 5 s
-socket timeout, publish retries): against a hung Redis one publish could take many seconds. The
-API publishes through a pool of its own with short socket timeouts and a single retry, so a dead
-Redis (connection refused) fails in milliseconds and a hung one in about 2 x
-API_PUBLISH_TIMEOUT_SECONDS; the caller answers 503 well inside the contract's 2 s.
+The Celery app's own producer pool uses the broker settings made for workers (a 5 s socket
+timeout on Redis, a 1 s connect timeout per RabbitMQ node, publish retries): against a hung
+broker one publish could take many seconds. The API publishes through a pool of its own whose
+every wait is bounded by API_PUBLISH_TIMEOUT_SECONDS (the broker says how: socket timeouts on
+Redis; connect and publisher-confirm timeouts on RabbitMQ, jobs/brokers/) and a single retry, so a
+dead broker (connection refused) fails in milliseconds and a hung one (or a RabbitMQ node that
+never confirms, under a memory alarm) in about 2 x API_PUBLISH_TIMEOUT_SECONDS; with several
+RabbitMQ nodes the retry goes to the next one. The caller answers 503 well inside the contract's 2 s.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from amqp.exceptions import AMQPError
 from kombu import pools
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from http_api import conf
+from jobs.brokers import current_broker
 from jobs.celery_app import app
 
 logger = logging.getLogger(__name__)
@@ -31,9 +36,8 @@ def publish_job(*, task_name: str, kwargs: dict[str, Any], job_id: str, countdow
 
     By name (send_task): the API needs no import of the task modules."""
     timeout = conf.publish_timeout_seconds()
-    connection = app.connection_for_write(
-        transport_options={"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    )
+    broker = current_broker()
+    connection = app.connection_for_write(**broker.connection_options(timeout))
     try:
         # kombu keys its pools by connection parameters: one pool per process, reused.
         with pools.producers[connection].acquire(block=True, timeout=timeout) as producer:
@@ -43,6 +47,7 @@ def publish_job(*, task_name: str, kwargs: dict[str, Any], job_id: str, countdow
                 task_id=job_id,
                 countdown=countdown or None,
                 producer=producer,
+                **broker.publish_options(timeout),
                 retry=True,
                 retry_policy={
                     "max_retries": 1,
@@ -51,7 +56,7 @@ def publish_job(*, task_name: str, kwargs: dict[str, Any], job_id: str, countdow
                     "interval_max": 0.1,
                 },
             )
-    except (KombuError, RedisError, OSError, TimeoutError) as exc:
+    except (KombuError, RedisError, AMQPError, OSError, TimeoutError) as exc:
         logger.warning(
             "trigger API: broker unavailable for %s[%s]: %s", task_name, job_id, type(exc).__name__
         )

@@ -11,7 +11,8 @@ from celery import Celery, signals
 from django.conf import settings
 from django.db import close_old_connections
 
-from jobs.queues import TASK_QUEUES, TASK_ROUTES, Queue
+from jobs.brokers import current_broker
+from jobs.queues import QUEUE_NAMES, TASK_ROUTES, Queue
 
 # Every task module of the platform, imported by every worker (strings: the machinery never
 # imports a domain task module).
@@ -26,11 +27,30 @@ TASK_MODULES = [
     "tasks.reports",
 ]
 
+
+# The longest one publish may wait on the broker (a RabbitMQ node under a memory or disk alarm
+# takes a message and never confirms it); callers that must answer sooner pass their own.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+class PlatformCelery(Celery):
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):  # noqa: ANN001, ANN201
+        # Every publish passes here (delay, apply_async, retry, send_task, beat, the outbox).
+        broker = current_broker()
+        for option, value in broker.publish_options(PUBLISH_TIMEOUT_SECONDS).items():
+            options.setdefault(option, value)
+        if countdown or eta:
+            # The broker says what delay it can hold (native delayed delivery: whole seconds).
+            countdown, eta = broker.delay_for_publish(countdown, eta, self.now())
+        return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
+
+
 # MaskingAMQP: phone numbers masked in every message's argument reprs (Flower, results).
-app = Celery("platform", include=TASK_MODULES, amqp="jobs.task_messages:MaskingAMQP")
+app = PlatformCelery("platform", include=TASK_MODULES, amqp="jobs.task_messages:MaskingAMQP")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=TASK_QUEUES,
+    # Declared for the broker in use: quorum queues on topic exchanges on RabbitMQ (jobs/brokers/).
+    task_queues=current_broker().task_queues(QUEUE_NAMES),
     task_routes=TASK_ROUTES,
     task_default_queue=Queue.DEFAULT.value,
     # Undecodable and unknown messages become dead letters (jobs/poison.py).

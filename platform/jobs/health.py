@@ -6,13 +6,12 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-import redis
-from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 from django_redis import get_redis_connection
 
+from jobs.brokers import current_broker
 from jobs.celery_app import app
 from jobs.queue_ops import require_broker
 from jobs.schedules.scheduler import read_beat_heartbeat
@@ -21,6 +20,7 @@ from jobs.schedules.scheduler import read_beat_heartbeat
 CRITICAL = ("database", "broker")
 DEADLINE_SECONDS = 1.5
 BEAT_MAX_AGE_SECONDS = 60
+BROKER_TIMEOUT_SECONDS = 1.0
 
 # Shared, bounded pool: a hung dependency ties up at most these threads, never the request.
 _pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="healthz")
@@ -48,13 +48,8 @@ def check_cache() -> dict:
 
 
 def check_broker() -> dict:
-
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    finally:
-        client.close()
-    return {"ok": True}
+    # Redis: PING. RabbitMQ: an AMQP handshake with every node at once; ok if one answers.
+    return {"ok": True, **current_broker().ping(BROKER_TIMEOUT_SECONDS)}
 
 
 def check_workers() -> dict:

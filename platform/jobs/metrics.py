@@ -7,14 +7,17 @@ Where the numbers come from:
   in-process worker);
 - counters written by other processes (worker pool children, other gunicorn workers) in
   prometheus_client's multiprocess mode: every `*.db` file under METRICS_DIR, merged;
-- gauges computed now, each collector bounded in time: Redis with 0.5 s socket timeouts, the
-  database with a 1 s statement timeout. A collector that fails reports
+- gauges computed now, each collector bounded in time: the broker and Redis with 0.5 s socket
+  timeouts, the database with a 1 s statement timeout. A collector that fails reports
   platform_metrics_collector_up{collector=...} 0 instead of failing the scrape.
+
+Queue depth comes from either broker (jobs/brokers/). The oldest message's age only where the
+broker shows it without delivering it (Redis); on RabbitMQ the age series of a non-empty queue
+is absent, not invented, and platform_queue_oldest_message_age_known says so.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -33,8 +36,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from jobs.models import DeadLetter
 from jobs.outbox import outbox_backlog
-from jobs.queue_ops import broker_redis, queue_stats
-from jobs.schedules.scheduler import HEARTBEAT_KEY
+from jobs.queue_ops import ops_redis, queue_stats
+from jobs.schedules.scheduler import read_beat_heartbeat
 
 logger = logging.getLogger("platform.http")
 
@@ -102,14 +105,12 @@ def _collector_up(name: str, ok: bool) -> GaugeMetricFamily:
 
 
 class BrokerCollector:
-    """Queue depth, oldest waiting message, paused flag, and beat's heartbeat, from Redis."""
+    """Queue depth, oldest waiting message, consumers and paused flag, read from the broker now."""
 
     def collect(self) -> Iterable[Metric]:
 
         try:
-            client = broker_redis()
-            stats = queue_stats(client)
-            heartbeat = client.get(HEARTBEAT_KEY)
+            stats = queue_stats()
         except Exception as exc:
             logger.warning("metrics: broker unreadable: %s", exc)
             yield _collector_up("broker", False)
@@ -117,7 +118,18 @@ class BrokerCollector:
         depth = GaugeMetricFamily("platform_queue_depth", "Messages waiting in a queue.", labels=["queue"])
         age = GaugeMetricFamily(
             "platform_queue_oldest_message_age_seconds",
-            "How long the oldest waiting message of a queue has waited (0 when empty).",
+            "How long the oldest waiting message of a queue has waited (0 when empty; absent when "
+            "the broker cannot tell, see platform_queue_oldest_message_age_known).",
+            labels=["queue"],
+        )
+        age_known = GaugeMetricFamily(
+            "platform_queue_oldest_message_age_known",
+            "1 if the oldest waiting message's age could be read (RabbitMQ: only when empty).",
+            labels=["queue"],
+        )
+        consumers = GaugeMetricFamily(
+            "platform_queue_consumers",
+            "Workers consuming a queue, as the broker counts them (RabbitMQ only).",
             labels=["queue"],
         )
         paused = GaugeMetricFamily(
@@ -131,17 +143,33 @@ class BrokerCollector:
                 age.add_metric([queue.name], 0.0)
             elif queue.oldest_age_seconds is not None:
                 age.add_metric([queue.name], queue.oldest_age_seconds)
-            paused.add_metric([queue.name], 1.0 if queue.paused else 0.0)
-        yield depth
-        yield age
-        yield paused
-        if heartbeat:
-            beat = GaugeMetricFamily(
+            known = queue.depth == 0 or queue.oldest_age_seconds is not None
+            age_known.add_metric([queue.name], 1.0 if known else 0.0)
+            if queue.consumers is not None:
+                consumers.add_metric([queue.name], queue.consumers)
+            if queue.paused is not None:
+                paused.add_metric([queue.name], 1.0 if queue.paused else 0.0)
+        yield from (depth, age, age_known, consumers, paused)
+        yield _collector_up("broker", True)
+
+
+class BeatCollector:
+    """The leading beat's heartbeat, from REDIS_URL (where the lease lives)."""
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            beat = read_beat_heartbeat(ops_redis())  # short timeouts: a scrape never hangs
+        except Exception as exc:
+            logger.warning("metrics: beat heartbeat unreadable: %s", exc)
+            yield _collector_up("beat", False)
+            return
+        if beat:
+            family = GaugeMetricFamily(
                 "platform_beat_heartbeat_age_seconds", "Seconds since the leading beat last ticked."
             )
-            beat.add_metric([], max(0.0, time.time() - json.loads(heartbeat)["at"]))
-            yield beat
-        yield _collector_up("broker", True)
+            family.add_metric([], max(0.0, time.time() - beat["at"]))
+            yield family
+        yield _collector_up("beat", True)
 
 
 class DatabaseCollector:
@@ -234,6 +262,6 @@ def _merge(sources: list[Iterable[Metric]]) -> list[Metric]:
 def metrics_view(request):  # noqa: ANN001, ANN201
     """GET /metrics. Unauthenticated: bind it to a private interface (ops/gunicorn.conf.py)."""
     registry = CollectorRegistry(auto_describe=False)
-    for collector in (ProcessesCollector(), BrokerCollector(), DatabaseCollector()):
+    for collector in (ProcessesCollector(), BrokerCollector(), BeatCollector(), DatabaseCollector()):
         registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -3,8 +3,9 @@ failures, dead letters by task, schedules (next run, last outcome), the beat lea
 pause or resume a queue and to replay dead letters in bulk.
 
 It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
-CONTROL_TIMEOUT_SECONDS at most, Redis reads have short socket timeouts, and a section that is
-not ready by the deadline is shown as unavailable rather than waited for.
+CONTROL_TIMEOUT_SECONDS at most, broker and Redis reads have short socket timeouts, and a section
+that is not ready by the deadline is shown as unavailable rather than waited for. The broker is
+Redis or RabbitMQ (jobs/brokers/); paused queues and the beat leader are read from REDIS_URL.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from jobs import queue_ops
+from jobs.brokers import current_broker
 from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
 from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
@@ -48,14 +50,14 @@ def workers_and_queues() -> dict[str, list[str]]:
 
 
 def broker_state() -> dict:
-    """Queue stats, paused queues, and which beat holds the lock, from Redis."""
+    """Queue stats from the broker; paused queues and which beat holds the lock, from REDIS_URL."""
 
-    client = queue_ops.broker_redis()
-    leader, heartbeat = client.mget([LEADER_KEY, HEARTBEAT_KEY])
+    leader, heartbeat = queue_ops.ops_redis().mget([LEADER_KEY, HEARTBEAT_KEY])
     beat = json.loads(heartbeat) if heartbeat else None
     return {
-        "queues": queue_ops.queue_stats(client),
-        "paused": queue_ops.paused_queues(client),
+        "broker": current_broker().kind,
+        "queues": queue_ops.queue_stats(),
+        "paused": queue_ops.paused_queues(),
         "beat_leader": leader.decode() if leader else None,
         "beat_heartbeat_age": round(time.time() - beat["at"], 1) if beat else None,
     }
@@ -221,6 +223,7 @@ def ops_dashboard(request):  # noqa: ANN001, ANN201
             "workers": remote["workers"].get("value"),
             "workers_error": remote["workers"].get("error"),
             "broker_error": remote["broker"].get("error"),
+            "broker": broker.get("broker"),
             "queues": broker.get("queues", []),
             "paused": broker.get("paused", {}),
             "beat_leader": broker.get("beat_leader"),

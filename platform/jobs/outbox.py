@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import redis
 from celery import Task
 from django.conf import settings
 from django.db import transaction
@@ -28,9 +27,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from jobs.brokers import QueueDepth, current_broker
 from jobs.celery_app import app
 from jobs.models import OutboxMessage
-from jobs.queue_ops import queue_stats
+from jobs.queues import QUEUE_NAMES
 
 # The message header that marks a job published from the outbox; its worker records completion
 # (jobs/task_base.py) so the relay stops watching it.
@@ -112,7 +112,7 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
                 task_id__in=[str(m.job_id) for m in due]
             ).values_list("task_id", "status", "date_done")
         }
-        waiting_since = _oldest_waiting_by_queue()
+        waiting = _waiting_by_queue()
         for message in due:
             state, changed_at = results.get(str(message.job_id), (None, None))
             if state in ("SUCCESS", "FAILURE"):
@@ -122,7 +122,7 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
                 continue
             if state in ("STARTED", "RETRY") and changed_at and changed_at > now - republish_after:
                 continue  # alive: running or waiting for its next attempt
-            if message.published_at and state is None and _may_still_be_queued(message, waiting_since):
+            if message.published_at and state is None and _may_still_be_queued(message, waiting):
                 continue  # a backlog older than this job is still waiting: so may this job
             kind = "republished" if message.published_at else "published"
             if publish(message):
@@ -140,25 +140,30 @@ def _queue_of(message: OutboxMessage) -> str:
     return app.amqp.router.route({}, message.task_name)["queue"].name
 
 
-def _oldest_waiting_by_queue() -> dict[str, float | None] | None:
-    """Publish time of the oldest message waiting in each queue; None if the broker is unreadable."""
+def _waiting_by_queue() -> dict[str, QueueDepth] | None:
+    """What waits in each queue now; None if the broker is unreadable."""
 
     try:
-        stats = queue_stats()
-    except redis.RedisError:
+        return {queue.name: queue for queue in current_broker().queue_depths(QUEUE_NAMES)}
+    except Exception as exc:  # a broker down or hung: nothing can be published this sweep either
+        logger.warning("outbox relay: cannot read the broker's queues: %s", exc)
         return None
-    now = timezone.now().timestamp()
-    return {s.name: (now - s.oldest_age_seconds if s.oldest_age_seconds is not None else None) for s in stats}
 
 
-def _may_still_be_queued(message: OutboxMessage, waiting_since: dict[str, float | None] | None) -> bool:
+def _may_still_be_queued(message: OutboxMessage, waiting: dict[str, QueueDepth] | None) -> bool:
     # Queues are FIFO: if the oldest message waiting in this job's queue was published before
-    # it, the job may be waiting behind a backlog, not lost. An empty queue (or one whose
-    # oldest message is newer) no longer holds it.
-    if waiting_since is None:
+    # it, the job may be waiting behind a backlog, not lost. An empty queue no longer holds it.
+    # Where the broker cannot tell the oldest message's age (RabbitMQ), any backlog may hold it:
+    # the relay waits for the queue to drain rather than run the job twice.
+    if waiting is None:
         return True  # can't tell, and can't publish either: try again next sweep
-    oldest = waiting_since.get(_queue_of(message))
-    return oldest is not None and oldest <= message.published_at.timestamp()
+    queue = waiting.get(_queue_of(message))
+    if queue is None or queue.depth == 0:
+        return False
+    if queue.oldest_age_seconds is None:
+        return True
+    oldest_published_at = timezone.now().timestamp() - queue.oldest_age_seconds
+    return oldest_published_at <= message.published_at.timestamp()
 
 
 def outbox_backlog() -> int:

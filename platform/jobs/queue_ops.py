@@ -1,10 +1,15 @@
-"""The platform's queues as the Redis broker holds them (depth, oldest message age), and pausing
-or resuming their consumption. Read by /metrics and the ops dashboard; all reads time-bounded."""
+"""The platform's queues as operators see them (depth, oldest message age, paused), and pausing or
+resuming their consumption. Read by /metrics and the ops dashboard; all reads time-bounded.
+
+Depth and age come from the broker, whichever it is (jobs/brokers/). Which queues are paused is
+ours, not the broker's: it lives in REDIS_URL (the cache and lock store), so it means the same on
+Redis and on RabbitMQ. Pause and resume reach the workers as Celery control broadcasts.
+"""
 
 from __future__ import annotations
 
 import json
-import time
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,26 +17,18 @@ import redis
 from celery import Celery
 from django.conf import settings
 
+from jobs.brokers import BrokerUnreachable, current_broker
 from jobs.celery_app import app
-from jobs.queues import Queue
+from jobs.queues import QUEUE_NAMES
 
-# kombu's Redis transport keeps a queue as a list named after it; messages published with a
-# priority go to sibling lists "<queue>\x06\x16<step>" (kombu/transport/redis.py: sep,
-# priority_steps, _q_for_pri). Publishing LPUSHes and consuming BRPOPs, so the oldest waiting
-# message is the last element. Messages with an ETA (countdowns, retries) are not in these
-# lists: the worker holds them, reserved, until they are due.
-PRIORITY_SEPARATOR = "\x06\x16"
-PRIORITY_STEPS = (0, 3, 6, 9)
-
-# Stamped on every task message this platform publishes (jobs/task_observability.py), so the age
-# of the oldest waiting message can be read from the broker.
-PUBLISHED_AT_HEADER = "platform_published_at"
+logger = logging.getLogger(__name__)
 
 PAUSED_QUEUES_KEY = "platform:ops:paused_queues"  # set of queue names
 PAUSED_BY_WORKER_KEY = "platform:ops:paused_queue_workers"  # hash: queue -> JSON list of workers
 
-# A scrape or a dashboard load waits at most this long on Redis.
+# A scrape or a dashboard load waits at most this long on Redis (REDIS_URL).
 REDIS_TIMEOUT_SECONDS = 0.5
+BROKER_PING_TIMEOUT_SECONDS = 1.0
 CONTROL_TIMEOUT_SECONDS = 1.0
 
 
@@ -39,64 +36,47 @@ CONTROL_TIMEOUT_SECONDS = 1.0
 class QueueStats:
     name: str
     depth: int
-    oldest_age_seconds: float | None  # None: empty, or its oldest message carries no stamp
-    paused: bool
+    oldest_age_seconds: float | None  # None: empty, or unknown (then age_unknown says why)
+    paused: bool | None  # None: REDIS_URL could not be read
+    age_unknown: str = ""
+    consumers: int | None = None  # workers consuming it, where the broker says (RabbitMQ)
 
 
-def broker_redis() -> redis.Redis:
-    """A client on the broker with short timeouts: a hung Redis answers an error, quickly."""
+def ops_redis() -> redis.Redis:
+    """A client on REDIS_URL with short timeouts: a hung Redis answers an error, quickly."""
     return redis.Redis.from_url(
-        settings.CELERY_BROKER_URL,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
     )
 
 
 def platform_queue_names() -> list[str]:
-    return [queue.value for queue in Queue]
+    return list(QUEUE_NAMES)
 
 
-def _priority_keys(queue: str) -> list[str]:
-    return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
-
-
-def _published_at(raw: bytes | None) -> float | None:
-    if not raw:
-        return None
+def queue_stats() -> list[QueueStats]:
+    """Depth, oldest-message age and paused flag of every platform queue."""
+    depths = current_broker().queue_depths(platform_queue_names())
     try:
-        stamp = json.loads(raw).get("headers", {}).get(PUBLISHED_AT_HEADER)
-        return float(stamp) if stamp is not None else None
-    except (ValueError, TypeError, AttributeError):
-        return None  # a message from another program: no age rather than a failed scrape
-
-
-def queue_stats(client: redis.Redis | None = None) -> list[QueueStats]:
-    """Depth and oldest-message age of every platform queue, in one round trip to Redis."""
-    client = client or broker_redis()
-    names = platform_queue_names()
-    with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            for key in _priority_keys(name):
-                pipe.llen(key)
-                pipe.lindex(key, -1)
-        pipe.smembers(PAUSED_QUEUES_KEY)
-        replies = pipe.execute()
-    paused = {member.decode() for member in replies.pop()}
-    now = time.time()
-    stats = []
-    per_queue = 2 * len(PRIORITY_STEPS)
-    for index, name in enumerate(names):
-        chunk = replies[index * per_queue : (index + 1) * per_queue]
-        depth = sum(chunk[0::2])
-        stamps = [stamp for stamp in map(_published_at, chunk[1::2]) if stamp is not None]
-        age = max(0.0, now - min(stamps)) if stamps else None
-        stats.append(QueueStats(name=name, depth=depth, oldest_age_seconds=age, paused=name in paused))
-    return stats
+        paused: set[str] | None = set(paused_queues())
+    except redis.RedisError as exc:
+        logger.warning("could not read paused queues from REDIS_URL: %s", exc)
+        paused = None
+    return [
+        QueueStats(
+            name=queue.name,
+            depth=queue.depth,
+            oldest_age_seconds=queue.oldest_age_seconds,
+            paused=None if paused is None else queue.name in paused,
+            age_unknown=queue.age_unknown,
+            consumers=queue.consumers,
+        )
+        for queue in depths
+    ]
 
 
 def paused_queues(client: redis.Redis | None = None) -> dict[str, list[str]]:
     """Paused queue -> the workers that were consuming it when it was paused."""
-    client = client or broker_redis()
+    client = client or ops_redis()
     names = sorted(member.decode() for member in client.smembers(PAUSED_QUEUES_KEY))
     workers = client.hmget(PAUSED_BY_WORKER_KEY, names) if names else []
     return {name: json.loads(raw) if raw else [] for name, raw in zip(names, workers, strict=True)}
@@ -137,10 +117,10 @@ def control_app() -> Celery:
 
 def require_broker() -> None:
     """Raise ConnectionError quickly if the broker does not answer: a control broadcast to a
-    dead Redis would retry without end (kombu's publish retry has no bound there)."""
+    dead broker would retry without end (kombu's publish retry has no bound there)."""
     try:
-        broker_redis().ping()
-    except redis.RedisError as exc:
+        current_broker().ping(BROKER_PING_TIMEOUT_SECONDS)
+    except BrokerUnreachable as exc:
         raise ConnectionError(f"broker unreachable: {exc}") from exc
 
 
@@ -152,13 +132,13 @@ def active_queues() -> dict[str, list[str]]:
 
 
 def pause_queue(*, queue: str) -> list[str]:
-    """Stop every worker consuming `queue` (messages stay in Redis); remember it as paused.
+    """Stop every worker consuming `queue` (messages stay in the broker); remember it as paused.
 
     Returns the workers that were consuming it, which resume_queue gives it back to. A worker
     that starts (or restarts) while the queue is paused leaves it alone too (jobs/task_observability.py).
     """
     _checked(queue)
-    client = broker_redis()
+    client = ops_redis()
     # Paused first: a worker starting right now reads the mark and skips the queue.
     client.sadd(PAUSED_QUEUES_KEY, queue)
     consumers = sorted(worker for worker, queues in active_queues().items() if queue in queues)
@@ -172,7 +152,7 @@ def resume_queue(*, queue: str) -> list[str]:
     """Give `queue` back to the workers that consumed it before it was paused; returns them."""
     _checked(queue)
     require_broker()
-    client = broker_redis()
+    client = ops_redis()
     workers = json.loads(client.hget(PAUSED_BY_WORKER_KEY, queue) or "[]")
     if workers:
         # Only to those: a worker dedicated to another queue must not start consuming this one.
@@ -184,4 +164,4 @@ def resume_queue(*, queue: str) -> list[str]:
 
 def note_worker_skipping_paused_queue(*, queue: str, worker: str) -> None:
     """Record that `worker` started while `queue` was paused, so resuming gives it back."""
-    _remember_consumers(broker_redis(), queue, [worker])
+    _remember_consumers(ops_redis(), queue, [worker])

@@ -6,8 +6,6 @@ instance = queue name); `celery -A tasks worker` with no -Q consumes all of them
 
 from enum import StrEnum
 
-from kombu import Queue as KombuQueue
-
 
 class Queue(StrEnum):
     DEFAULT = "default"  # short jobs: fx, deals, shipments, commissions, diagnostics
@@ -17,7 +15,9 @@ class Queue(StrEnum):
     MAINTENANCE = "maintenance"  # audit-log retention, result pruning, outbox relay
 
 
-TASK_QUEUES = [KombuQueue(queue.value, routing_key=queue.value) for queue in Queue]
+# How each is declared (a Redis list, or a RabbitMQ quorum queue) is the broker's business:
+# jobs/brokers/, through jobs/celery_app.py.
+QUEUE_NAMES = [queue.value for queue in Queue]
 
 # Glob routes by module: a task's queue follows from where it lives.
 TASK_ROUTES = {

@@ -28,10 +28,10 @@ from celery import states
 from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 from django import db
-from django_redis import get_redis_connection
 
 from integrations.errors import RateLimited, TransientError
 from jobs.arguments import TaskArguments, arguments_model, validate_arguments
+from jobs.brokers import current_broker, queue_of_delivery
 from jobs.celery_app import app
 from jobs.dead_letters import record_dead_letter
 from jobs.errors import NotReadyYet
@@ -107,20 +107,21 @@ class PlatformTask(DjangoTask):
     def _refuse_crash_loops(self) -> None:
         """A job whose worker died running it comes back (acks_late, reject_on_worker_lost). One
         that kills its worker every time (out of memory, a crashing library) would come back
-        forever: past `max_redeliveries` it becomes a dead letter instead. Only redelivered
-        messages pay this one Redis round trip."""
+        forever: past `max_redeliveries` it becomes a dead letter instead. The broker says how
+        many times it handed this message out before (RabbitMQ's x-delivery-count; on Redis one
+        counter round trip to REDIS_URL); only redelivered messages pay for asking."""
 
-        key = f"platform:redeliveries:{self.request.id}:{self.request.retries or 0}"
+        request = self.request
         try:
-            client = get_redis_connection("default")
-            count = client.incr(key)
-            client.expire(key, 24 * 3600)
+            earlier = current_broker().delivery_count(
+                request.id, request.retries or 0, _message_headers(request)
+            )
         except Exception:  # can't count: run it, as Celery alone would
-            logger.warning("could not count redeliveries of %s[%s]", self.name, self.request.id)
+            logger.warning("could not count redeliveries of %s[%s]", self.name, request.id)
             return
-        if count > self.max_redeliveries:
+        if earlier > self.max_redeliveries:
             raise WorkerKeptDying(
-                f"redelivered {count} times: its worker process died each time it ran this job "
+                f"redelivered {earlier} times: its worker process died each time it ran this job "
                 "(out of memory? a crash in native code?)"
             )
 
@@ -180,7 +181,7 @@ class PlatformTask(DjangoTask):
                 task_name=self.name,
                 args=list(request.args if args is None else args or ()),
                 kwargs=dict(request.kwargs if kwargs is None else kwargs or {}),
-                queue=(request.delivery_info or {}).get("routing_key") or "",
+                queue=queue_of_delivery(request.delivery_info),
                 exc=exc,
                 traceback=traceback_text,
                 attempts=(request.retries or 0) + 1,
@@ -198,6 +199,12 @@ def rate_limited_countdown(retry_after: float | None) -> float:
     but one be deferred again."""
     wait = retry_after or 1.0
     return wait + random.uniform(0, max(1.0, wait))
+
+
+def _message_headers(request) -> dict[str, Any]:  # noqa: ANN001
+    # Celery builds the request from the message's headers: a header the broker adds
+    # (x-delivery-count) is one of the request's attributes.
+    return {key: value for key, value in vars(request).items() if key.startswith("x-")}
 
 
 def _now_iso() -> str:

@@ -3,7 +3,7 @@
 The task modules declare themselves with these (`@platform_task(name=TaskName.FETCH_VEHICLE_HISTORY)`);
 domain code that enqueues a task it cannot import (domain apps sit below tasks/), the default
 schedules (beat_schedules/defaults.py) and the trigger API name it through this catalog too. The
-values are the registered names, part of the contract (CONTRACT.md section 4 lists the public
+values are the registered names, part of the contract (docs/contract.md section 4 lists the public
 ones): renaming a member is free, changing a value breaks every caller outside the code. A test
 (tests/jobs/test_task_names.py) checks the catalog against the registered tasks, both ways.
 """

@@ -15,7 +15,8 @@ import time
 from celery import signals
 from prometheus_client import Counter, Histogram, multiprocess
 
-from jobs.queue_ops import PUBLISHED_AT_HEADER, broker_redis, note_worker_skipping_paused_queue, paused_queues
+from jobs.brokers import PUBLISHED_AT_HEADER, queue_of_delivery
+from jobs.queue_ops import note_worker_skipping_paused_queue, paused_queues
 
 logger = logging.getLogger("platform.tasks")
 
@@ -38,7 +39,7 @@ _started: dict[str, float] = {}
 @signals.before_task_publish.connect
 def stamp_published_at(headers: dict | None = None, **_kwargs) -> None:
     # Celery's messages carry no send time; this one lets /metrics tell how long the oldest
-    # message of a queue has waited (jobs/queue_ops.py reads it from the broker).
+    # message of a queue has waited (jobs/brokers/redis_broker.py reads it from the broker).
 
     if headers is not None:
         headers.setdefault(PUBLISHED_AT_HEADER, time.time())
@@ -57,7 +58,7 @@ def record_task_outcome(task_id=None, task=None, state=None, retval=None, **_kwa
     duration = time.monotonic() - started if started is not None else 0.0
     request = task.request if task is not None else None
     name = getattr(task, "name", "unknown")
-    queue = ((getattr(request, "delivery_info", None) or {}).get("routing_key")) or ""
+    queue = queue_of_delivery(getattr(request, "delivery_info", None))
     state = state or "UNKNOWN"
     try:
         TASK_OUTCOMES.labels(task=name, queue=queue, state=state).inc()
@@ -82,21 +83,24 @@ def record_task_outcome(task_id=None, task=None, state=None, retval=None, **_kwa
     logger.log(level, "task %s %s in %.1f ms", name, state, duration * 1000, extra=line)
 
 
-@signals.worker_ready.connect
-def leave_paused_queues_alone(sender=None, **_kwargs) -> None:  # noqa: ANN001
-    """A worker that starts while one of its queues is paused does not consume it."""
+@signals.celeryd_after_setup.connect
+def leave_paused_queues_alone(sender=None, instance=None, **_kwargs) -> None:  # noqa: ANN001
+    """A worker that starts while one of its queues is paused does not consume it.
 
-    consumer = sender
+    Taken out of the worker's queues before its consumer starts: RabbitMQ delivers (and a
+    prefetch holds) messages from the moment a consumer subscribes, so stopping it afterwards
+    would be too late for them."""
+
     try:
-        paused = paused_queues(broker_redis())
-    except Exception as exc:  # Redis unreachable: the worker is about to find out anyway
+        paused = paused_queues()
+    except Exception as exc:  # REDIS_URL unreachable: consume everything rather than nothing
         logger.warning("could not read paused queues: %s", exc)
         return
-    consuming = {queue.name for queue in consumer.app.amqp.queues.consume_from.values()}
-    for queue in sorted(set(paused) & consuming):
-        consumer.call_soon(consumer.cancel_task_queue, queue)
-        note_worker_skipping_paused_queue(queue=queue, worker=consumer.hostname)
-        logger.warning("queue %s is paused (ops dashboard): %s does not consume it", queue, consumer.hostname)
+    queues = instance.app.amqp.queues
+    for queue in sorted(set(paused) & set(queues.consume_from)):
+        queues.deselect([queue])
+        note_worker_skipping_paused_queue(queue=queue, worker=sender)
+        logger.warning("queue %s is paused (ops dashboard): %s does not consume it", queue, sender)
 
 
 @signals.worker_process_shutdown.connect

@@ -1,5 +1,6 @@
-"""Fixtures for the operations tests: a private broker the web side reads, a metrics directory,
-scraping /metrics into numbers, and real worker subprocesses on that broker."""
+"""Fixtures for the operations tests: a private broker the web side reads (each test runs on
+Redis and on RabbitMQ), a metrics directory, scraping /metrics into numbers, and real worker
+subprocesses on that broker."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import ManagedProcess, RedisServer, platform_env, start_worker
+from tests.conftest import TestBroker
+from tests.support.processes import ManagedProcess, start_worker
 
 
 @pytest.fixture
-def ops_broker(private_redis: RedisServer, settings) -> RedisServer:
-    """A private Redis as the broker the web side (dashboard, /metrics) reads and controls,
-    so no other test's worker answers or consumes here."""
-    settings.CELERY_BROKER_URL = private_redis.url
-    return private_redis
+def ops_broker(broker: TestBroker, settings) -> TestBroker:
+    """The broker the web side (dashboard, /metrics) reads and controls: a private Redis, or the
+    run's RabbitMQ vhost, so no other test's worker answers or consumes here; REDIS_URL (paused
+    queues, beat's heartbeat) a private Redis too."""
+    settings.CELERY_BROKER_URL = broker.url
+    settings.REDIS_URL = broker.redis_url
+    return broker
 
 
 @pytest.fixture
@@ -50,7 +54,7 @@ def ops_workers(database_url, ops_broker) -> Iterator:
 
     def start(name: str, queues: str, **env: str) -> ManagedProcess:
         worker = start_worker(
-            platform_env(database_url=database_url, redis_url=ops_broker.url, **env),
+            ops_broker.env(database_url=database_url, **env),
             name=name,
             queues=queues,
             concurrency=1,

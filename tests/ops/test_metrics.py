@@ -8,7 +8,7 @@ from integrations.cache import cache_get
 from jobs.models import DeadLetter, OutboxMessage
 from tests.conftest import broker_client
 from tests.ops.conftest import sample, scrape
-from tests.support.processes import platform_env, start_beat, wait_until
+from tests.support.processes import start_beat, wait_until
 
 
 @pytest.mark.processes
@@ -48,7 +48,7 @@ def test_a_failed_job_moves_task_outcomes_durations_and_open_dead_letters(
 
 
 @pytest.mark.django_db
-def test_queue_depth_and_oldest_message_age_move_when_a_queue_fills(client, ops_broker):
+def test_queue_depth_moves_when_a_queue_fills(client, ops_broker):
     before = scrape(client)
     assert sample(before, "platform_queue_depth", queue="reports") == 0
     assert sample(before, "platform_queue_oldest_message_age_seconds", queue="reports") == 0
@@ -60,8 +60,23 @@ def test_queue_depth_and_oldest_message_age_move_when_a_queue_fills(client, ops_
     filled = scrape(client)
     assert sample(filled, "platform_queue_depth", queue="reports") == 3
     assert sample(filled, "platform_queue_depth", queue="default") == 0
+    assert sample(filled, "platform_queue_oldest_message_age_seconds", queue="default") == 0
+
+
+@pytest.mark.django_db
+def test_oldest_message_age_is_reported_where_the_broker_shows_it_and_never_invented(client, ops_broker):
+    publisher = broker_client(ops_broker.url)
+    publisher.send_task("probe.effect", kwargs={"marker": "waiting"}, queue="reports")
+
+    filled = scrape(client)
     first_age = sample(filled, "platform_queue_oldest_message_age_seconds", queue="reports", default=None)
-    assert first_age is not None and first_age >= 0
+    known = sample(filled, "platform_queue_oldest_message_age_known", queue="reports", default=None)
+    if ops_broker.kind == "rabbitmq":
+        # A quorum queue shows its oldest message only by delivering it: no age, and said so.
+        assert first_age is None and known == 0
+        assert sample(filled, "platform_queue_oldest_message_age_known", queue="default") == 1
+        return
+    assert first_age is not None and first_age >= 0 and known == 1
     # Nobody consumes: the oldest message keeps ageing.
     wait_until(
         lambda: (
@@ -132,7 +147,7 @@ def test_outbox_backlog_counts_messages_whose_job_is_not_completed(client, ops_b
 def test_beat_heartbeat_age_appears_once_beat_ticks(client, database_url, ops_broker):
     assert sample(scrape(client), "platform_beat_heartbeat_age_seconds", default=None) is None
 
-    beat = start_beat(platform_env(database_url=database_url, redis_url=ops_broker.url), name="beat")
+    beat = start_beat(ops_broker.env(database_url=database_url), name="beat")
     try:
         (age,) = wait_until(
             lambda: (

@@ -159,13 +159,17 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
-def platform_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+def platform_env(
+    *, database_url: str, redis_url: str, broker_url: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a platform subprocess: REDIS_URL (cache, locks, leases) and the broker,
+    which is that Redis unless `broker_url` names another (amqp://... for RabbitMQ)."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.test",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        CELERY_BROKER_URL=redis_url,
+        CELERY_BROKER_URL=broker_url or redis_url,
         PYTHONUNBUFFERED="1",
         CELERY_SKIP_CHECKS="1",
     )

@@ -129,14 +129,21 @@ CACHE_TTLS = {
 
 # --- Celery ---------------------------------------------------------------------------------
 # Read by platform/jobs/celery_app.py through app.config_from_object(settings, namespace="CELERY").
-# Queues and routes are code, not environment: they live in platform/jobs/queues.py.
+# Queues and routes are code, not environment: they live in platform/jobs/queues.py, declared
+# for the broker in use by platform/jobs/brokers/ (the one seam that knows Redis from RabbitMQ).
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# redis://... (the embedded default) or amqp://... (RabbitMQ, production's recommendation);
+# several RabbitMQ nodes as "amqp://n1;amqp://n2;amqp://n3" (workers fail over between them).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+# Settings are configuration: the per-broker blocks below choose on the URL's scheme. Code never
+# does; it asks jobs.brokers.current_broker().
+BROKER_IS_RABBITMQ = CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing when Redis is down must fail fast (the API answers 503 within 2 s), not hang.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 
+# --- Redis broker (when CELERY_BROKER_URL is redis://, the embedded default) ------------------
 # The longest wait a message can spend reserved but unacknowledged on a worker is the longest
 # countdown (API countdowns are capped at JOB_MAX_COUNTDOWN_SECONDS = 3600 s; retry backoff at
 # 600 s) plus the longest hard time limit (600 s). Redis redelivers a message that stays
@@ -156,6 +163,38 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5.0,
     "health_check_interval": 25,
 }
+
+# --- RabbitMQ broker (when CELERY_BROKER_URL is amqp://) -------------------------------------
+# Quorum queues (replicated, durable, persistent), declared by jobs/brokers/rabbitmq_broker.py with
+# topic exchanges so Celery's native delayed delivery can route to them: countdowns, ETAs and
+# retry delays wait in the broker (celery_delayed_* quorum queues), not unacknowledged in a
+# worker's memory. https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/rabbitmq.html
+# The broker-side settings this relies on (consumer_timeout above the longest hard time limit,
+# policies) are in ops/rabbitmq/.
+RABBITMQ_CONSUMER_TIMEOUT_SECONDS = 3600  # what ops/rabbitmq/rabbitmq.conf sets; checked by tests/brokers
+if BROKER_IS_RABBITMQ:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Publisher confirms: a publish returns once the quorum queue's majority has the message
+        # (a lost publish raises instead of vanishing). Bounded per publish by confirm_timeout.
+        "confirm_publish": True,
+    }
+    # Every queue Celery declares on its own (a -Q name missing from jobs/queues.py, Celery's
+    # default queue) is a quorum queue on a topic exchange too.
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    # The delay queues themselves are quorum queues: a delayed job survives a node's loss.
+    CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
+    # Quorum queues refuse global QoS: the worker detects them and sets a per-consumer prefetch
+    # instead (prefetch = CELERY_WORKER_PREFETCH_MULTIPLIER x concurrency per queue consumed; a
+    # worker consuming several queues can hold that many per queue: long queues get a worker each,
+    # ops/systemd/platform-worker@.service). https://www.rabbitmq.com/docs/quorum-queues#global-qos
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    # Persistent messages (Celery's default, stated): a quorum queue keeps every message on disk anyway.
+    CELERY_TASK_DEFAULT_DELIVERY_MODE = "persistent"
+    # A node that stops answering is noticed within about two heartbeats, then workers fail over.
+    CELERY_BROKER_HEARTBEAT = 30
 
 # JSON only: nothing executable crosses the broker.
 CELERY_ACCEPT_CONTENT = ["json"]

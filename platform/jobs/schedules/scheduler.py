@@ -93,7 +93,8 @@ _FINGERPRINT_FIELDS = (
 
 
 def beat_redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
+    """The lease and heartbeat live in REDIS_URL (the lock store), whatever the broker is."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def schedule_fingerprint() -> str:
@@ -318,9 +319,9 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         super().close()
 
 
-def read_beat_heartbeat() -> dict | None:
+def read_beat_heartbeat(client: redis.Redis | None = None) -> dict | None:
     """The leader's last heartbeat: {"identity", "at", "age_seconds"}, or None."""
-    raw = beat_redis().get(HEARTBEAT_KEY)
+    raw = (client or beat_redis()).get(HEARTBEAT_KEY)
     if not raw:
         return None
     beat = json.loads(raw)
