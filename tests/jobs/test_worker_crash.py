@@ -1,6 +1,7 @@
 """A worker that dies mid-task: the job is redelivered and its effect happens once.
 
-Real `celery worker` subprocesses (prefork) on a private redis-server, the test database."""
+Real `celery worker` subprocesses (prefork) on a private redis-server or the run's RabbitMQ vhost
+(the `broker` fixture runs a test on each), the test database."""
 
 import os
 import signal
@@ -53,12 +54,12 @@ def test_job_of_a_worker_killed_outright_is_redelivered_and_its_effect_happens_o
 
 
 def test_job_of_a_killed_pool_process_is_requeued_at_once_and_its_effect_happens_once(
-    database_url, private_redis, marker
+    database_url, broker, marker
 ):
-    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    env = broker.env(database_url=database_url)
     worker = start_worker(env, name="pool", concurrency=1)
     try:
-        broker_client(private_redis.url).send_task(
+        broker_client(broker.url).send_task(
             "probe.effect", kwargs={"marker": marker, "sleep": 2.5}, queue="default"
         )
         wait_until(_started(marker), timeout=30, what="the job to start")
@@ -77,11 +78,11 @@ def test_job_of_a_killed_pool_process_is_requeued_at_once_and_its_effect_happens
     assert ProbeEffect.objects.filter(marker=marker).count() == 1
 
 
-def test_every_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_url, private_redis, marker):
+def test_every_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_url, broker, marker):
     # Twice in one worker: the main process reports both (it has no per-job context of its own).
-    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    env = broker.env(database_url=database_url)
     worker = start_worker(env, name="limits", concurrency=1)
-    client = broker_client(private_redis.url)
+    client = broker_client(broker.url)
     try:
         jobs = [
             client.send_task("probe.overrun", kwargs={"marker": f"{marker}-{n}"}, queue="default")
@@ -100,13 +101,11 @@ def test_every_job_killed_by_its_hard_time_limit_becomes_a_dead_letter(database_
     assert {letter.kwargs["marker"] for letter in letters} == {f"{marker}-0", f"{marker}-1"}
 
 
-def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(
-    database_url, private_redis, marker
-):
-    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(database_url, broker, marker):
+    env = broker.env(database_url=database_url)
     worker = start_worker(env, name="crash-loop", concurrency=1)
     try:
-        job = broker_client(private_redis.url).send_task(
+        job = broker_client(broker.url).send_task(
             "probe.kill_worker", kwargs={"marker": marker}, queue="default"
         )
         letter = wait_until(
@@ -116,6 +115,6 @@ def test_job_that_kills_its_worker_every_time_becomes_a_dead_letter_not_a_loop(
         )
     finally:
         worker.stop()
-    assert letter.exception_type == "tasks.base.WorkerKeptDying"
+    assert letter.exception_type == "jobs.task_base.WorkerKeptDying"
     # The first delivery and max_redeliveries (3) redeliveries ran; the next was refused.
     assert ProbeExecution.objects.filter(marker=marker).count() == 4

@@ -1,18 +1,21 @@
 """Broker down: POST /api/v1/jobs answers 503 broker_unavailable in the error shape within 2 s,
-never a 500, and keeps no record of a job it could not publish.
+never a 500, and keeps no record of a job it could not publish. On each broker: a Redis broker
+(REDIS_URL, broker and cache, stopped or hung) and RabbitMQ (CELERY_BROKER_URL on a closed port
+or a socket that never answers, one node or several; the cache's Redis fine).
 
-Run in a subprocess whose REDIS_URL (broker and cache) is a stopped Redis or a socket that
-never answers: the Celery app reads its broker settings once, at creation, so this is the only
-honest way to give the web side a dead broker."""
+Run in a subprocess: the Celery app reads its broker settings once, at creation, so this is the
+only honest way to give the web side a dead broker."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from jobs.brokers.rabbitmq_broker import RabbitMQBroker
 from tests.support.hanging_server import HangingServer
 from tests.support.processes import ROOT, free_port, platform_env
 from trigger_api.models import AcceptedJob
@@ -40,8 +43,12 @@ print(json.dumps(answers))
 """
 
 
-def _post_in_subprocess(*, database_url: str, redis_url: str, key: str) -> list[dict]:
-    env = platform_env(database_url=database_url, redis_url=redis_url, TEST_API_KEY=key)
+def _post_in_subprocess(
+    *, database_url: str, redis_url: str, key: str, broker_url: str | None = None
+) -> list[dict]:
+    env = platform_env(
+        database_url=database_url, redis_url=redis_url, broker_url=broker_url, TEST_API_KEY=key
+    )
     out = subprocess.run(
         [sys.executable, "-c", _CLIENT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
@@ -60,20 +67,64 @@ def _assert_refused_quickly(answers: list[dict]) -> None:
     assert not AcceptedJob.objects.exists()
 
 
-def test_a_stopped_broker_is_503_within_two_seconds_and_nothing_is_recorded(database_url, api_key):
+def _broker_at(kind: str, port: int) -> dict[str, str | None]:
+    """The web side's broker at `port`: a Redis that is also the cache, or a RabbitMQ node."""
+    if kind == "redis":
+        return {"redis_url": f"redis://127.0.0.1:{port}/0", "broker_url": None}
+    return {"redis_url": os.environ["REDIS_URL"], "broker_url": f"amqp://guest:guest@127.0.0.1:{port}//"}
+
+
+BROKERS = ["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_a_stopped_broker_is_503_within_two_seconds_and_nothing_is_recorded(database_url, api_key, kind):
     dead_port = free_port()  # nothing listens here
 
-    answers = _post_in_subprocess(
-        database_url=database_url, redis_url=f"redis://127.0.0.1:{dead_port}/0", key=api_key.key
-    )
+    answers = _post_in_subprocess(database_url=database_url, key=api_key.key, **_broker_at(kind, dead_port))
 
     _assert_refused_quickly(answers)
 
 
-def test_a_hung_broker_is_503_within_two_seconds_and_nothing_is_recorded(database_url, api_key):
+@pytest.mark.parametrize("kind", BROKERS)
+def test_a_hung_broker_is_503_within_two_seconds_and_nothing_is_recorded(database_url, api_key, kind):
     with HangingServer() as hung:
         answers = _post_in_subprocess(
-            database_url=database_url, redis_url=f"redis://127.0.0.1:{hung.port}/0", key=api_key.key
+            database_url=database_url, key=api_key.key, **_broker_at(kind, hung.port)
         )
 
     _assert_refused_quickly(answers)
+
+
+@pytest.mark.rabbitmq
+def test_three_rabbitmq_nodes_down_or_hung_are_503_within_two_seconds(database_url, api_key):
+    with HangingServer() as first, HangingServer() as third:
+        nodes = [f"amqp://guest:guest@127.0.0.1:{port}//" for port in (first.port, free_port(), third.port)]
+        answers = _post_in_subprocess(
+            database_url=database_url,
+            redis_url=os.environ["REDIS_URL"],
+            broker_url=";".join(nodes),
+            key=api_key.key,
+        )
+
+    _assert_refused_quickly(answers)
+
+
+@pytest.mark.rabbitmq
+def test_with_its_first_rabbitmq_node_down_the_api_publishes_to_the_next(database_url, api_key, rabbitmq):
+    vhost = rabbitmq.url.rsplit("/", 1)[1]
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/{vhost}"
+
+    answers = _post_in_subprocess(
+        database_url=database_url,
+        redis_url=os.environ["REDIS_URL"],
+        broker_url=f"{dead};{rabbitmq.url}",
+        key=api_key.key,
+    )
+
+    print("seconds to 202:", [round(a["seconds"], 3) for a in answers])
+    assert [answer["status"] for answer in answers] == [202, 202], answers
+    assert all(answer["seconds"] < 2.0 for answer in answers), answers
+    assert answers[0]["body"]["id"] == answers[1]["body"]["id"]  # same Idempotency-Key, one job
+    (default,) = [q for q in RabbitMQBroker(rabbitmq.url).queue_depths(["default"])]
+    assert default.depth == 1
