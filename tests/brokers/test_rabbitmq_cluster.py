@@ -37,7 +37,9 @@ pytestmark = [
 # and consumers again (new leaders elected, workers reconnected): about half a second here.
 FAILOVER_WINDOW_S = 5.0
 
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "rabbitmq_cluster.json"
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_CONF = ROOT / "ops" / "rabbitmq" / "rabbitmq.conf"
+RESULTS = ROOT / "bench" / "results" / "rabbitmq_cluster.json"
 
 # Plain `.delay()`, paced so that publishing straddles the node's loss. Each line of output says
 # whether app code got the job accepted (the call returned: the broker confirmed it) or refused
@@ -69,7 +71,8 @@ def rabbit_cluster():
         pytest.skip("RABBITMQ_TESTS=skip: the RabbitMQ tests are opted out on this machine")
     if not rabbitmq_installed():
         pytest.fail("rabbitmq-server is not installed (apt-get install rabbitmq-server)", pytrace=False)
-    with RabbitCluster(3) as cluster:
+    # Every node runs production's server settings (consumer_timeout, heartbeat, pause_minority).
+    with RabbitCluster(3, server_config=PRODUCTION_CONF.read_text()) as cluster:
         yield cluster
 
 

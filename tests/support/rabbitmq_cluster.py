@@ -36,6 +36,8 @@ from pathlib import Path
 from tests.support.processes import ManagedProcess, free_port, wait_until
 
 UNWRAPPED_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+# rabbitmq.conf keys the harness sets itself for each node.
+HARNESS_KEYS = ("listeners.", "cluster_formation.", "log.")
 
 
 def rabbitmq_script(name: str) -> str | None:
@@ -102,9 +104,12 @@ class RabbitCluster:
     """`size` clustered RabbitMQ nodes on loopback, disposable. Use as a context manager or
     call start() and stop() (stop is safe to call more than once, and after a failed start)."""
 
-    def __init__(self, size: int = 3, *, extra_config: str = "") -> None:
+    def __init__(self, size: int = 3, *, server_config: str = "") -> None:
+        """`server_config`: rabbitmq.conf lines for every node (e.g. production's,
+        ops/rabbitmq/rabbitmq.conf); its listeners, cluster_formation and log lines are
+        replaced by the harness's."""
         self.size = size
-        self.extra_config = extra_config
+        self.server_config = server_config
         self.token = uuid.uuid4().hex[:6]
         self.dir: Path | None = None
         self.epmd: ManagedProcess | None = None
@@ -186,24 +191,22 @@ class RabbitCluster:
             self.nodes.append(node)
 
     def _node_config(self, node: RabbitNode) -> str:
+        """The harness's own lines (where to listen, whom to join, where to log), then
+        `server_config` without the lines the harness owns."""
         seed = self.nodes[0] if self.nodes else node
-        discovery = ""
+        lines = [f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}"]
         if node is not seed:
-            discovery = (
-                "cluster_formation.peer_discovery_backend = classic_config\n"
-                f"cluster_formation.classic_config.nodes.1 = {seed.name}\n"
-                "cluster_formation.randomized_startup_delay_range.min = 0\n"
-                "cluster_formation.randomized_startup_delay_range.max = 0\n"
-            )
-        return discovery + (
-            f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
-            "loopback_users.guest = true\n"
-            # The production choice for a 3-node cluster: a node cut off from the majority
-            # stops serving instead of diverging.
-            "cluster_partition_handling = pause_minority\n"
-            "log.console = false\n"
-            "log.file.level = info\n" + self.extra_config
-        )
+            lines += [
+                "cluster_formation.peer_discovery_backend = classic_config",
+                f"cluster_formation.classic_config.nodes.1 = {seed.name}",
+                "cluster_formation.randomized_startup_delay_range.min = 0",
+                "cluster_formation.randomized_startup_delay_range.max = 0",
+            ]
+        lines += ["log.console = false", "log.file.level = info"]
+        lines += [
+            line for line in self.server_config.splitlines() if not line.strip().startswith(HARNESS_KEYS)
+        ]
+        return "\n".join(lines) + "\n"
 
     def _base_env(self) -> dict[str, str]:
         assert self.dir is not None
