@@ -18,12 +18,21 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 
 from jobs.queues import Queue
+from tests.conftest import broker_client
 from tests.support.probe.models import ProbeEffect, ProbeExecution
-from tests.support.processes import DJANGO_PRELUDE, ManagedProcess, platform_env, start_worker, wait_until
+from tests.support.processes import (
+    DJANGO_PRELUDE,
+    ManagedProcess,
+    free_port,
+    platform_env,
+    start_worker,
+    wait_until,
+)
 from tests.support.rabbitmq_cluster import RabbitCluster, rabbitmq_installed
 
 pytestmark = [
@@ -240,3 +249,29 @@ def test_killing_the_node_that_leads_the_quorum_queues_loses_no_job_and_doubles_
     assert sorted(after[Queue.DEFAULT.value]["online"]) == sorted(node.name for node in survivors)
     assert all(reconnected_to), f"a worker did not reconnect to a surviving node: {reconnected_to}"
     assert accepted_at_kill < jobs, "the node must be killed while jobs are still being published"
+
+
+def test_a_worker_whose_first_broker_node_is_down_sets_up_delayed_delivery_through_the_next_at_once(
+    rabbit_env, rabbitmq, marker
+):
+    # A failover list whose first node is down (a closed port), the next the machine's RabbitMQ:
+    # the worker connects to the next node and sets up native delayed delivery there once,
+    # without first retrying the dead node for 1 + 3 + 5 s as Celery's own step does.
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/{quote(rabbitmq.name, safe='')}"
+    env = rabbit_env(CELERY_BROKER_URL=f"{dead};{rabbitmq.url}")
+    worker = start_worker(env, name="failover", concurrency=1)
+    try:
+        job = broker_client(rabbitmq.url).send_task(
+            "probe.effect", kwargs={"marker": marker}, queue=Queue.DEFAULT.value, countdown=1
+        )
+        wait_until(
+            lambda: ProbeEffect.objects.filter(marker=marker).exists(),
+            timeout=30,
+            what=lambda: f"the delayed job {job.id} to run\n{worker.tail()}",
+        )
+    finally:
+        worker.stop()
+    output = "".join(worker.output)
+    assert "Retrying delayed delivery setup" not in output, output[-3000:]
+    assert "Failed to setup delayed delivery" not in output, output[-3000:]
+    assert f"Connected to amqp://guest:**@127.0.0.1:{urlsplit(rabbitmq.url).port}/" in output, output[-3000:]

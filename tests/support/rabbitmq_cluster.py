@@ -79,7 +79,10 @@ class RabbitNode:
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}//"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, address: str) -> str:
+        return f"amqp://guest:guest@{address}:{self.amqp_port}//"
 
     @property
     def alive(self) -> bool:
@@ -104,12 +107,14 @@ class RabbitCluster:
     """`size` clustered RabbitMQ nodes on loopback, disposable. Use as a context manager or
     call start() and stop() (stop is safe to call more than once, and after a failed start)."""
 
-    def __init__(self, size: int = 3, *, server_config: str = "") -> None:
+    def __init__(self, size: int = 3, *, server_config: str = "", listen_on: tuple[str, ...] = ()) -> None:
         """`server_config`: rabbitmq.conf lines for every node (e.g. production's,
         ops/rabbitmq/rabbitmq.conf); its listeners, cluster_formation and log lines are
-        replaced by the harness's."""
+        replaced by the harness's. Every node listens on 127.0.0.1 and on each `listen_on`
+        address (e.g. a bridge that worker hosts in network namespaces reach it through)."""
         self.size = size
         self.server_config = server_config
+        self.listen_on = listen_on
         self.token = uuid.uuid4().hex[:6]
         self.dir: Path | None = None
         self.epmd: ManagedProcess | None = None
@@ -195,6 +200,9 @@ class RabbitCluster:
         `server_config` without the lines the harness owns."""
         seed = self.nodes[0] if self.nodes else node
         lines = [f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}"]
+        lines += [
+            f"listeners.tcp.{n} = {address}:{node.amqp_port}" for n, address in enumerate(self.listen_on, 2)
+        ]
         if node is not seed:
             lines += [
                 "cluster_formation.peer_discovery_backend = classic_config",
@@ -288,10 +296,10 @@ class RabbitCluster:
             )
         return done.stdout
 
-    def failover_url(self, nodes: list[RabbitNode] | None = None) -> str:
+    def failover_url(self, nodes: list[RabbitNode] | None = None, *, address: str = "127.0.0.1") -> str:
         """The broker URL a client uses to reach the cluster: every node, ';'-separated
         (kombu connects to the first that answers and moves on to the next when it is lost)."""
-        return ";".join(node.url for node in (nodes or self.nodes))
+        return ";".join(node.url_at(address) for node in (nodes or self.nodes))
 
     def running(self) -> list[RabbitNode]:
         return [node for node in self.nodes if node.alive]
