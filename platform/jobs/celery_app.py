@@ -28,12 +28,20 @@ TASK_MODULES = [
 ]
 
 
+# The longest one publish may wait on the broker (a RabbitMQ node under a memory or disk alarm
+# takes a message and never confirms it); callers that must answer sooner pass their own.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
 class PlatformCelery(Celery):
     def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):  # noqa: ANN001, ANN201
-        # Every publish with a delay passes here (apply_async, retry, send_task): the broker
-        # says what delay it can hold (RabbitMQ's native delayed delivery waits whole seconds).
+        # Every publish passes here (delay, apply_async, retry, send_task, beat, the outbox).
+        broker = current_broker()
+        for option, value in broker.publish_options(PUBLISH_TIMEOUT_SECONDS).items():
+            options.setdefault(option, value)
         if countdown or eta:
-            countdown, eta = current_broker().delay_for_publish(countdown, eta, self.now())
+            # The broker says what delay it can hold (native delayed delivery: whole seconds).
+            countdown, eta = broker.delay_for_publish(countdown, eta, self.now())
         return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
 
 

@@ -29,7 +29,7 @@ from jobs import queue_ops
 from jobs.brokers import current_broker
 from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
-from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY, beat_redis
+from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def workers_and_queues() -> dict[str, list[str]]:
 def broker_state() -> dict:
     """Queue stats from the broker; paused queues and which beat holds the lock, from REDIS_URL."""
 
-    leader, heartbeat = beat_redis().mget([LEADER_KEY, HEARTBEAT_KEY])
+    leader, heartbeat = queue_ops.ops_redis().mget([LEADER_KEY, HEARTBEAT_KEY])
     beat = json.loads(heartbeat) if heartbeat else None
     return {
         "broker": current_broker().kind,

@@ -36,7 +36,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from jobs.models import DeadLetter
 from jobs.outbox import outbox_backlog
-from jobs.queue_ops import queue_stats
+from jobs.queue_ops import ops_redis, queue_stats
 from jobs.schedules.scheduler import read_beat_heartbeat
 
 logger = logging.getLogger("platform.http")
@@ -158,7 +158,7 @@ class BeatCollector:
 
     def collect(self) -> Iterable[Metric]:
         try:
-            beat = read_beat_heartbeat()
+            beat = read_beat_heartbeat(ops_redis())  # short timeouts: a scrape never hangs
         except Exception as exc:
             logger.warning("metrics: beat heartbeat unreadable: %s", exc)
             yield _collector_up("beat", False)

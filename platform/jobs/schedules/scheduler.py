@@ -319,9 +319,9 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         super().close()
 
 
-def read_beat_heartbeat() -> dict | None:
+def read_beat_heartbeat(client: redis.Redis | None = None) -> dict | None:
     """The leader's last heartbeat: {"identity", "at", "age_seconds"}, or None."""
-    raw = beat_redis().get(HEARTBEAT_KEY)
+    raw = (client or beat_redis()).get(HEARTBEAT_KEY)
     if not raw:
         return None
     beat = json.loads(raw)
