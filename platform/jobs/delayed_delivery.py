@@ -2,8 +2,8 @@
 
 Celery's DelayedDelivery consumer step (celery/worker/consumer/delayed_delivery.py) declares the
 delay exchanges and queues and binds the platform's queues to them every time the worker's
-consumer starts, which includes every reconnection. It treats each URL of a failover list
-("amqp://n1;amqp://n2;amqp://n3") as a broker of its own and retries each one that does not
+consumer starts, which includes every reconnection. It treats each URL of a failover list (the
+cluster's nodes, separated by ';') as a broker of its own and retries each one that does not
 answer three times, sleeping 1, 3 and 5 s. With a cluster, the nodes share exchanges, queues and
 bindings, so one node is enough; and when a node is down, the consumer would not start
 consuming for about 15 s after every reconnection (measured by tests/brokers/
