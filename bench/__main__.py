@@ -32,6 +32,7 @@ BENCHMARKS = [
     ("bench.cache", "cache"),
     ("bench.queries", "queries"),
     ("bench.dashboards", "dashboards"),
+    ("bench.cluster_scaleout", "cluster"),
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

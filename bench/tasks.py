@@ -26,6 +26,15 @@ def ledger_row(self) -> None:
         claim_effect("bench:ledger-row", job_id=self.request.id)
 
 
+@shared_task(name="bench.tasks.io_bound", bind=True)
+def io_bound(self, wait: float = 0.05) -> None:
+    """An outside call's wait (`wait` seconds, as a provider's API takes), then one ledger row:
+    what most platform jobs are, and what more worker hosts make faster."""
+    time.sleep(wait)
+    with transaction.atomic():
+        claim_effect(f"bench:io-bound:{self.request.id}", job_id=self.request.id)
+
+
 def _stamp(token: str) -> float:
     started = time.time()
     get_redis_connection("default").rpush(LATENCY_KEY, f"{token} {started!r}")

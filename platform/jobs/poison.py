@@ -14,6 +14,7 @@ import uuid
 from celery.worker.consumer import Consumer
 
 from jobs.dead_letters import record_dead_letter
+from jobs.delayed_delivery import with_cluster_delayed_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ def _record(message, exc: Exception, *, kwargs: dict | None = None) -> None:
 
 
 class PoisonAwareConsumer(Consumer):
+    class Blueprint(Consumer.Blueprint):
+        # Not about poison: this is the platform's one consumer class, and its steps are where
+        # Celery's delayed-delivery set-up is swapped for one that treats a failover list as
+        # one cluster (jobs/delayed_delivery.py).
+        default_steps = with_cluster_delayed_delivery(Consumer.Blueprint.default_steps)
+
     def on_decode_error(self, message, exc):
         _record(message, UndecodableMessage(f"{type(exc).__name__}: {exc}"))
         super().on_decode_error(message, exc)
