@@ -235,12 +235,11 @@ def test_killing_the_node_that_leads_the_quorum_queues_loses_no_job_and_doubles_
 
     assert not lost, f"accepted but never run: {lost[:10]}"
     assert not doubled, f"effects done twice: {doubled[:10]}"
-    # A `.delay()` that raised told its caller; the only ones are those made while the queues
-    # elected new leaders (RabbitMQ nacks a publish meanwhile, and kombu's three immediate
-    # attempts, one per node, all land in that window).
-    assert all(0 <= seconds < FAILOVER_WINDOW_S for seconds in refused_after_kill), (
-        "publishes refused outside the failover window:\n"
-        + "".join(line for line in publisher.output if line.startswith("refused "))
+    # Plain `.delay()` never raised: while the queues elected new leaders RabbitMQ refused
+    # (nacked) publishes, and the publish paused and tried again (jobs/brokers/rabbitmq_broker.py,
+    # pause_after_refusal) instead of giving up after kombu's immediate attempts, one per node.
+    assert not refused, "publishes refused during the failover:\n" + "".join(
+        line for line in publisher.output if line.startswith("refused ")
     )
     # Workers resume at once: Celery's own delayed-delivery step would first retry the dead node
     # for 1 + 3 + 5 s (jobs/delayed_delivery.py).

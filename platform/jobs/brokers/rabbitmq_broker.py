@@ -16,6 +16,7 @@ differs); what may change later (delivery limit, dead-letter exchange) belongs i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
@@ -36,6 +37,12 @@ AGE_UNKNOWN = (
     "RabbitMQ shows a quorum queue's oldest message only by delivering it, which would count as a "
     "redelivery of a job; the age is not read"
 )
+# While a quorum queue elects a new leader (its node was lost), RabbitMQ refuses (nacks) publishes
+# for a fraction of a second; kombu retries a refused publish at once on the next node, which
+# refuses too, so a plain `.delay()` would raise. Pausing before each such retry lets the election
+# finish: at most NACKED_PUBLISH_RETRIES pauses of NACK_PAUSE_SECONDS.
+NACK_PAUSE_SECONDS = 0.25
+NACKED_PUBLISH_RETRIES = 4
 # Native delayed delivery waits whole seconds (kombu's calculate_routing_key refuses less).
 SHORTEST_DELAY_SECONDS = 1.0
 
@@ -133,8 +140,14 @@ class RabbitMQBroker:
         return {"connect_timeout": timeout, "transport_options": {"confirm_publish": True}}
 
     def publish_options(self, timeout: float) -> dict[str, Any]:
-        # A node under a memory or disk alarm accepts the publish and never confirms it.
-        return {"timeout": timeout, "confirm_timeout": timeout}
+        # A node under a memory or disk alarm accepts the publish and never confirms it. Celery
+        # merges retry_policy over CELERY_TASK_PUBLISH_RETRY_POLICY; a caller's own policy (the
+        # trigger API's, bounded to answer within 2 s) replaces this one.
+        return {
+            "timeout": timeout,
+            "confirm_timeout": timeout,
+            "retry_policy": {"max_retries": NACKED_PUBLISH_RETRIES, "errback": pause_after_refusal},
+        }
 
     def delivery_count(self, task_id: str, retries: int, headers: dict[str, Any]) -> int:
         # A quorum queue counts every return of a message (a worker that died holding it, a
@@ -167,3 +180,10 @@ def _outcome(future) -> str:  # noqa: ANN001
         return "no answer in time"
     exc = future.exception()
     return "ok" if exc is None else f"{type(exc).__name__}: {exc}"[:200]
+
+
+def pause_after_refusal(exc: BaseException, interval: float) -> None:
+    """kombu's errback before each publish retry: after a refusal (a nack), wait for the queue's
+    leader election. A non-zero `interval` is a reconnect, which kombu paces itself."""
+    if not interval and isinstance(exc, amqp.exceptions.MessageNacked):
+        time.sleep(NACK_PAUSE_SECONDS)
