@@ -13,8 +13,8 @@ import uuid
 
 from celery.worker.consumer import Consumer
 
+from jobs.brokers.rabbitmq_delayed_delivery import with_cluster_delayed_delivery
 from jobs.dead_letters import record_dead_letter
-from jobs.delayed_delivery import with_cluster_delayed_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class PoisonAwareConsumer(Consumer):
     class Blueprint(Consumer.Blueprint):
         # Not about poison: this is the platform's one consumer class, and its steps are where
         # Celery's delayed-delivery set-up is swapped for one that treats a failover list as
-        # one cluster (jobs/delayed_delivery.py).
+        # one cluster (jobs/brokers/rabbitmq_delayed_delivery.py).
         default_steps = with_cluster_delayed_delivery(Consumer.Blueprint.default_steps)
 
     def on_decode_error(self, message, exc):

@@ -242,7 +242,7 @@ def test_killing_the_node_that_leads_the_quorum_queues_loses_no_job_and_doubles_
         line for line in publisher.output if line.startswith("refused ")
     )
     # Workers resume at once: Celery's own delayed-delivery step would first retry the dead node
-    # for 1 + 3 + 5 s (jobs/delayed_delivery.py).
+    # for 1 + 3 + 5 s (jobs/brokers/rabbitmq_delayed_delivery.py).
     assert figures["longest_pause_in_effects_s"] < FAILOVER_WINDOW_S, figures
     assert after[Queue.DEFAULT.value]["leader"] in {node.name for node in survivors}
     assert sorted(after[Queue.DEFAULT.value]["online"]) == sorted(node.name for node in survivors)

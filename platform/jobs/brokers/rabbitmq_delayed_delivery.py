@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError
 from kombu.transport.native_delayed_delivery import declare_native_delayed_delivery_exchanges_and_queues
 
 CELERY_STEP = "celery.worker.consumer.delayed_delivery:DelayedDelivery"
-PLATFORM_STEP = "jobs.delayed_delivery:ClusterDelayedDelivery"
+PLATFORM_STEP = "jobs.brokers.rabbitmq_delayed_delivery:ClusterDelayedDelivery"
 
 
 class ClusterDelayedDelivery(DelayedDelivery):
