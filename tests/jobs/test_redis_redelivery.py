@@ -6,6 +6,7 @@ production timing settings: the default visibility timeout (60 s), heartbeat and
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -191,7 +192,7 @@ def test_jobs_of_a_worker_killed_outright_run_on_another_within_about_a_minute_n
             "probe.effect", kwargs={"marker": f"{marker}-countdown"}, queue="default", countdown=20
         ),
         "running": client.send_task(
-            "probe.effect", kwargs={"marker": f"{marker}-running", "sleep": 30}, queue="default"
+            "probe.effect", kwargs={"marker": f"{marker}-running", "sleep": 15}, queue="default"
         ),
         "reserved": client.send_task(
             "probe.effect", kwargs={"marker": f"{marker}-reserved"}, queue="default"
@@ -233,3 +234,38 @@ def test_jobs_of_a_worker_killed_outright_run_on_another_within_about_a_minute_n
     # The running one ran again (it was killed mid-run); the other two ran once, on the survivor.
     assert _executions(f"{marker}-running") == 2
     assert _executions(f"{marker}-reserved") == _executions(f"{marker}-countdown") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.processes
+def test_a_worker_shutting_down_warm_keeps_its_long_job_to_itself(database_url, private_redis, marker):
+    # SIGTERM (systemd stop, a deploy): the worker finishes what it runs, however long, and keeps
+    # vouching for it meanwhile, so the worker beside it never gets a copy.
+    env = platform_env(database_url=database_url, redis_url=private_redis.url)
+    leaving = start_worker(env, name="leaving", concurrency=1)
+    staying = None
+    try:
+        broker_client(private_redis.url).send_task(
+            "probe.effect", kwargs={"marker": marker, "sleep": OUTLIVES_TIMEOUT}, queue="default"
+        )
+        wait_until(lambda: _executions(marker), timeout=30, what="the job to start")
+        staying = start_worker(env, name="staying", concurrency=1)
+        leaving.proc.send_signal(signal.SIGTERM)  # warm shutdown: the main process only
+        wait_until(
+            lambda: _effects(marker),
+            timeout=OUTLIVES_TIMEOUT + 30,
+            interval=0.5,
+            what=lambda: f"the long job to finish\n{leaving.tail()}",
+        )
+        wait_until(lambda: leaving.proc.poll() is not None, timeout=30, what="the leaving worker to exit")
+        wait_until(
+            lambda: holds_nothing(private_redis.url, ["default"]),
+            timeout=10,
+            what="the broker to hold nothing more",
+        )
+    finally:
+        leaving.stop()
+        if staying:
+            staying.stop()
+    assert _executions(marker) == 1
+    assert _effects(marker) == 1
