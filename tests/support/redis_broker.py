@@ -18,14 +18,15 @@ def _task_id(payload: dict) -> str:
     return (payload.get("headers") or {}).get("id") or ""
 
 
+def held_messages(url: str) -> list[dict]:
+    """The messages delivered to some consumer and not yet acknowledged (kombu payloads)."""
+    client = redis.Redis.from_url(url)
+    return [json.loads(raw)[0] for raw in client.hvals(UNACKED)]
+
+
 def held_task_ids(url: str) -> set[str]:
     """Task ids of the messages delivered to some consumer and not yet acknowledged."""
-    client = redis.Redis.from_url(url)
-    ids = set()
-    for raw in client.hvals(UNACKED):
-        message, _exchange, _routing_key = json.loads(raw)
-        ids.add(_task_id(message))
-    return ids
+    return {_task_id(message) for message in held_messages(url)}
 
 
 def queued_task_ids(url: str, queues: list[str]) -> set[str]:
