@@ -53,6 +53,16 @@ def test_the_heartbeat_transport_is_chosen_for_a_redis_broker_and_only_for_it(pr
     assert other.stdout.strip() == "None"
 
 
+def _consume_one(conn: Connection, queue: Queue):
+    conn.Producer().publish(
+        {"job": 1}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+    )
+    received = []
+    with conn.Consumer(queue, callbacks=[lambda _body, message: received.append(message)]):
+        conn.drain_events(timeout=5)
+    return received[0]
+
+
 @pytest.fixture
 def held_message(private_redis):
     """A message consumed through the heartbeat transport and not acknowledged, its index entry
@@ -63,14 +73,8 @@ def held_message(private_redis):
         transport="jobs.brokers.redis_transport:Transport",
         transport_options={"visibility_timeout": TIMEOUT},
     ) as conn:
-        conn.Producer().publish(
-            {"job": 1}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
-        )
-        received = []
-        with conn.Consumer(queue, callbacks=[lambda _body, message: received.append(message)]):
-            conn.drain_events(timeout=5)
+        message = _consume_one(conn, queue)
         channel = conn.default_channel
-        message = received[0]
         aged = time.time() - TIMEOUT - 1
         redis.Redis.from_url(private_redis.url).zadd("unacked_index", {message.delivery_tag: aged})
         yield channel, message
@@ -109,6 +113,30 @@ def test_a_sweep_leaves_a_message_its_holder_refreshed_after_the_scan(held_messa
     channel.qos.restore_if_still_stale(message.delivery_tag)
     assert message.delivery_tag in index_scores(private_redis.url)
     assert redis.Redis.from_url(private_redis.url).llen("heartbeat-probe") == 0
+
+
+def test_a_consumer_without_an_event_loop_beats_from_its_poll(private_redis):
+    # drain_events() consumers (gevent/eventlet pools, plain kombu consumers) have no timer: the
+    # poll itself beats once one is due. (A short interval: this shows the mechanism, not a fault.)
+    queue = Queue("heartbeat-poll", Exchange("heartbeat-poll"), "heartbeat-poll")
+    with Connection(
+        private_redis.url,
+        transport="jobs.brokers.redis_transport:Transport",
+        transport_options={"visibility_timeout": TIMEOUT, "unacked_heartbeat_interval": 0.2},
+    ) as conn:
+        message = _consume_one(conn, queue)
+        earlier = time.time() - 10
+        redis.Redis.from_url(private_redis.url).zadd("unacked_index", {message.delivery_tag: earlier})
+        with conn.Consumer(queue, callbacks=[]):
+
+            def polled_and_refreshed() -> bool:
+                try:
+                    conn.drain_events(timeout=0.05)
+                except TimeoutError:
+                    pass
+                return index_scores(private_redis.url)[message.delivery_tag] > earlier + 5
+
+            wait_until(polled_and_refreshed, timeout=5, what="a poll to refresh the held message")
 
 
 # --- real workers, production timing settings --------------------------------------------------
