@@ -159,7 +159,7 @@ def test_broker_restarted_without_persistence_mid_run(database_url, private_redi
             lambda: _effects(marker)[0] >= jobs,
             timeout=120,
             interval=0.5,
-            what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(80)}",
+            what=lambda: f"all effects; have {_effects(marker)}\n{worker.tail(300)}\nrelay:\n{relay.tail(5)}",
         )
         wait_until(
             lambda: not OutboxMessage.objects.filter(completed_at__isnull=True).exists(),
