@@ -18,7 +18,7 @@ def max_body_bytes() -> int:
 
 
 def max_countdown_seconds() -> int:
-    """Longest countdown a job may ask for (it must stay under the broker's visibility timeout)."""
+    """Longest countdown a job may ask for (the worker holding it heartbeats it on Redis)."""
     return int(settings.JOB_MAX_COUNTDOWN_SECONDS)
 
 

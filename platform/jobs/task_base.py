@@ -63,8 +63,9 @@ class PlatformTask(DjangoTask):
     max_redeliveries = 3
     # Attempt n (0-based) waits a random time in [ceiling/2, ceiling], ceiling = base * 2**n,
     # capped at retry_backoff_max; the half-open range keeps delays growing while spreading
-    # a burst of failures out. retry_backoff_max stays far below the broker's
-    # visibility_timeout (config/settings/base.py), or waiting messages would be redelivered.
+    # a burst of failures out. A job waiting for its retry is held by a worker; on Redis the
+    # worker's heartbeat keeps it from being redelivered however long the wait
+    # (jobs/brokers/redis_transport.py), so the bound is about the job, not the broker.
     retry_backoff_base = 2.0
     retry_backoff_max = 600.0
     # Rate-limit deferrals are bounded too, separately from failures: a job still rate-limited

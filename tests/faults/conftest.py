@@ -14,6 +14,18 @@ _figures: list[dict] = []
 
 
 @pytest.fixture
+def broker_url(private_redis) -> str:
+    """The broker every scenario publishes to and its workers consume from (CELERY_BROKER_URL):
+    one place to parametrize the suite over brokers. Redis: a private redis-server of the test's
+    own (REDIS_URL, the cache and locks, stays on `private_redis` whatever the broker)."""
+    return private_redis.url
+
+
+def is_redis(url: str) -> bool:
+    return url.partition("://")[0] in ("redis", "rediss")
+
+
+@pytest.fixture
 def fault_figures(request):
     """Call with submitted=, faults=, effects=, lost=, duplicated= (and a note) once per scenario."""
 

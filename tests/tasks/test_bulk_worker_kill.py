@@ -1,7 +1,11 @@
 """A bulk WhatsApp send to 200 recipients through the fake Twilio, with its real `celery worker`
 killed by SIGKILL twice part way and restarted: every recipient gets the message exactly once,
 counted at the fake server. A message in flight when its worker died is found at Twilio by the
-next attempt (platform/messaging/whatsapp.py, reconciliation) instead of being sent again."""
+next attempt (platform/messaging/whatsapp.py, reconciliation) instead of being sent again.
+
+Production timing settings throughout: the killed worker's job comes back once its last
+heartbeat is a visibility timeout old (about a minute per kill), and a row left "sending" is
+resent only after the send-once lease of the default integration timeouts."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from tests.factories import make_phone
 from tests.support.processes import platform_env, start_worker, wait_until
 from tests.tasks.conftest import accepted_recipients
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes, pytest.mark.timeout(420)]
 
 RECIPIENTS = 200
 KILL_AT = (60, 130)  # accepted messages after which the worker is killed
@@ -31,11 +35,6 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
         redis_url=private_redis.url,
         **fake_twilio.settings(),
         RATE_LIMITS="twilio=10/s",
-        # A worker that dies outright leaves its job unacknowledged: redelivered after 3 s.
-        CELERY_BROKER_VISIBILITY_TIMEOUT="3",
-        # The send-once lease (connect + read + 5 s): a row left "sending" is resent after 8 s.
-        INTEGRATION_CONNECT_TIMEOUT="1",
-        INTEGRATION_READ_TIMEOUT="2",
     )
     recipients = [make_phone(n) for n in range(1, RECIPIENTS + 1)]
     job_id = str(uuid.uuid4())
@@ -57,8 +56,9 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
         for number, threshold in enumerate(KILL_AT, start=2):
             wait_until(
                 lambda t=threshold: len(fake_twilio.messages) >= t,
-                timeout=120,
-                what=f"{threshold} messages accepted\n{worker.tail()}",
+                timeout=150,
+                interval=0.2,
+                what=lambda t=threshold, w=worker: f"{t} messages accepted\n{w.tail()}",
             )
             worker.kill(signal.SIGKILL)  # the whole worker: main process and pool children
             worker.proc.wait(10)
@@ -66,7 +66,8 @@ def test_bulk_send_survives_sigkilled_workers_and_reaches_everyone_once(
         done = wait_until(
             lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").first(),
             timeout=180,
-            what=f"the bulk job to finish\n{worker.tail()}",
+            interval=0.5,
+            what=lambda: f"the bulk job to finish\n{worker.tail()}",
         )
     finally:
         for w in workers:

@@ -144,21 +144,32 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 
 # --- Redis broker (when CELERY_BROKER_URL is redis://, the embedded default) ------------------
-# The longest wait a message can spend reserved but unacknowledged on a worker is the longest
-# countdown (API countdowns are capped at JOB_MAX_COUNTDOWN_SECONDS = 3600 s; retry backoff at
-# 600 s) plus the longest hard time limit (600 s). Redis redelivers a message that stays
-# unacknowledged past visibility_timeout, so it must exceed that sum or long-countdown jobs run
-# twice. It is also how long a job held by a worker that died outright (SIGKILL of the whole
-# worker, machine lost) waits before redelivery; a child killed alone is requeued at once
-# (task_reject_on_worker_lost). https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+# Redis redelivers a message left unacknowledged past visibility_timeout (kombu's ack emulation).
+# On Redis the platform uses kombu's transport plus a heartbeat (jobs/brokers/redis_transport.py):
+# every worker re-scores the messages it holds (running, reserved, waiting for a countdown or ETA,
+# however long: API countdowns up to JOB_MAX_COUNTDOWN_SECONDS, retry backoff up to 600 s) every
+# quarter of the timeout, so only a message whose worker died, or stalled for most of a timeout,
+# is redelivered. The timeout is thus how long a dead worker's jobs wait: about a minute, where it
+# used to be 2 hours. A child killed alone is requeued at once (task_reject_on_worker_lost).
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
 JOB_MAX_COUNTDOWN_SECONDS = 3600
-CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=7200)
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=60)
+# kombu's Redis transport with the heartbeat, for a Redis broker; None lets kombu pick the
+# transport from the URL's scheme (RabbitMQ).
+CELERY_BROKER_TRANSPORT = None if BROKER_IS_RABBITMQ else "jobs.brokers.redis_transport:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
-    # Look for abandoned messages (older than visibility_timeout) every few seconds: one
-    # cheap ZRANGE on the unacked index (kombu's default sweeps only every ~100 s).
-    "unacked_restore_interval": min(10, max(1, CELERY_BROKER_VISIBILITY_TIMEOUT // 3)),
+    # Each worker re-scores what it holds this often: it may miss three beats in a row.
+    "unacked_heartbeat_interval": max(1, CELERY_BROKER_VISIBILITY_TIMEOUT // 4),
+    # Every worker's event loop sweeps for abandoned messages (scored older than the timeout)
+    # this often: one ZRANGE on the unacked index. A dead worker's jobs are back between
+    # timeout - heartbeat and timeout + sweep seconds after its death (45-65 s by default).
+    "unacked_restore_interval": max(1, min(5, CELERY_BROKER_VISIBILITY_TIMEOUT // 12)),
     "unacked_restore_throttle": 1,
+    # The sweep's lock: a worker killed while holding it blocks the others' sweeps this long
+    # (kombu's default, 300 s, would stretch "about a minute" to six). Sweeps are transactional
+    # per message, so the lock only saves duplicate work.
+    "unacked_mutex_expire": max(1, CELERY_BROKER_VISIBILITY_TIMEOUT // 4),
     "socket_connect_timeout": 1.0,
     "socket_timeout": 5.0,
     "health_check_interval": 25,
