@@ -87,6 +87,20 @@ def test_a_heartbeat_refreshes_the_messages_its_worker_holds(held_message, priva
     assert index_scores(private_redis.url)[message.delivery_tag] >= before
 
 
+def test_a_channel_closed_after_its_connection_is_a_connection_error_and_keeps_its_messages(
+    held_message, private_redis
+):
+    # What Celery's consumer meets when Redis restarted under it: kombu has detached the
+    # transport from the connection, then closes the channel (which restores what it holds).
+    channel, message = held_message
+    channel.connection.client = None
+
+    with pytest.raises(redis.exceptions.ConnectionError):
+        channel.close()
+    # Nothing lost: the message is still recorded as held, for a sweep to restore.
+    assert message.delivery_tag in index_scores(private_redis.url)
+
+
 def test_a_heartbeat_never_brings_back_an_acknowledged_message(held_message, private_redis):
     channel, message = held_message
     message.ack()

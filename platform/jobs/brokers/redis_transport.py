@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 from time import monotonic, time
 
+import redis
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
@@ -168,6 +169,17 @@ class Channel(kombu_redis.Channel):
                 "visibility_timeout": self.visibility_timeout,
             }
         )
+
+    def _connparams(self, asynchronous=False):  # noqa: ANN001, ANN202
+        if self.connection.client is None:
+            # kombu detached this channel's transport from its connection (Connection._close, as
+            # Celery's consumer tears down after the broker went away); a channel closed now still
+            # restores its unacked messages through a new client, and kombu would fail on the
+            # missing URL with an AttributeError, which the worker treats as unrecoverable and
+            # exits on. It is a lost connection: the consumer reconnects, and a sweep restores
+            # what this channel held once its heartbeat stops.
+            raise redis.exceptions.ConnectionError("the broker connection was closed")
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class MultiChannelPoller(kombu_redis.MultiChannelPoller):
