@@ -13,12 +13,15 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "faults.js
 _figures: list[dict] = []
 
 
-@pytest.fixture
-def broker_url(private_redis) -> str:
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request, private_redis) -> str:
     """The broker every scenario publishes to and its workers consume from (CELERY_BROKER_URL):
-    one place to parametrize the suite over brokers. Redis: a private redis-server of the test's
-    own (REDIS_URL, the cache and locks, stays on `private_redis` whatever the broker)."""
-    return private_redis.url
+    each scenario runs on a private redis-server of the test's own, and on RabbitMQ (the run's
+    vhost, emptied first). REDIS_URL (the cache, locks, leases) stays on `private_redis` whatever
+    the broker."""
+    if request.param == "redis":
+        return private_redis.url
+    return request.getfixturevalue("rabbitmq").url
 
 
 def is_redis(url: str) -> bool:
