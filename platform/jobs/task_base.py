@@ -127,9 +127,12 @@ class PlatformTask(DjangoTask):
             )
 
     def _retry_later(self, exc: BaseException) -> BaseException:
-        # The retry carries this job's custom headers (e.g. `durable`) on, plus our own; not the
-        # broker's `redelivered` mark, which belongs to the delivery that is ending here.
-        headers = {k: v for k, v in (self.request.headers or {}).items() if k != "redelivered"}
+        # The retry carries this job's custom headers (e.g. `durable`) on, plus our own; not what
+        # the broker wrote on the delivery that is ending here: the `redelivered` mark, and
+        # RabbitMQ's x-* headers (x-delivery-count, and x-death from the delay queues a delayed
+        # message expired through: copied onto the retry, RabbitMQ would take the retry's pass
+        # through the same delay queue for a dead-letter cycle and drop it silently).
+        headers = {k: v for k, v in (self.request.headers or {}).items() if not _set_by_broker(k)}
         first_failed_at = self.request.get("first_failed_at")
         if isinstance(exc, RateLimited):
             deferrals = int(self.request.get("rate_limit_deferrals") or 0)
@@ -192,6 +195,10 @@ class PlatformTask(DjangoTask):
                 setattr(request, _DEAD_LETTERED, True)
         except Exception:  # the job already failed; never hide that behind a bookkeeping error
             logger.exception("could not record dead letter for %s[%s]", self.name, task_id or request.id)
+
+
+def _set_by_broker(header: str) -> bool:
+    return header == "redelivered" or header.startswith("x-")
 
 
 def rate_limited_countdown(retry_after: float | None) -> float:

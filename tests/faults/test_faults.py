@@ -257,10 +257,9 @@ def test_process_killed_between_commit_and_publish(
     assert distinct == jobs and total == jobs
 
 
-# Redis only for now: on RabbitMQ this scenario's 20 retried sends (sub-second rate-limit and
-# backoff delays, rounded up to 1 s and held in the broker) did not come back within 150 s. An
-# open bug, reported in the README's fault table; every other scenario runs on both brokers.
-@pytest.mark.parametrize("broker_url", ["redis"], indirect=True)
+# On RabbitMQ this is also the test of retries through the delay queues: each retry waits in the
+# broker, and one that copied RabbitMQ's x-death header from the delivery before it was dropped
+# as a dead-letter cycle (jobs/task_base.py, _set_by_broker).
 def test_twilio_answers_503_then_hangs_for_30_seconds(
     database_url, private_redis, broker_url, fake_twilio, fault_figures
 ):
