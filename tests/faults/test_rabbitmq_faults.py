@@ -1,6 +1,6 @@
-"""Faults on RabbitMQ (quorum queues, the run's vhost), with production settings: workers killed
-outright while plain `.delay()` jobs drain, and a job whose whole worker dies mid-run. RabbitMQ
-returns what a dead connection held at once, so no timeout stands between a crash and redelivery."""
+"""A fault on RabbitMQ only (quorum queues, the run's vhost), with production settings: a job whose
+whole worker dies mid-run. RabbitMQ returns what a dead connection held at once, so no timeout
+stands between a crash and redelivery. (The scenarios of test_faults.py run on both brokers.)"""
 
 from __future__ import annotations
 
@@ -24,56 +24,6 @@ def _effects(prefix: str) -> tuple[int, int]:
 def env(database_url, rabbitmq, private_redis) -> dict[str, str]:
     # Production settings: nothing shortened.
     return platform_env(database_url=database_url, redis_url=private_redis.url, broker_url=rabbitmq.url)
-
-
-def test_rabbitmq_plain_delay_jobs_survive_5_sigkills_of_their_worker(env, marker, fault_figures):
-    jobs, kills_wanted = 400, 5
-    published = run_django(
-        "from tests.support.probe.tasks import effect\n"
-        f"for i in range({jobs}):\n"
-        f"    effect.delay(marker=f'{marker}-{{i}}', sleep=0.05)\n",
-        env,
-    )
-    assert published.returncode == 0, published.stderr[-2000:]
-    worker = start_worker(env, name="storm-0", concurrency=2)
-    kills = 0
-    try:
-        while kills < kills_wanted:
-            # Spread the kills over the run: each one lands while jobs are running.
-            target = jobs * (kills + 1) // (kills_wanted + 2)
-            wait_until(
-                lambda t=target: _effects(marker)[0] >= t,
-                timeout=60,
-                interval=0.1,
-                what=lambda t=target, w=worker: f"{t} effects\n{w.tail()}",
-            )
-            worker.kill()  # SIGKILL to the process group: main process and pool children
-            worker.proc.wait(10)
-            kills += 1
-            killed_at = time.monotonic()
-            worker = start_worker(env, name=f"storm-{kills}", concurrency=2)
-        wait_until(
-            lambda: _effects(marker)[0] >= jobs,
-            timeout=120,
-            interval=0.5,
-            what=lambda: f"all {jobs} effects; have {_effects(marker)}\n{worker.tail()}",
-        )
-        drained_after = time.monotonic() - killed_at
-    finally:
-        worker.stop()
-    distinct, total = _effects(marker)
-    executions = ProbeExecution.objects.filter(marker__startswith=marker).count()
-    fault_figures(
-        submitted=jobs,
-        faults=kills,
-        effects=total,
-        lost=jobs - distinct,
-        duplicated=total - distinct,
-        note=f"RabbitMQ: {executions - jobs} re-executions of jobs the killed workers held; "
-        f"all done {drained_after:.1f} s after the last kill; no outbox, no timeout shortened",
-    )
-    assert kills == kills_wanted
-    assert distinct == jobs and total == jobs
 
 
 def test_rabbitmq_job_of_a_dead_worker_is_redelivered_at_once(env, marker, fault_figures):
