@@ -8,7 +8,7 @@ from enum import StrEnum
 
 
 class Queue(StrEnum):
-    DEFAULT = "default"  # short jobs: fx, deals, shipments, commissions, diagnostics
+    DEFAULT = "default"  # short jobs: fx, deals, shipments, commissions
     NOTIFICATIONS = "notifications"  # WhatsApp sends; bounded by Twilio's rate limit
     PAYMENTS = "payments"  # Stripe calls and webhook processing; money, kept apart
     REPORTS = "reports"  # paid vehicle-history calls and dashboard aggregates; slow
@@ -23,7 +23,6 @@ QUEUE_NAMES = [queue.value for queue in Queue]
 TASK_ROUTES = {
     "tasks.notifications.*": {"queue": Queue.NOTIFICATIONS.value},
     "tasks.payments.*": {"queue": Queue.PAYMENTS.value},
-    "tasks.webhooks.*": {"queue": Queue.PAYMENTS.value},  # Stripe events change invoices
     "tasks.reports.*": {"queue": Queue.REPORTS.value},
     "tasks.maintenance.*": {"queue": Queue.MAINTENANCE.value},
     "celery.backend_cleanup": {"queue": Queue.MAINTENANCE.value},
