@@ -2,8 +2,8 @@
 deleted at the end, and the means to empty it between tests.
 
 RabbitMQ listens on 127.0.0.1:5672 with guest/guest (CI starts it: .ci/run). RABBITMQ_URL names
-another server (its vhost part is replaced); RABBITMQ_TESTS=skip opts a machine without RabbitMQ
-out of the RabbitMQ tests, visibly. Otherwise a RabbitMQ that does not answer fails them.
+another server (its vhost part is replaced). A RabbitMQ that does not answer fails the RabbitMQ
+tests; they never skip.
 """
 
 from __future__ import annotations
