@@ -72,6 +72,15 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         expire_seconds=50,
     ),
     DefaultSchedule(
+        # The ops dashboard's "an hour ago" column (platform/jobs/queue_history.py): one small
+        # sample of every queue's depth in REDIS_URL; a late one is worth nothing.
+        name="sample-queue-depths",
+        task=TaskName.SAMPLE_QUEUE_DEPTHS,
+        when=Cron(minute="*"),
+        description="Record every queue's depth, for the ops dashboard's hour-ago comparison.",
+        expire_seconds=50,
+    ),
+    DefaultSchedule(
         # Dashboards are computed here and served from their snapshots (reports/market_dashboards.py);
         # a run still queued when the next is due is redundant.
         name="refresh-dealer-performance",

@@ -1,4 +1,4 @@
-"""Maintenance jobs: the outbox relay, audit-log retention, the job records' own retention, and a
+"""Maintenance jobs: the outbox relay, queue-depth samples, audit-log retention, the job records' own retention, and a
 no-op that checks a worker end to end."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import Field
 from audit.retention import delete_audit_logs_before
 from jobs.arguments import json_int
 from jobs.outbox import relay_outbox as relay
+from jobs.queue_history import sample_queue_depths as sample_depths
 from jobs.retention import prune_job_records as prune
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
@@ -34,6 +35,13 @@ def noop(self) -> None:
 def relay_outbox(self) -> dict[str, int]:
     """Publish outbox jobs that were never published, republish those the broker lost."""
     return relay()
+
+
+@platform_task(name=TaskName.SAMPLE_QUEUE_DEPTHS, soft_time_limit=20, time_limit=30)
+def sample_queue_depths(self) -> dict[str, int]:
+    """Record every queue's depth now in a short history (jobs/queue_history.py), so the ops
+    dashboard can show each queue against an hour ago."""
+    return sample_depths()
 
 
 # Stop between batches this long into a run (under the soft limit of 540 s) and carry on in a new job.

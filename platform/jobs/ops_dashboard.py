@@ -1,5 +1,6 @@
-"""The operations dashboard in admin (/admin/ops/): workers and their queues, queue depths, recent
-failures, dead letters by task, schedules (next run, last outcome), the beat leader; actions to
+"""The operations dashboard in admin (/admin/ops/): the last hour of jobs succeeded and failed per
+minute and queue as a chart (jobs/throughput.py), workers and their queues, queue depths now and an
+hour ago (jobs/queue_history.py), recent failures, dead letters by task, schedules (next run, last outcome), the beat leader; actions to
 pause or resume a queue and to replay dead letters in bulk.
 
 It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
@@ -17,15 +18,17 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils.safestring import mark_safe
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from jobs import queue_ops
+from jobs import queue_history, queue_ops, throughput
 from jobs.brokers import current_broker
 from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
@@ -207,15 +210,21 @@ def ops_dashboard(request):  # noqa: ANN001, ANN201
     futures = {
         "workers": _pool.submit(workers_and_queues),
         "broker": _pool.submit(broker_state),
+        "history": _pool.submit(queue_history.depths_ago, 3600),
     }
     # The database answers while the workers are being asked.
+    hour = throughput.last_hour(now=timezone.now())
     context = {
+        "throughput_chart": mark_safe(throughput.render_svg(hour, flower_url=settings.FLOWER_URL)),  # noqa: S308 (built escaped)
+        "failing_tasks": hour.failing_tasks,
         "failures": recent_failures(),
         "dead_letters": open_dead_letters_by_task(),
         "schedules": schedules(),
     }
     remote = _within(futures, started + LOAD_DEADLINE_SECONDS)
     broker = remote["broker"].get("value") or {}
+    hour_ago = remote["history"].get("value")
+    ago_depths = (hour_ago or {}).get("depths", {})
     context.update(
         {
             **admin.site.each_context(request),
@@ -225,6 +234,10 @@ def ops_dashboard(request):  # noqa: ANN001, ANN201
             "broker_error": remote["broker"].get("error"),
             "broker": broker.get("broker"),
             "queues": broker.get("queues", []),
+            "queue_rows": [(queue, ago_depths.get(queue.name)) for queue in broker.get("queues", [])],
+            "hour_ago": hour_ago,
+            "history_error": remote["history"].get("error"),
+            "flower_url": settings.FLOWER_URL.rstrip("/"),
             "paused": broker.get("paused", {}),
             "beat_leader": broker.get("beat_leader"),
             "beat_heartbeat_age": broker.get("beat_heartbeat_age"),

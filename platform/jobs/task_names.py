@@ -36,6 +36,7 @@ class TaskName(StrEnum):
     RELAY_OUTBOX = "tasks.maintenance.relay_outbox"  # internal
     PRUNE_JOB_RECORDS = "tasks.maintenance.prune_job_records"  # internal
     NOOP = "tasks.maintenance.noop"  # internal: proves a worker end to end
+    SAMPLE_QUEUE_DEPTHS = "tasks.maintenance.sample_queue_depths"  # internal: ops dashboard history
     # tasks/notifications.py
     SEND_WHATSAPP_MESSAGE = "tasks.notifications.send_whatsapp_message"
     SEND_WHATSAPP_TEMPLATE = "tasks.notifications.send_whatsapp_template"

@@ -31,6 +31,7 @@ CONTRACT_SCHEDULES = {
     "refresh-dealer-performance": ("tasks.reports.refresh_dealer_performance", "*/30 * * * *"),
     "refresh-analytics-dashboard": ("tasks.reports.refresh_analytics_dashboard", "*/15 * * * *"),
     "relay-outbox": ("tasks.maintenance.relay_outbox", "* * * * *"),
+    "sample-queue-depths": ("tasks.maintenance.sample_queue_depths", "* * * * *"),
     "prune-job-records": ("tasks.maintenance.prune_job_records", "30 3 * * *"),
     "celery.backend_cleanup": ("celery.backend_cleanup", "0 4 * * *"),
 }

@@ -355,6 +355,8 @@ API_PUBLISH_TIMEOUT_SECONDS = 0.3
 
 # --- Flower ---------------------------------------------------------------------------------
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
+# Where ops staff's browsers reach Flower; the ops dashboard links each queue there (empty: no links).
+FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555")
 
 # --- Marketplace thresholds (marketplace/selectors.py, audit/selectors.py) -------------------
 # A lead or deal with no activity for this many days is followed up (check_stalled_deals).
