@@ -1,5 +1,5 @@
-"""Maintenance jobs: the outbox relay, queue-depth samples, audit-log retention, the job records' own retention, and a
-no-op that checks a worker end to end."""
+"""Maintenance jobs: the outbox relay, queue-depth samples, audit-log retention, the job records'
+own retention, and a no-op that checks a worker end to end."""
 
 from __future__ import annotations
 

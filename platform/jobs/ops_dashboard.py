@@ -1,7 +1,7 @@
 """The operations dashboard in admin (/admin/ops/): the last hour of jobs succeeded and failed per
 minute and queue as a chart (jobs/throughput.py), workers and their queues, queue depths now and an
-hour ago (jobs/queue_history.py), recent failures, dead letters by task, schedules (next run, last outcome), the beat leader; actions to
-pause or resume a queue and to replay dead letters in bulk.
+hour ago (jobs/queue_history.py), recent failures, dead letters by task, schedules (next run, last
+outcome), the beat leader; actions to pause or resume a queue and to replay dead letters in bulk.
 
 It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
 CONTROL_TIMEOUT_SECONDS at most, broker and Redis reads have short socket timeouts, and a section
@@ -23,8 +23,8 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.utils.safestring import mark_safe
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 

@@ -19,7 +19,9 @@ SAMPLES_KEPT = 150
 TOLERANCE_SECONDS = 300
 
 
-def record_sample(depths: dict[str, int], *, at: float | None = None, client: redis.Redis | None = None) -> None:
+def record_sample(
+    depths: dict[str, int], *, at: float | None = None, client: redis.Redis | None = None
+) -> None:
     client = client or ops_redis()
     sample = json.dumps({"at": time.time() if at is None else at, "depths": depths})
     with client.pipeline(transaction=True) as pipe:

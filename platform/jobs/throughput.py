@@ -155,7 +155,8 @@ def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
             label = f'<a href="{escape(flower_url.rstrip("/"))}/broker">{label}</a>'
         parts.append(
             f'<text x="4" y="{base + 4}" font-size="11" fill="#333">{label}</text>'
-            f'<line x1="{LABEL}" y1="{base}" x2="{LABEL + BAR * MINUTES}" y2="{base}" stroke="#bbb" stroke-width="1"/>'
+            f'<line x1="{LABEL}" y1="{base}" x2="{LABEL + BAR * MINUTES}" y2="{base}" '
+            'stroke="#bbb" stroke-width="1"/>'
         )
         for outcome, series in outcomes.items():
             up = outcome == "succeeded"

@@ -48,7 +48,9 @@ def series_of(svg_text: str) -> dict[tuple[str, str], dict]:
 def _known_rows() -> None:
     minute = NOW.replace(second=0, microsecond=0)  # the window's last minute (index 59)
     finished("tasks.notifications.send_whatsapp_message", "SUCCESS", minute + timedelta(seconds=5), 3)
-    finished("tasks.notifications.send_whatsapp_message", "FAILURE", minute - timedelta(minutes=2, seconds=-40), 2)
+    finished(
+        "tasks.notifications.send_whatsapp_message", "FAILURE", minute - timedelta(minutes=2, seconds=-40), 2
+    )
     finished("tasks.payments.apply_stripe_event", "SUCCESS", minute - timedelta(minutes=59), 4)  # index 0
     finished("tasks.fx.update_exchange_rates", "FAILURE", minute - timedelta(minutes=10), 1)  # default
     finished("tasks.fx.update_exchange_rates", "SUCCESS", minute - timedelta(minutes=10, seconds=-59), 5)
@@ -95,7 +97,9 @@ def test_the_hour_query_range_scans_the_date_done_index():
     rng = random.Random(5)
     names = ["tasks.fx.update_exchange_rates", "tasks.notifications.send_whatsapp_message", "tasks.reports.x"]
     rows = [
-        TaskResult(task_id=f"t-{n}", task_name=rng.choice(names), status=rng.choice(["SUCCESS"] * 9 + ["FAILURE"]))
+        TaskResult(
+            task_id=f"t-{n}", task_name=rng.choice(names), status=rng.choice(["SUCCESS"] * 9 + ["FAILURE"])
+        )
         for n in range(6000)
     ]
     TaskResult.objects.bulk_create(rows)
@@ -106,7 +110,9 @@ def test_the_hour_query_range_scans_the_date_done_index():
     start, end = throughput.window(NOW)
 
     assert_uses_index(
-        throughput.outcome_counts(start=start, end=end), "django_cele_date_do_f59aad_idx", TaskResult._meta.db_table
+        throughput.outcome_counts(start=start, end=end),
+        "django_cele_date_do_f59aad_idx",
+        TaskResult._meta.db_table,
     )
 
 
@@ -140,7 +146,10 @@ def test_the_dashboard_query_count_does_not_grow_with_results_or_task_names(admi
         response = admin_client.get(reverse("ops_dashboard"))
 
     assert response.status_code == 200
-    assert sum(series["total"] for series in series_of(SVG.search(response.content.decode()).group(0)).values()) == 120
+    assert (
+        sum(series["total"] for series in series_of(SVG.search(response.content.decode()).group(0)).values())
+        == 120
+    )
     assert empty.count <= 8, empty.describe()  # session, user, the chart, failures, dead letters, schedules
 
 
@@ -157,7 +166,9 @@ def test_the_nearest_sample_to_an_hour_ago_is_shown_beside_the_depth_now(admin_c
 
     assert queue_history.depths_ago(3600, now=now)["depths"] == {"default": 7, "notifications": 9}
     page = admin_client.get(reverse("ops_dashboard")).content.decode()
-    row = re.search(r"<tr>\s*<td><a [^>]*>notifications</a></td><td>(\d+)</td>\s*<td class=\"ops-hour-ago\">(\w+)<", page)
+    row = re.search(
+        r"<tr>\s*<td><a [^>]*>notifications</a></td><td>(\d+)</td>\s*<td class=\"ops-hour-ago\">(\w+)<", page
+    )
     assert row.groups() == ("1", "9")
 
 
