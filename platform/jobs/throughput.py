@@ -6,7 +6,8 @@ per job, `date_done` set when it finished): one grouped query over the last hour
 scan of TaskResult's `date_done` index (tests/ops/test_throughput_chart.py checks the plan), so
 the page costs the same with 10 M rows as with 10 thousand. A result row does not record its
 queue: a job counts under the queue its task name routes to (jobs/queues.py TASK_ROUTES, the
-default queue otherwise), which is where every platform job goes unless sent elsewhere by hand.
+default queue otherwise, as Celery's own router decides), which is where every platform job goes
+unless sent elsewhere by hand.
 """
 
 from __future__ import annotations
@@ -14,26 +15,25 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.utils.html import escape
 from django_celery_results.models import TaskResult
 
-from jobs.queues import QUEUE_NAMES, TASK_ROUTES, Queue
+from jobs.celery_app import app
+from jobs.queues import QUEUE_NAMES
 
 MINUTES = 60
 # Result states counted, and the name each outcome has on the page and in the chart's hooks.
 OUTCOMES = {"SUCCESS": "succeeded", "FAILURE": "failed"}
 
 
+@lru_cache(maxsize=1024)
 def queue_of_task(task_name: str) -> str:
-    """The queue a task name routes to, as Celery routes it (first matching glob wins)."""
-    for pattern, route in TASK_ROUTES.items():
-        if fnmatchcase(task_name, pattern):
-            return route["queue"]
-    return Queue.DEFAULT.value
+    """The queue a task name routes to: Celery's router, on the app's task_routes."""
+    return app.amqp.router.route({}, task_name)["queue"].name
 
 
 def window(now: datetime) -> tuple[datetime, datetime]:
@@ -130,7 +130,7 @@ def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
     Hooks for browser tests: svg#throughput-chart, g.series[data-queue][data-outcome]."""
     grouped = throughput.by_queue()
     peak = max((max(s.values) for s in throughput.series), default=0) or 1
-    width = LABEL + BAR * MINUTES + 8
+    width = LABEL + BAR * MINUTES + 20  # room for the last time label
     height = TOP + BAND * len(grouped) + 4
     start = throughput.start
     parts = [
