@@ -14,6 +14,7 @@ from django.urls import reverse
 from django_celery_results.models import TaskResult
 
 from jobs import queue_history, throughput
+from jobs.models import DeadLetter
 from jobs.queues import QUEUE_NAMES
 from tests.conftest import broker_client
 from tests.domain.test_index_usage import assert_uses_index
@@ -127,8 +128,24 @@ def test_the_dashboard_draws_the_chart_links_failing_tasks_to_dead_letters_and_q
 
     series = series_of(SVG.search(page).group(0))
     assert series[("notifications", "failed")]["values"][-1] == 2
-    dead_letters = reverse("admin:jobs_deadletter_changelist")
-    assert f'href="{dead_letters}?task_name=tasks.notifications.send_whatsapp_message"' in page
+    link = (
+        f"{reverse('admin:jobs_deadletter_changelist')}?task_name=tasks.notifications.send_whatsapp_message"
+    )
+    assert f'href="{link}"' in page
+    # The link lists that task's dead letters and no other's.
+    for n, task_name in enumerate(
+        ["tasks.notifications.send_whatsapp_message", "tasks.fx.update_exchange_rates"]
+    ):
+        now = datetime.now(UTC)
+        DeadLetter.objects.create(
+            task_id=f"dl-{n}",
+            task_name=task_name,
+            exception_type="X",
+            first_failed_at=now,
+            last_failed_at=now,
+        )
+    letters = admin_client.get(link).content.decode()
+    assert "dl-0" in letters and "dl-1" not in letters
     for queue in QUEUE_NAMES:
         assert f'<a href="http://flower.example:5555/broker" title="{queue} in Flower">{queue}</a>' in page
 
