@@ -144,3 +144,9 @@ def test_the_alerts_fire_on_trouble_and_stay_quiet_otherwise():
 
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
+
+
+def test_promtool_accepts_the_scrape_config():
+    checked = _promtool("check", "config", "prometheus.yml")
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
