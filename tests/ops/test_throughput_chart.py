@@ -18,6 +18,7 @@ from jobs.models import DeadLetter
 from jobs.queues import QUEUE_NAMES
 from tests.conftest import broker_client
 from tests.domain.test_index_usage import assert_uses_index
+from tests.support.processes import wait_until
 from tests.support.queries import assert_max_queries, count_queries
 
 pytestmark = pytest.mark.django_db
@@ -212,3 +213,16 @@ def test_sampling_records_the_broker_depths_and_keeps_the_history_bounded(ops_br
     client = queue_history.ops_redis()
     assert client.llen(queue_history.SAMPLES_KEY) == queue_history.SAMPLES_KEPT
     assert queue_history.depths_ago(0)["depths"] == recorded
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_the_scheduled_task_records_a_sample_from_a_real_worker(ops_workers, ops_broker):
+    ops_workers("sampler", "maintenance")
+    publisher = broker_client(ops_broker.url)
+    publisher.send_task("probe.effect", kwargs={"marker": "waiting"}, queue="payments")  # nobody consumes it
+
+    publisher.send_task("tasks.maintenance.sample_queue_depths", queue="maintenance")
+
+    sample = wait_until(lambda: queue_history.depths_ago(0), timeout=30, what="a queue-depth sample")
+    assert sample["depths"]["payments"] == 1 and set(sample["depths"]) == set(QUEUE_NAMES)
