@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
+from django.utils import timezone
 from django.utils.html import escape
 from django_celery_results.models import TaskResult
 
@@ -120,7 +121,7 @@ COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828"}
 
 
 def _hhmm(moment: datetime) -> str:
-    return moment.strftime("%H:%M")
+    return timezone.localtime(moment).strftime("%H:%M")  # TIME_ZONE, as the rest of admin
 
 
 def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
@@ -138,7 +139,7 @@ def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'data-start="{start.isoformat()}" data-minutes="{MINUTES}" data-peak="{peak}" '
         f'aria-label="Jobs succeeded and failed per minute and queue, the last hour">',
-        f"<title>Jobs per minute, {_hhmm(start)} to {_hhmm(start + timedelta(minutes=MINUTES))} UTC "
+        f"<title>Jobs per minute, {_hhmm(start)} to {_hhmm(start + timedelta(minutes=MINUTES))} "
         f"(succeeded up, failed down; tallest bar {peak})</title>",
     ]
     for n in range(0, MINUTES + 1, 15):
@@ -173,7 +174,7 @@ def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
                 when = _hhmm(start + timedelta(minutes=minute))
                 parts.append(
                     f'<rect x="{LABEL + minute * BAR}" y="{y}" width="{BAR - 1}" height="{h}">'
-                    f"<title>{escape(queue)} {when} UTC: {count} {outcome}</title></rect>"
+                    f"<title>{escape(queue)} {when}: {count} {outcome}</title></rect>"
                 )
             parts.append("</g>")
     parts.append("</svg>")
