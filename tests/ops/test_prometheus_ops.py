@@ -152,11 +152,13 @@ def test_the_dashboard_imports_on_any_prometheus_data_source():
 
     assert len({panel["id"] for panel in panels}) == len(panels)
     variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    source = variables["datasource"]
+    assert source["type"] == "datasource" and source["query"] == "prometheus"
     # Every panel and query reads the data source chosen at import, none a fixed one.
     for panel in panels:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
-        assert panel["targets"] and all(target["datasource"]["uid"] == "${datasource}" for target in panel["targets"])
+        assert panel["targets"]
+        assert all(target["datasource"]["uid"] == "${datasource}" for target in panel["targets"])
 
 
 def test_promtool_accepts_the_scrape_config():
