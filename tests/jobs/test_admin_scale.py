@@ -8,9 +8,7 @@ test client's requests ran are each EXPLAINed. PostgreSQL only (CI always runs i
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 
 import pytest
 from django.db import connection
@@ -22,13 +20,7 @@ TASK_RESULTS = 100_000
 OTHERS = 50_000
 BIG_TABLES = large_history.TABLES
 
-
-def _generated_id(prefix: str, i: int) -> str:
-    """The id large_history gave row i: md5(prefix || i) as a UUID."""
-    return str(uuid.UUID(hashlib.md5(f"{prefix}{i}".encode()).hexdigest()))
-
-
-A_TASK_ID = _generated_id("t", 4242)
+A_TASK_ID = large_history.generated_id("t", 4242)
 
 
 @pytest.fixture(scope="module")
@@ -42,48 +34,7 @@ def history(django_db_setup, django_db_blocker):
 
 
 RESULTS = "/admin/django_celery_results/taskresult/"
-PAGES = {
-    "task results": RESULTS,
-    "task results, search by id": f"{RESULTS}?q={A_TASK_ID}",
-    "task results, task-name prefix": f"{RESULTS}?q=tasks.payments.",
-    "task results, page 500": f"{RESULTS}?p=500",
-    "task results, status SUCCESS": f"{RESULTS}?status=SUCCESS",
-    "task results, status FAILURE": f"{RESULTS}?status=FAILURE",
-    "task results, task name": f"{RESULTS}?task_name=tasks.fx.refresh_exchange_rates",
-    "task results, periodic task": f"{RESULTS}?periodic_task_name=relay-outbox",
-    "task results, worker": f"{RESULTS}?worker=celery%40worker1",
-    "task results, done today": f"{RESULTS}?date_done__gte=2000-01-01",
-    "task results, a page of a filter": f"{RESULTS}?status=SUCCESS&p=50",
-    "group results": "/admin/django_celery_results/groupresult/",
-    "group results, search by id": "/admin/django_celery_results/groupresult/?q=" + _generated_id("g", 4242),
-    "group results, page 300": "/admin/django_celery_results/groupresult/?p=300",
-    "dead letters": "/admin/jobs/deadletter/",
-    "dead letters, search by id": "/admin/jobs/deadletter/?q=" + _generated_id("d", 4242),
-    "dead letters, task-name prefix": "/admin/jobs/deadletter/?q=tasks.deals.",
-    "dead letters, open": "/admin/jobs/deadletter/?status__exact=open",
-    "dead letters, task name": "/admin/jobs/deadletter/?task_name=tasks.fx.refresh_exchange_rates",
-    "dead letters, queue": "/admin/jobs/deadletter/?queue=payments",
-    "dead letters, exception": "/admin/jobs/deadletter/?exception_type=builtins.KeyError",
-    "dead letters, page 300": "/admin/jobs/deadletter/?p=300",
-    "effects": "/admin/jobs/effect/",
-    "effects, search by job id": f"/admin/jobs/effect/?q={A_TASK_ID}",
-    "effects, key prefix": "/admin/jobs/effect/?q=whatsapp:message:4242",
-    "effects, page 300": "/admin/jobs/effect/?p=300",
-    "outbox": "/admin/jobs/outboxmessage/",
-    "outbox, search by job id": "/admin/jobs/outboxmessage/?q=" + _generated_id("o", 4242),
-    "outbox, task-name prefix": "/admin/jobs/outboxmessage/?q=tasks.payments.",
-    "outbox, outcome FAILURE": "/admin/jobs/outboxmessage/?outcome=FAILURE",
-    "outbox, task name": "/admin/jobs/outboxmessage/?task_name=tasks.fx.refresh_exchange_rates",
-    "outbox, not completed": "/admin/jobs/outboxmessage/?completed_at__isempty=1",
-    "outbox, never published": "/admin/jobs/outboxmessage/?published_at__isempty=1",
-    "outbox, page 300": "/admin/jobs/outboxmessage/?p=300",
-    "audit log": "/admin/audit/auditlog/",
-    "audit log, search by object id": "/admin/audit/auditlog/?q=4242",
-    "audit log, actor prefix": "/admin/audit/auditlog/?q=alice",
-    "audit log, object type": "/admin/audit/auditlog/?object_type=billing.invoice",
-    "audit log, action": "/admin/audit/auditlog/?action=whatsapp:sent",
-    "audit log, page 300": "/admin/audit/auditlog/?p=300",
-}
+PAGES = {page: f"/admin/{path}" for page, path in large_history.admin_pages().items()}
 
 
 def _plans(queries) -> list[tuple[str, str]]:

@@ -1,10 +1,14 @@
 """A week of job history generated in SQL (generate_series), for the admin's index tests
-(tests/jobs/test_admin_scale.py) and `make bench`'s admin pages (bench/admin_pages.py): task
+(tests/jobs/test_admin_scale.py) and `make bench`'s admin pages (bench/admin_pages.py), and the
+pages themselves (admin_pages): task
 results, group results, dead letters, effects, outbox messages and audit log rows with a realistic
 spread (a few task names carry most jobs, 95 % succeed, rows written in time order), then ANALYZE.
 PostgreSQL only."""
 
 from __future__ import annotations
+
+import hashlib
+import uuid
 
 from django.db import connection
 
@@ -111,3 +115,58 @@ def fill(*, task_results: int, others: int) -> None:
 def empty() -> None:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(TABLES))
+
+
+def generated_id(prefix: str, i: int) -> str:
+    """The id fill() gave row i of a table: md5(prefix || i) as a UUID (t: task results, g: group
+    results, d: dead letters, o: outbox messages)."""
+    return str(uuid.UUID(hashlib.md5(f"{prefix}{i}".encode()).hexdigest()))
+
+
+def admin_pages() -> dict[str, str]:
+    """Every changelist ops staff open on these tables: default page, searches, each filter, a deep
+    page; paths below the admin site's root."""
+    return {
+        "task results": "django_celery_results/taskresult/",
+        "task results, search by id": "django_celery_results/taskresult/?q=" + generated_id("t", 4242),
+        "task results, task-name prefix": "django_celery_results/taskresult/?q=tasks.payments.",
+        "task results, page 500": "django_celery_results/taskresult/?p=500",
+        "task results, status SUCCESS": "django_celery_results/taskresult/?status=SUCCESS",
+        "task results, status FAILURE": "django_celery_results/taskresult/?status=FAILURE",
+        "task results, task name": "django_celery_results/taskresult/?task_name="
+        + "tasks.fx.refresh_exchange_rates",
+        "task results, periodic task": "django_celery_results/taskresult/?periodic_task_name=relay-outbox",
+        "task results, worker": "django_celery_results/taskresult/?worker=celery%40worker1",
+        "task results, done today": "django_celery_results/taskresult/?date_done__gte="
+        + "2000-01-01T00:00:00%2B00:00",
+        "task results, a page of a filter": "django_celery_results/taskresult/?status=SUCCESS&p=50",
+        "group results": "django_celery_results/groupresult/",
+        "group results, search by id": "django_celery_results/groupresult/?q=" + generated_id("g", 4242),
+        "group results, page 300": "django_celery_results/groupresult/?p=300",
+        "dead letters": "jobs/deadletter/",
+        "dead letters, search by id": "jobs/deadletter/?q=" + generated_id("d", 4242),
+        "dead letters, task-name prefix": "jobs/deadletter/?q=tasks.deals.",
+        "dead letters, open": "jobs/deadletter/?status__exact=open",
+        "dead letters, task name": "jobs/deadletter/?task_name=tasks.fx.refresh_exchange_rates",
+        "dead letters, queue": "jobs/deadletter/?queue=payments",
+        "dead letters, exception": "jobs/deadletter/?exception_type=builtins.KeyError",
+        "dead letters, page 300": "jobs/deadletter/?p=300",
+        "effects": "jobs/effect/",
+        "effects, search by job id": "jobs/effect/?q=" + generated_id("t", 4242),
+        "effects, key prefix": "jobs/effect/?q=whatsapp:message:4242",
+        "effects, page 300": "jobs/effect/?p=300",
+        "outbox": "jobs/outboxmessage/",
+        "outbox, search by job id": "jobs/outboxmessage/?q=" + generated_id("o", 4242),
+        "outbox, task-name prefix": "jobs/outboxmessage/?q=tasks.payments.",
+        "outbox, outcome FAILURE": "jobs/outboxmessage/?outcome=FAILURE",
+        "outbox, task name": "jobs/outboxmessage/?task_name=tasks.fx.refresh_exchange_rates",
+        "outbox, not completed": "jobs/outboxmessage/?completed_at__isempty=1",
+        "outbox, never published": "jobs/outboxmessage/?published_at__isempty=1",
+        "outbox, page 300": "jobs/outboxmessage/?p=300",
+        "audit log": "audit/auditlog/",
+        "audit log, search by object id": "audit/auditlog/?q=4242",
+        "audit log, actor prefix": "audit/auditlog/?q=alice",
+        "audit log, object type": "audit/auditlog/?object_type=billing.invoice",
+        "audit log, action": "audit/auditlog/?action=whatsapp:sent",
+        "audit log, page 300": "audit/auditlog/?p=300",
+    }
