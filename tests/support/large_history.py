@@ -106,10 +106,25 @@ def fill(*, task_results: int, others: int) -> None:
             FROM generate_series(1::bigint, {others}) AS i""",
     ]
     with connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
-        for table in TABLES:
+        cursor.execute("SET maintenance_work_mem = '256MB'")
+        for table, statement in zip(TABLES, statements, strict=True):
+            # Indexes built once after the rows, not maintained row by row: several times faster
+            # at 10 million rows. Constraints (primary and unique keys) stay.
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN"
+                " (SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
+                [table, table],
+            )
+            indexes = cursor.fetchall()
+            for name, _ in indexes:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+            try:
+                cursor.execute(statement)
+            finally:
+                for _, definition in indexes:
+                    cursor.execute(definition)
             cursor.execute(f"ANALYZE {table}")
+        cursor.execute("RESET maintenance_work_mem")
 
 
 def empty() -> None:
