@@ -17,7 +17,7 @@ import json
 from functools import cached_property
 
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import Q
@@ -29,7 +29,10 @@ FILTER_CHOICES_LIMIT = 200
 
 def planner_estimate(queryset) -> int:
     """The rows the planner expects `queryset` to return (PostgreSQL's EXPLAIN; nothing is run)."""
-    sql, params = queryset.order_by().query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().query.sql_with_params()
+    except EmptyResultSet:  # queryset.none(): nothing to ask
+        return 0
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
