@@ -33,6 +33,7 @@ BENCHMARKS = [
     ("bench.queries", "queries"),
     ("bench.dashboards", "dashboards"),
     ("bench.cluster_scaleout", "cluster"),
+    ("bench.admin_pages", "admin"),
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

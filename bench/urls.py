@@ -1,5 +1,6 @@
-"""The platform's URL map plus the trigger API's baseline: a bare Django view that parses the same
-body and publishes the same job, with no auth, rate limit, idempotency or database row."""
+"""The platform's URL map plus two baselines: the trigger API's, a bare Django view that parses the
+same body and publishes the same job, with no auth, rate limit, idempotency or database row; and
+the admin's before its changes for scale (bench/stock_admin.py, under /bench/stock-admin/)."""
 
 import json
 
@@ -7,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from bench.stock_admin import site as stock_admin_site
 from config.urls import urlpatterns as platform_urlpatterns
 
 
@@ -26,4 +28,8 @@ def bare_job(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"id": result.id, "state": "PENDING"}, status=202)
 
 
-urlpatterns = [path("bench/bare-job", bare_job), *platform_urlpatterns]
+urlpatterns = [
+    path("bench/bare-job", bare_job),
+    path("bench/stock-admin/", stock_admin_site.urls),
+    *platform_urlpatterns,
+]

@@ -1,16 +1,19 @@
-"""Admin for the job machinery: dead letters (replay, discard) and the effect ledger."""
+"""Admin for the job machinery: dead letters (replay, discard), the effect ledger, the outbox and
+task results (jobs/result_admin.py), each fast at millions of rows (jobs/admin_scale.py)."""
 
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils.html import format_html
 
+from jobs import result_admin  # noqa: F401  (replaces django-celery-results' admin)
+from jobs.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
 from jobs.dead_letters import ReplayFailed, discard_dead_letters, replay_dead_letters
 from jobs.models import DeadLetter, Effect, OutboxMessage
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(LargeTableAdmin):
     list_display = (
         "task_name",
         "status",
@@ -21,9 +24,16 @@ class DeadLetterAdmin(admin.ModelAdmin):
         "last_failed_at",
         "queue",
     )
-    list_filter = ("status", "task_name", "queue", "exception_type")
-    search_fields = ("task_id", "task_name", "exception_message")
-    date_hierarchy = "last_failed_at"
+    list_filter = (
+        "status",
+        ("task_name", IndexedValuesFieldListFilter),
+        ("queue", IndexedValuesFieldListFilter),
+        ("exception_type", IndexedValuesFieldListFilter),
+        "last_failed_at",
+    )
+    search_exact_fields = ("task_id",)
+    search_prefix_fields = ("task_name",)
+    search_help_text = "A task id (exactly), or the beginning of a task name."
     actions = ("replay_selected", "discard_selected")
     readonly_fields = (
         "task_id",
@@ -88,9 +98,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Effect)
-class EffectAdmin(admin.ModelAdmin):
+class EffectAdmin(LargeTableAdmin):
     list_display = ("key", "job_id", "created_at")
-    search_fields = ("key", "job_id")
+    search_exact_fields = ("job_id",)
+    search_prefix_fields = ("key",)
+    search_help_text = "A job id (exactly), or the beginning of an effect key (reminder:invoice:42:)."
     readonly_fields = ("key", "job_id", "created_at")
 
     def has_add_permission(self, request) -> bool:
@@ -101,7 +113,7 @@ class EffectAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(LargeTableAdmin):
     list_display = (
         "task_name",
         "job_id",
@@ -113,12 +125,14 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         "outcome",
     )
     list_filter = (
-        "outcome",
-        "task_name",
+        ("outcome", IndexedValuesFieldListFilter),
+        ("task_name", IndexedValuesFieldListFilter),
         ("completed_at", admin.EmptyFieldListFilter),
         ("published_at", admin.EmptyFieldListFilter),
     )
-    search_fields = ("job_id", "task_name")
+    search_exact_fields = ("job_id",)
+    search_prefix_fields = ("task_name",)
+    search_help_text = "A job id (exactly), or the beginning of a task name."
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -232,6 +232,8 @@ CELERY_RESULT_BACKEND = "jobs.result_backend:ReconnectingDatabaseBackend"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+# celery.backend_cleanup deletes expired results this many rows per transaction (jobs/result_backend.py).
+RESULT_CLEANUP_BATCH_SIZE = env.int("RESULT_CLEANUP_BATCH_SIZE", default=5000)
 # Flower and the ops dashboard read task events.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
