@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -52,6 +52,8 @@ class BulkProgress:
     started_at: str  # ISO time the run of the job began: rows sent since were sent by this run
     resent_after_interruption: int = 0
     fanned_out: bool = False  # chunk jobs send the rows; this job waits for them
+    pending: int = -1  # rows pending at the last look, while waiting
+    stalled_since: str = ""  # ISO time since which `pending` has not moved
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,8 +102,7 @@ def send_bulk(
     else:
         totals = BulkProgress(**progress)
     if totals.fanned_out:
-        if not is_cancelled(job_id) and pending_messages(job_id=job_id).exists():
-            raise BulkPaused("waiting for its chunk jobs", progress=totals, retry_after=1.0, code="waiting")
+        _wait_for_chunks(job_id, totals, fan_out)
     else:
         try:
             send_rows(
@@ -118,6 +119,40 @@ def send_bulk(
     result = job_totals(job_id=job_id, progress=totals)
     logger.info("bulk whatsapp job %s: %s", job_id, result)
     return result
+
+
+# A fanned-out send whose pending rows have not moved for this long enqueues their chunks again:
+# a chunk job published with .delay() can be lost for good at a worker's SIGKILL (kombu's BRPOP
+# window, celery/celery#7950; tests/faults); a duplicate chunk job costs a look at its rows, never
+# a second send.
+STALLED_AFTER = timedelta(seconds=90)
+
+
+def _wait_for_chunks(job_id: str, totals: BulkProgress, fan_out: Callable[[int, int], None] | None) -> None:
+    """Return once no row is pending (or the batch was cancelled); else BulkPaused to look again
+    in a second, enqueueing the pending rows' chunks again when they stalled."""
+    if is_cancelled(job_id):
+        return
+    pending = pending_messages(job_id=job_id).count()
+    if not pending:
+        return
+    now = timezone.now()
+    if pending != totals.pending or not totals.stalled_since:
+        totals.pending, totals.stalled_since = pending, now.isoformat()
+    elif fan_out is not None and now - datetime.fromisoformat(totals.stalled_since) > STALLED_AFTER:
+        chunks = pending_chunks(job_id)
+        logger.warning(
+            "bulk whatsapp job %s: %s row(s) pending without progress for %s s; enqueueing their %s "
+            "chunk(s) again",
+            job_id,
+            pending,
+            int(STALLED_AFTER.total_seconds()),
+            len(chunks),
+        )
+        for first_id, last_id in chunks:
+            fan_out(first_id, last_id)
+        totals.stalled_since = now.isoformat()
+    raise BulkPaused("waiting for its chunk jobs", progress=totals, retry_after=1.0, code="waiting")
 
 
 def send_chunk(*, job_id: str, first_id: int, last_id: int, time_budget: float = 60.0) -> dict:
