@@ -2,14 +2,23 @@
 and for bulk sends followed as batches."""
 
 from django.contrib import admin, messages
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
 from identifiers import mask_phone
-from messaging.batches import batch_progress, cancel_batch, failed_recipients, retry_failed
+from messaging.batches import (
+    PENDING_STATUSES,
+    batch_progress,
+    cancel_batch,
+    failed_recipients,
+    retry_failed,
+)
 from messaging.models import BulkBatch, WhatsAppMessage
+from messaging.whatsapp import DONE_STATUSES
 
 
 @admin.register(WhatsAppMessage)
@@ -39,6 +48,17 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
         return mask_phone(obj.to)
 
 
+def _count_rows(statuses) -> Coalesce:  # noqa: ANN001
+    rows = (
+        WhatsAppMessage.objects.filter(job_id=OuterRef("job_id"), status__in=list(statuses))
+        .order_by()
+        .values("job_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
 @admin.register(BulkBatch)
 class BulkBatchAdmin(admin.ModelAdmin):
     """Bulk sends as batches: a list, and a page per batch with a live progress bar, the failed
@@ -58,12 +78,24 @@ class BulkBatchAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: BulkBatch | None = None) -> bool:
         return False  # its rows are the record of what was sent
 
+    def get_queryset(self, request: HttpRequest):  # noqa: ANN201
+        # The list's counts in its one query: a count per batch over whatsapp_job_status_idx.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                sent_count=_count_rows(DONE_STATUSES),
+                failed_count=_count_rows([WhatsAppMessage.Status.FAILED]),
+                pending_count=_count_rows(PENDING_STATUSES),
+            )
+        )
+
     @admin.display(description="Progress")
     def progress_column(self, obj: BulkBatch) -> str:
-        progress = batch_progress(obj)
+        percent = (obj.total - obj.pending_count) * 100 // obj.total if obj.total else 100
         return (
-            f"{progress.percent}% ({progress.sent} sent, {progress.failed} failed, "
-            f"{progress.pending} pending)"
+            f"{max(0, percent)}% ({obj.sent_count} sent, {obj.failed_count} failed, "
+            f"{obj.pending_count} pending)"
         )
 
     def get_urls(self):  # noqa: ANN201
