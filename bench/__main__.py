@@ -33,6 +33,7 @@ BENCHMARKS = [
     ("bench.queries", "queries"),
     ("bench.dashboards", "dashboards"),
     ("bench.cluster_scaleout", "cluster"),
+    ("bench.bulk_send", "bulk_send"),
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
