@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("bench.dashboards", "dashboards"),
     ("bench.cluster_scaleout", "cluster"),
     ("bench.admin_pages", "admin"),
+    ("bench.bulk_send", "bulk_send"),
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -138,10 +138,12 @@ class Environment:
         settings: str = "bench.settings",
         queues: str = "default",
         concurrency: int = 2,
+        pool: str = "prefork",
         **extra_env: str,
     ) -> Process:
-        """`celery -A tasks worker` as ops/systemd/platform-worker@.service runs it (prefork, -c 2,
-        metrics files in a PROMETHEUS_MULTIPROC_DIR of its own); returns once it is ready."""
+        """`celery -A tasks worker` as ops/systemd/platform-worker@.service runs it (prefork, -c 2;
+        the notifications queue: threads, -c 16; metrics files in a PROMETHEUS_MULTIPROC_DIR of its
+        own); returns once it is ready."""
         metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=self.log_dir)
         argv = [
             sys.executable,
@@ -157,7 +159,7 @@ class Environment:
             "-l",
             "INFO",
             "-P",
-            "prefork",
+            pool,
             "--concurrency",
             str(concurrency),
         ]

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import transaction
 from django_redis import get_redis_connection
 
+from integrations.twilio_whatsapp import get_whatsapp_client
 from jobs.ledger import claim_effect
 from jobs.task_base import platform_task
 
@@ -51,3 +52,10 @@ def stamp_start(self, token: str) -> float:
 def bare_stamp_start(token: str) -> float:
     """stamp_start on Celery's plain task class: the latency baseline."""
     return _stamp(token)
+
+
+@shared_task(name="bench.tasks.bare_whatsapp_send")
+def bare_whatsapp_send(to: str, body: str) -> str:
+    """The baseline of the exactly-once cost: the same Twilio SDK call through the same client as
+    tasks.notifications.send_whatsapp_message makes, on Celery's plain task class, with no row."""
+    return get_whatsapp_client().send_text(to=to, body=body).sid

@@ -68,6 +68,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
+# Connections kept open to Twilio per process: at least the threads of the notifications worker.
+POOL_SIZE = 64
+
 # The SDK builds absolute https://<product>.twilio.com URLs; TWILIO_BASE_URL replaces this part.
 _TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
 
@@ -147,8 +150,10 @@ class _TwilioTransport(TwilioHttpClient):
         super().__init__(pool_connections=True, logger=_sdk_logger, max_retries=0)
         # HttpClient.__init__ only accepts a number; requests takes the (connect, read) pair.
         self.timeout = timeout  # type: ignore[assignment]
+        # One client serves every thread of a threads-pool worker (the notifications queue):
+        # requests' pool keeps up to POOL_SIZE connections instead of reopening past 10.
         for scheme in ("http://", "https://"):
-            self.session.mount(scheme, HTTPAdapter(max_retries=0))
+            self.session.mount(scheme, HTTPAdapter(max_retries=0, pool_maxsize=POOL_SIZE))
         self.base_url = base_url
         self._local = threading.local()
 

@@ -117,7 +117,7 @@ def main() -> int:
     # Task metrics: each process writes its own prometheus files; /metrics merges them all.
     metrics = VAR / "metrics"
     shutil.rmtree(metrics, ignore_errors=True)
-    for process in ("web", "worker"):
+    for process in ("web", "worker", "notifications"):
         (metrics / process).mkdir(parents=True)
     env.setdefault("METRICS_DIR", str(metrics))
 

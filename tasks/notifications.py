@@ -13,7 +13,7 @@ from jobs.outcomes import SkipReason, skipped
 from jobs.task_base import PlatformTask, platform_task
 from jobs.task_names import TaskName
 from marketplace.models import Vehicle
-from messaging.bulk import BulkPaused, max_recipients, send_bulk
+from messaging.bulk import BulkPaused, max_recipients, send_bulk, send_chunk
 from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
 # The running totals of a bulk job, carried by the message that resumes it (messaging/bulk.py).
@@ -102,7 +102,7 @@ class BulkSendTask(PlatformTask):
 )
 def send_bulk_whatsapp_notifications(self, recipients: Recipients, body: MessageBody) -> dict[str, int]:
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
-    resent_after_interruption}."""
+    resent_after_interruption}. Followed as a batch (admin, and `progress` in the jobs API)."""
     # BulkPaused (a RateLimited) reschedules this same job, with its totals (BulkSendTask).
     return send_bulk(
         job_id=self.request.id,
@@ -110,7 +110,30 @@ def send_bulk_whatsapp_notifications(self, recipients: Recipients, body: Message
         body=body,
         progress=self.request.get(BULK_PROGRESS_HEADER),
         time_budget=90.0,
+        fan_out=lambda first_id, last_id: enqueue_bulk_chunk(self.request.id, first_id, last_id),
     )
+
+
+def enqueue_bulk_chunk(batch_id: str, first_id: int, last_id: int) -> None:
+    """One chunk job of a fanned-out bulk send (also what "retry failed" enqueues)."""
+    send_bulk_whatsapp_chunk.delay(batch_id=batch_id, first_id=first_id, last_id=last_id)
+
+
+@platform_task(
+    name=TaskName.SEND_BULK_WHATSAPP_CHUNK,
+    soft_time_limit=120,
+    time_limit=150,
+    max_rate_limit_deferrals=20_000,
+)
+def send_bulk_whatsapp_chunk(
+    self,
+    batch_id: Annotated[str, StringConstraints(min_length=1, max_length=255)],
+    first_id: RowId,
+    last_id: RowId,
+) -> dict:
+    """Send the rows of bulk job `batch_id` with pk in [first_id, last_id] that are still to send,
+    each once; stops at once when the batch is cancelled."""
+    return send_chunk(job_id=batch_id, first_id=first_id, last_id=last_id, time_budget=90.0)
 
 
 def _result(outcome: SendOutcome) -> dict:

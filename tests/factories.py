@@ -8,6 +8,7 @@ counter, so factories can be called any number of times in one test."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from audit.models import AuditLog
 from billing.models import ExchangeRate, Invoice, PaymentAttempt
 from logistics.models import Shipment, ShipmentEvent
 from marketplace.models import Commission, Deal, Lead, Offer, Profile, Role, Vehicle
-from messaging.models import WhatsAppMessage
+from messaging.models import BulkBatch, WhatsAppMessage
 from reports.models import DashboardSnapshot, VehicleHistoryReport
 
 _seq = itertools.count(1)
@@ -193,6 +194,16 @@ def make_whatsapp_message(**kw: Any) -> WhatsAppMessage:
     kw.setdefault("job_id", f"job-{next_id()}")
     kw.setdefault("idempotency_key", "message")
     return WhatsAppMessage.objects.create(**kw)
+
+
+def make_bulk_batch(*, recipients: int = 3, **kw: Any) -> BulkBatch:
+    """A bulk send's batch with `recipients` queued rows."""
+    kw.setdefault("job_id", str(uuid.uuid4()))
+    kw.setdefault("body", "The port of Douala reopens Monday.")
+    batch = BulkBatch.objects.create(total=recipients, **kw)
+    for n in range(recipients):
+        make_whatsapp_message(job_id=batch.job_id, idempotency_key=f"to:{n}", body=batch.body)
+    return batch
 
 
 def make_vehicle_history_report(*, vin: str | None = None, **kw: Any) -> VehicleHistoryReport:

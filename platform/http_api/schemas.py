@@ -58,6 +58,24 @@ class JobError(Schema):
     message: str
 
 
+class BatchProgress(Schema):
+    """How far a bulk job's batch got, counted from its recipient rows (messaging/batches.py)."""
+
+    total: int = Field(ge=0, description="Recipients (a number given twice counts once)")
+    sent: int = Field(ge=0, description="Accepted by Twilio")
+    skipped: int = Field(ge=0, description="Not sent because the batch was cancelled")
+    failed: int = Field(ge=0, description="Refused by Twilio for good (the number)")
+    pending: int = Field(ge=0, description="Still to send")
+    percent: int = Field(ge=0, le=100, description="Settled share (sent, skipped, failed), rounded down")
+    rate: float = Field(ge=0, description="Sends per second over the last 10 s")
+    state: Literal["running", "paused", "cancelled", "done"] = Field(
+        description="paused: running, held back by the shared Twilio rate limit right now"
+    )
+    started_at: datetime
+    estimated_finish: datetime | None = Field(description="At the current rate; null when unknown")
+    finished_at: datetime | None
+
+
 class JobStatus(Schema):
     id: str
     task: str | None = Field(
@@ -70,6 +88,9 @@ class JobStatus(Schema):
     dead_letter: bool = Field(description="True once the job gave up and was recorded as a dead letter")
     date_created: datetime | None
     date_done: datetime | None
+    progress: BatchProgress | None = Field(
+        None, description="A bulk job's batch progress; null for other jobs (and before it starts)"
+    )
 
 
 class TaskInfo(Schema):

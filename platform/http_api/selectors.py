@@ -13,6 +13,9 @@ from django_celery_results.models import TaskResult
 from http_api.models import AcceptedJob
 from identifiers import mask_phones_in
 from jobs.models import DeadLetter
+from jobs.task_names import TaskName
+from messaging.batches import batch_progress
+from messaging.models import BulkBatch
 
 
 def job_status(*, job_id: str) -> dict[str, Any] | None:
@@ -34,6 +37,20 @@ def job_status(*, job_id: str) -> dict[str, Any] | None:
     )
     if result is None and accepted is None and letter is None:
         return None
+    status = _job_status(job_id, result, accepted, letter)
+    status["progress"] = (
+        _progress(job_id) if status["task"] == TaskName.SEND_BULK_WHATSAPP_NOTIFICATIONS else None
+    )
+    return status
+
+
+def _progress(job_id: str) -> dict[str, Any] | None:
+    """A bulk job's batch progress (its recipient rows counted now), else None (not started)."""
+    batch = BulkBatch.objects.filter(job_id=job_id).first()
+    return batch_progress(batch).as_dict() if batch is not None else None
+
+
+def _job_status(job_id, result, accepted, letter) -> dict[str, Any]:  # noqa: ANN001
     task_name = (
         (result and result.task_name) or (accepted and accepted.task_name) or (letter and letter.task_name)
     )

@@ -41,6 +41,7 @@ class TaskName(StrEnum):
     SEND_WHATSAPP_MESSAGE = "tasks.notifications.send_whatsapp_message"
     SEND_WHATSAPP_TEMPLATE = "tasks.notifications.send_whatsapp_template"
     SEND_BULK_WHATSAPP_NOTIFICATIONS = "tasks.notifications.send_bulk_whatsapp_notifications"
+    SEND_BULK_WHATSAPP_CHUNK = "tasks.notifications.send_bulk_whatsapp_chunk"  # internal
     # tasks/reports.py
     FETCH_VEHICLE_HISTORY = "tasks.reports.fetch_vehicle_history"
     REFRESH_DEALER_PERFORMANCE = "tasks.reports.refresh_dealer_performance"  # internal

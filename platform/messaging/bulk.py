@@ -1,20 +1,30 @@
-"""One WhatsApp text to many recipients, each once: every recipient's row is recorded up front
-(one insert), then the rows are sent chunk by chunk as the shared Twilio rate limit allows.
+"""One WhatsApp text to many recipients, each once, followed as a batch (messaging/batches.py).
 
-When the limit is spent the job does not wait: RateLimited propagates, and the task base
+Every recipient's row is recorded up front (one insert) with the batch row. A send to at most
+CHUNK_SIZE recipients is then sent by the job itself; a larger one fans out: one chunk job per
+CHUNK_SIZE rows (a pk range) on the notifications queue, whose I/O pool runs them side by side,
+so the send is bounded by the shared Twilio rate limit, not by one job's sequential calls. The
+bulk job itself then waits (a deferral every second, no worker held) until no row is pending,
+marks the batch done and returns the totals. Exactly once per recipient stays the row's guard
+(messaging/whatsapp.py): a chunk enqueued twice (the bulk job redelivered after a SIGKILL) finds
+its rows sent, or held by the other execution.
+
+When the limit is spent a job does not wait: RateLimited propagates, and the task base
 reschedules the same job (same id, retry budget untouched), which carries on with the rows still
 queued. The result covers the whole run of the job, counted from its rows: sent (by this run),
 skipped (already sent before this run began: a redelivery or a replay of a finished job),
 failed (Twilio refused the number). What travels with a rescheduled job (`progress`) is only
-when its run began, so a worker killed mid-run loses no count: the rows hold them.
+when its run began and whether it fanned out, so a worker killed mid-run loses no count: the rows
+hold them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +32,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from integrations.errors import RateLimited
-from messaging.models import WhatsAppMessage
+from jobs.outbox import enqueue_durably
+from messaging.batches import CHUNK_SIZE, finish_if_complete, is_cancelled, mark_paused
+from messaging.models import BulkBatch, WhatsAppMessage
 from messaging.whatsapp import DONE_STATUSES, deliver, pending_messages
 
 logger = logging.getLogger(__name__)
@@ -39,6 +51,9 @@ class BulkProgress:
     recipients: int
     started_at: str  # ISO time the run of the job began: rows sent since were sent by this run
     resent_after_interruption: int = 0
+    fanned_out: bool = False  # chunk jobs send the rows; this job waits for them
+    pending: int = -1  # rows pending at the last look, while waiting
+    stalled_since: str = ""  # ISO time since which `pending` has not moved
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,43 +78,144 @@ def send_bulk(
     body: str,
     progress: dict | None = None,
     time_budget: float = 60.0,
+    fan_out: Callable[[int, int], None] | None = None,
+    on_complete: str = "",
 ) -> dict[str, int]:
     """Send `body` to every recipient of job `job_id` once (a number listed twice gets one
     message); returns the job's totals. `recipients` are E.164 numbers and `body` is not blank:
     the task's argument types checked them.
 
     `progress` is None when a run of the job begins (first delivery, a redelivery of it, a replay)
-    and BulkPaused.progress when the job is resumed after a pause."""
+    and BulkPaused.progress when the job is resumed after a pause. `fan_out(first_id, last_id)`
+    enqueues a chunk job for the rows in that pk range; without it the job sends every row.
+    `on_complete` names a task enqueued (durably) with batch_id=job_id when the batch is done."""
     numbers = list(dict.fromkeys(recipients))
     if progress is None:
-        _record_recipients(job_id=job_id, numbers=numbers, body=body)
+        _record_recipients(job_id=job_id, numbers=numbers, body=body, on_complete=on_complete)
         totals = BulkProgress(recipients=len(numbers), started_at=timezone.now().isoformat())
+        if fan_out is not None and len(numbers) > CHUNK_SIZE:
+            totals.fanned_out = True
+            chunks = pending_chunks(job_id)
+            BulkBatch.objects.filter(job_id=job_id).update(chunks=len(chunks))
+            for first_id, last_id in chunks:
+                fan_out(first_id, last_id)
     else:
         totals = BulkProgress(**progress)
-    deadline = time.monotonic() + time_budget
-    busy = 0
-    for message in pending_messages(job_id=job_id).iterator(chunk_size=200):
+    if totals.fanned_out:
+        _wait_for_chunks(job_id, totals, fan_out)
+    else:
+        try:
+            send_rows(
+                job_id,
+                pending_messages(job_id=job_id),
+                deadline=time.monotonic() + time_budget,
+                progress=totals,
+            )
+        except RateLimited as exc:
+            raise BulkPaused(
+                str(exc), progress=totals, retry_after=exc.retry_after or 1.0, code=str(exc.code)
+            ) from exc
+    finish_batch_if_complete(job_id)
+    result = job_totals(job_id=job_id, progress=totals)
+    logger.info("bulk whatsapp job %s: %s", job_id, result)
+    return result
+
+
+# A fanned-out send whose pending rows have not moved for this long enqueues their chunks again:
+# a chunk job published with .delay() can be lost for good at a worker's SIGKILL (kombu's BRPOP
+# window, celery/celery#7950; tests/faults); a duplicate chunk job costs a look at its rows, never
+# a second send.
+STALLED_AFTER = timedelta(seconds=90)
+
+
+def _wait_for_chunks(job_id: str, totals: BulkProgress, fan_out: Callable[[int, int], None] | None) -> None:
+    """Return once no row is pending (or the batch was cancelled); else BulkPaused to look again
+    in a second, enqueueing the pending rows' chunks again when they stalled."""
+    if is_cancelled(job_id):
+        return
+    pending = pending_messages(job_id=job_id).count()
+    if not pending:
+        return
+    now = timezone.now()
+    if pending != totals.pending or not totals.stalled_since:
+        totals.pending, totals.stalled_since = pending, now.isoformat()
+    elif fan_out is not None and now - datetime.fromisoformat(totals.stalled_since) > STALLED_AFTER:
+        chunks = pending_chunks(job_id)
+        logger.warning(
+            "bulk whatsapp job %s: %s row(s) pending without progress for %s s; enqueueing their %s "
+            "chunk(s) again",
+            job_id,
+            pending,
+            int(STALLED_AFTER.total_seconds()),
+            len(chunks),
+        )
+        for first_id, last_id in chunks:
+            fan_out(first_id, last_id)
+        totals.stalled_since = now.isoformat()
+    raise BulkPaused("waiting for its chunk jobs", progress=totals, retry_after=1.0, code="waiting")
+
+
+def send_chunk(*, job_id: str, first_id: int, last_id: int, time_budget: float = 60.0) -> dict:
+    """Send the pending rows of bulk job `job_id` with pk in [first_id, last_id]; RateLimited when
+    the job must come back later (the task base reschedules it)."""
+    rows = pending_messages(job_id=job_id).filter(pk__gte=first_id, pk__lte=last_id)
+    resent = send_rows(job_id, rows, deadline=time.monotonic() + time_budget)
+    return {
+        "batch": job_id,
+        "first_id": first_id,
+        "last_id": last_id,
+        "resent_after_interruption": resent,
+        "completed_batch": finish_batch_if_complete(job_id),
+    }
+
+
+def send_rows(job_id: str, rows, *, deadline: float, progress: BulkProgress | None = None) -> int:  # noqa: ANN001
+    """Deliver each row of `rows` (a queryset of the job's pending rows), checking before each
+    send that the batch was not cancelled. Returns how many were resent after an interruption;
+    raises RateLimited when the shared limit is spent, the time budget is, or rows are in flight
+    in another execution (the job comes back to them)."""
+    busy = resent = 0
+    for message in rows.iterator(chunk_size=200):
+        if is_cancelled(job_id):
+            return resent  # what is left was cancelled with the batch
         if time.monotonic() > deadline:
-            raise BulkPaused("time budget spent", progress=totals, retry_after=0.1, code="time_budget")
+            raise RateLimited("time budget spent", provider="twilio", code="time_budget", retry_after=0.1)
         try:
             outcome = deliver(message)
         except RateLimited as exc:
             if exc.code == "in_flight":
-                busy += 1  # another execution of this job holds it; counted when it ends
+                busy += 1  # another execution holds it (or cancel took it); counted when it ends
                 continue
-            # The shared Twilio limit is spent: resume this job when a slot frees up.
-            raise BulkPaused(
-                str(exc), progress=totals, retry_after=exc.retry_after or 1.0, code="rate_limited"
-            ) from exc
+            # The shared Twilio limit is spent: resume when a slot frees up.
+            mark_paused(job_id, retry_after=exc.retry_after or 1.0)
+            raise
         if outcome.resent_after_ambiguity:
-            totals.resent_after_interruption += 1
-    if busy:
-        raise BulkPaused(
-            f"{busy} message(s) in flight elsewhere", progress=totals, retry_after=1.0, code="in_flight"
+            resent += 1
+            if progress is not None:
+                progress.resent_after_interruption += 1
+    if busy and not is_cancelled(job_id):
+        raise RateLimited(
+            f"{busy} message(s) in flight elsewhere", provider="twilio", code="in_flight", retry_after=1.0
         )
-    result = job_totals(job_id=job_id, progress=totals)
-    logger.info("bulk whatsapp job %s: %s", job_id, result)
-    return result
+    return resent
+
+
+def pending_chunks(job_id: str) -> list[tuple[int, int]]:
+    """The pk ranges, CHUNK_SIZE pending rows each, of the job's rows still to send."""
+    ids = list(pending_messages(job_id=job_id).values_list("pk", flat=True))
+    return [(ids[i], ids[min(i + CHUNK_SIZE, len(ids)) - 1]) for i in range(0, len(ids), CHUNK_SIZE)]
+
+
+def finish_batch_if_complete(job_id: str) -> bool:
+    """Mark the batch done once nothing is pending, and enqueue its callback (in the same
+    transaction, through the outbox: it runs once the batch is done, even after a crash)."""
+    with transaction.atomic():
+        if not finish_if_complete(job_id):
+            return False
+        callback = BulkBatch.objects.filter(job_id=job_id).values_list("on_complete", flat=True).first()
+        if callback:
+            enqueue_durably(callback, batch_id=job_id)
+    return True
 
 
 def job_totals(*, job_id: str, progress: BulkProgress) -> dict[str, int]:
@@ -118,9 +234,14 @@ def job_totals(*, job_id: str, progress: BulkProgress) -> dict[str, int]:
     }
 
 
-def _record_recipients(*, job_id: str, numbers: list[str], body: str) -> None:
-    """A row per recipient, before anything is sent (rows of an earlier run of the job are kept)."""
+def _record_recipients(*, job_id: str, numbers: list[str], body: str, on_complete: str = "") -> None:
+    """The batch and a row per recipient, before anything is sent (rows of an earlier run of the
+    job are kept)."""
     with transaction.atomic():
+        BulkBatch.objects.bulk_create(
+            [BulkBatch(job_id=job_id, body=body, total=len(numbers), on_complete=on_complete)],
+            ignore_conflicts=True,
+        )
         WhatsAppMessage.objects.bulk_create(
             [
                 WhatsAppMessage(to=n, body=body, job_id=job_id, idempotency_key=recipient_key(n))

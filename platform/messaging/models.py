@@ -18,6 +18,8 @@ class WhatsAppMessage(models.Model):
         READ = "read", "Read"
         FAILED = "failed", "Failed"
         UNDELIVERED = "undelivered", "Undelivered"
+        # Ours again: its bulk batch was cancelled before it was sent (messaging/batches.py).
+        CANCELLED = "cancelled", "Cancelled"
 
     # How far along each status is: a late "sent" callback must not overwrite "read".
     PROGRESS = {
@@ -28,6 +30,7 @@ class WhatsAppMessage(models.Model):
         Status.READ: 4,
         Status.FAILED: 5,
         Status.UNDELIVERED: 5,
+        Status.CANCELLED: 5,
     }
 
     to = models.CharField(
@@ -65,7 +68,44 @@ class WhatsAppMessage(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="whatsapp_status_created_idx"),
             models.Index(fields=["to", "-created_at"], name="whatsapp_to_created_idx"),
+            # A batch's progress is one aggregate over its rows, served by this index alone
+            # (messaging/batches.py): counts stay exact because the rows are the truth.
+            models.Index(fields=["job_id", "status"], include=["sent_at"], name="whatsapp_job_status_idx"),
         ]
 
     def __str__(self) -> str:
         return f"WhatsApp to {mask_phone(self.to)} ({self.status})"
+
+
+class BulkBatch(models.Model):
+    """One bulk WhatsApp send, followed as a batch: its recipients are the WhatsAppMessage rows
+    with job_id = this batch's job_id; every count is read from them (messaging/batches.py)."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        CANCELLED = "cancelled", "Cancelled"
+        DONE = "done", "Done"
+
+    job_id = models.CharField(max_length=255, unique=True, help_text="The bulk job's id")
+    body = models.TextField()
+    total = models.PositiveIntegerField(help_text="Recipients (a number given twice counts once)")
+    chunks = models.PositiveIntegerField(
+        default=0, help_text="Chunk jobs it fanned out to (0: sent by itself)"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    # Set when a send found the shared Twilio limit spent: "paused by the rate limit" until then.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    on_complete = models.CharField(max_length=200, blank=True, help_text="Task run when the batch is done")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+        indexes = [
+            models.Index(fields=["-started_at"], name="bulkbatch_started_idx"),
+            models.Index(fields=["state", "-started_at"], name="bulkbatch_state_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bulk WhatsApp {self.job_id} ({self.total} recipients, {self.state})"

@@ -168,6 +168,8 @@ def _settled(message: WhatsAppMessage) -> SendOutcome | None:
     if message.status == WhatsAppMessage.Status.FAILED:
         # Twilio refused this number for good (InvalidRecipient): sending again cannot help.
         return SendOutcome(SendStatus.FAILED, message.pk)
+    if message.status == WhatsAppMessage.Status.CANCELLED:
+        return SendOutcome(SendStatus.SKIPPED, message.pk)  # its batch was cancelled (messaging/batches.py)
     return None
 
 

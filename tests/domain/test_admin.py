@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from billing.models import Invoice
+from identifiers import mask_phone
+from messaging.models import WhatsAppMessage
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +42,7 @@ BUILDERS = {
     "logistics.shipment": f.make_shipment,
     "logistics.shipmentevent": f.make_shipment_event,
     "messaging.whatsappmessage": lambda: f.make_whatsapp_message(vehicle=f.make_vehicle()),
+    "messaging.bulkbatch": f.make_bulk_batch,
     "reports.vehiclehistoryreport": f.make_vehicle_history_report,
     "reports.dashboardsnapshot": f.make_dashboard_snapshot,
 }
@@ -136,3 +139,39 @@ def test_status_changes_from_admin_go_through_the_state_machine(admin_client_):
     assert AuditLog.objects.filter(object_type="billing.invoice", object_id=str(open_.pk)).get().actor
     change = admin_client_.get(reverse("admin:billing_invoice_change", args=[open_.pk]))
     assert "status" not in change.context["adminform"].form.fields
+
+
+def test_bulk_batch_page_shows_progress_counted_from_rows_with_stable_hooks(admin_client_):
+    batch = f.make_bulk_batch(recipients=4)
+    rows = list(WhatsAppMessage.objects.filter(job_id=batch.job_id).order_by("pk"))
+    WhatsAppMessage.objects.filter(pk=rows[0].pk).update(status="sent", sent_at=timezone.now())
+    WhatsAppMessage.objects.filter(pk=rows[1].pk).update(
+        status="failed", error_code="21211", error_message="The 'To' number +1416*****99 is not valid"
+    )
+
+    page = admin_client_.get(reverse("admin:messaging_bulkbatch_change", args=[batch.pk])).content.decode()
+    progress = admin_client_.get(reverse("admin:messaging_bulkbatch_progress", args=[batch.pk])).json()
+    listing = admin_client_.get(reverse("admin:messaging_bulkbatch_changelist"))
+
+    assert 'id="batch-progress"' in page and 'data-percent="50"' in page and 'data-state="running"' in page
+    assert 'id="batch-cancel"' in page and 'id="batch-retry-failed"' in page
+    assert mask_phone(rows[1].to) in page and rows[1].to not in page and "21211" in page
+    assert {k: progress[k] for k in ("total", "sent", "failed", "pending", "percent", "state")} == {
+        "total": 4,
+        "sent": 1,
+        "failed": 1,
+        "pending": 2,
+        "percent": 50,
+        "state": "running",
+    }
+    assert "50% (1 sent, 1 failed, 2 pending)" in listing.content.decode()
+    assert listing.context["cl"].model_admin.show_full_result_count is False
+
+
+def test_bulk_batch_cancel_and_retry_need_a_post(admin_client_):
+    batch = f.make_bulk_batch(recipients=2)
+
+    assert admin_client_.get(reverse("admin:messaging_bulkbatch_cancel", args=[batch.pk])).status_code == 405
+    assert admin_client_.get(reverse("admin:messaging_bulkbatch_retry", args=[batch.pk])).status_code == 405
+    batch.refresh_from_db()
+    assert batch.state == "running"

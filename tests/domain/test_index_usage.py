@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditLog
@@ -19,6 +20,8 @@ from logistics.models import Shipment
 from logistics.selectors import delayed_shipments
 from marketplace.models import Commission, Deal, Lead, Profile, Role
 from marketplace.selectors import pending_commissions, stalled_deals, stalled_leads
+from messaging.batches import batch_progress
+from messaging.models import WhatsAppMessage
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -176,3 +179,27 @@ def test_old_audit_logs_use_auditlog_created_idx():
     )
     cutoff = now - timedelta(days=365)
     assert_uses_index(audit_logs_older_than(cutoff=cutoff), "auditlog_created_idx", AuditLog._meta.db_table)
+
+
+def test_batch_progress_is_served_by_whatsapp_job_status_idx():
+    batches = [f.make_bulk_batch(recipients=0) for _ in range(8)]
+    rows = []
+    for n in range(ROWS):
+        batch = batches[n % len(batches)]
+        status = _pick({"sent": 6, "delivered": 2, "failed": 1, "queued": 1})
+        rows.append(
+            WhatsAppMessage(to=f.make_phone(n), job_id=batch.job_id, idempotency_key=f"to:{n}", status=status)
+        )
+    WhatsAppMessage.objects.bulk_create(rows)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE messaging_whatsappmessage")
+
+    with CaptureQueriesContext(connection) as ctx:
+        batch_progress(batches[3])
+    (aggregate,) = [q["sql"] for q in ctx.captured_queries if "messaging_whatsappmessage" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {aggregate}")
+        plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+
+    print(f"whatsapp_job_status_idx:\n{plan}")
+    assert "whatsapp_job_status_idx" in plan, plan

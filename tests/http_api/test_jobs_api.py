@@ -15,6 +15,7 @@ from http_api import ratelimit, registry
 from http_api.keys import create_api_key
 from http_api.models import AcceptedJob, IdempotencyRecord
 from http_api.services import purge_expired
+from messaging.models import BulkBatch, WhatsAppMessage
 from tests.http_api.conftest import ApiKeyFixture, assert_error, post_job
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def test_tasks_lists_every_declared_task_with_its_queue_and_argument_schema(api)
     assert vin_task["schema"]["additionalProperties"] is False
     assert vin_task["schema"]["properties"]["vin"]["pattern"] == "^[A-HJ-NPR-Z0-9]{17}$"
     bulk = tasks["tasks.notifications.send_bulk_whatsapp_notifications"]["schema"]["properties"]["recipients"]
-    assert bulk["maxItems"] == 1000 and bulk["items"]["pattern"].startswith("^\\+")
+    assert bulk["maxItems"] == 5000 and bulk["items"]["pattern"].startswith("^\\+")
     assert tasks["tasks.notifications.send_whatsapp_message"]["queue"] == "notifications"
 
 
@@ -59,6 +60,7 @@ def test_a_valid_job_is_accepted_with_202_and_reads_back_as_pending(api):
         "dead_letter": False,
         "date_created": None,
         "date_done": None,
+        "progress": None,
     }
 
 
@@ -159,7 +161,7 @@ def test_every_bad_recipient_of_a_bulk_job_is_named_by_its_index(api):
 
 
 def test_too_many_recipients_are_refused_counting_the_list_as_given(api):
-    too_many = [f"+1416555{n:04d}" for n in range(1000)] + ["+14165550000"]  # 1001, one repeated
+    too_many = [f"+141655{n:05d}" for n in range(5000)] + ["+14165500000"]  # 5001, one repeated
     fields = _fields(
         post_job(
             api,
@@ -169,7 +171,49 @@ def test_too_many_recipients_are_refused_counting_the_list_as_given(api):
             },
         )
     )
-    assert "1000" in fields["kwargs.recipients"]
+    assert "5000" in fields["kwargs.recipients"]
+
+
+def test_a_bulk_send_to_5000_recipients_is_accepted(api):
+    recipients = [f"+1416555{n:04d}" for n in range(5000)]
+    response = post_job(
+        api,
+        {
+            "task": "tasks.notifications.send_bulk_whatsapp_notifications",
+            "kwargs": {"recipients": recipients, "body": "The port of Douala reopens Monday."},
+        },
+    )
+    assert response.status_code == 202, response.content
+
+
+def test_a_bulk_job_reads_back_with_its_batch_progress_counted_from_its_rows(api):
+    accepted = post_job(
+        api,
+        {
+            "task": "tasks.notifications.send_bulk_whatsapp_notifications",
+            "kwargs": {"recipients": ["+14165550123"], "body": "hi"},
+        },
+    ).json()
+    # What a worker records when the job starts: the batch and a row per recipient.
+    job_id = accepted["id"]
+    BulkBatch.objects.create(job_id=job_id, body="hi", total=7)
+    statuses = ["sent"] * 3 + ["delivered", "failed", "cancelled", "queued"]
+    WhatsAppMessage.objects.bulk_create(
+        WhatsAppMessage(to=f"+1416555{n:04d}", body="hi", job_id=job_id, idempotency_key=f"to:{n}", status=s)
+        for n, s in enumerate(statuses)
+    )
+
+    progress = api.get(accepted["status_url"]).json()["progress"]
+
+    assert {k: progress[k] for k in ("total", "sent", "failed", "skipped", "pending", "percent")} == {
+        "total": 7,
+        "sent": 4,
+        "failed": 1,
+        "skipped": 1,
+        "pending": 1,
+        "percent": 85,
+    }
+    assert progress["state"] == "running" and progress["finished_at"] is None
 
 
 def test_the_recipient_cap_follows_the_setting(api, settings):

@@ -36,9 +36,14 @@ def _render(tmp_path: Path) -> list[Path]:
         text = (UNITS_DIR / name).read_text().replace(INSTALL_PREFIX, str(ROOT))
         rendered.append(tmp_path / name)
         rendered[-1].write_text(text)
-    # A template is verified both as itself and as an instance (the instance is the queue).
+    # A template is verified both as itself and as an instance (the instance is the queue),
+    # with the instance's drop-ins (verify reads them from beside the unit).
     instance = tmp_path / "platform-worker@notifications.service"
     instance.write_text(rendered[1].read_text())
+    dropins = tmp_path / f"{instance.name}.d"
+    dropins.mkdir()
+    for conf in (UNITS_DIR / dropins.name).glob("*.conf"):
+        (dropins / conf.name).write_text(conf.read_text().replace(INSTALL_PREFIX, str(ROOT)))
     return [*rendered, instance]
 
 
@@ -104,3 +109,31 @@ def test_worker_waits_for_the_longest_task_before_being_killed():
 
     assert int(worker["TimeoutStopSec"][0]) > longest
     assert re.search(r"-Q %i -n %i@%H", worker["ExecStart"][0])
+
+
+def test_the_notifications_worker_gets_a_thread_pool_and_the_others_prefork():
+    """The notifications queue waits on Twilio: threads (ops/systemd/...notifications.service.d)."""
+    worker = _directives("platform-worker@.service")
+    dropin = {}
+    for line in (
+        (UNITS_DIR / "platform-worker@notifications.service.d" / "io-pool.conf").read_text().splitlines()
+    ):
+        if line.startswith("Environment="):
+            key, value = line.removeprefix("Environment=").split("=", 1)
+            dropin[key] = value
+
+    assert "--pool ${WORKER_POOL} --concurrency ${WORKER_CONCURRENCY}" in worker["ExecStart"][0]
+    assert "WORKER_POOL=prefork" in worker["Environment"]
+    assert dropin["WORKER_POOL"] == "threads" and int(dropin["WORKER_CONCURRENCY"]) >= 8
+
+
+def test_a_broken_dropin_of_the_notifications_worker_fails_verify(tmp_path):
+    """Proof that the verify above reads the instance's drop-in at all."""
+    paths = _render(tmp_path)
+    (tmp_path / "platform-worker@notifications.service.d" / "io-pool.conf").write_text(
+        "[Service]\nExecStart=\nExecStart=/nonexistent/celery\n"
+    )
+
+    done = _verify(paths)
+
+    assert "/nonexistent/celery" in done.stdout + done.stderr

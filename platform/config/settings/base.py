@@ -349,8 +349,10 @@ RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.1)
 # --- Trigger API (platform/http_api/conf.py) ----------------------------------------------
 # Requests per API key per window, shared by every web process through Redis ("600/m", "20/s").
 API_RATE_LIMIT = env("API_RATE_LIMIT", default="600/m")
-API_MAX_BODY_BYTES = 64 * 1024  # 413 past this
-API_MAX_BULK_RECIPIENTS = 1000  # recipients one bulk WhatsApp job may name
+# 413 past this: room for a bulk send to API_MAX_BULK_RECIPIENTS numbers (about 20 bytes each).
+API_MAX_BODY_BYTES = 128 * 1024
+# Recipients one bulk WhatsApp job may name; it fans out to chunk jobs (messaging/bulk.py).
+API_MAX_BULK_RECIPIENTS = env.int("API_MAX_BULK_RECIPIENTS", default=5000)
 API_IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # an Idempotency-Key returns its first job this long
 # One publish to the broker from a request: fail fast, so a hung broker still answers 503 in 2 s.
 API_PUBLISH_TIMEOUT_SECONDS = 0.3
