@@ -6,8 +6,9 @@ Fixtures, for any browser test (batches, say, after they land):
 
 - `live_platform`: web (`manage.py runserver`, as `make run` starts it) + one worker consuming
   every queue, all subprocesses on the `broker` fixture's private Redis, the test database and
-  the fake Twilio; `live_platform.start_beat()` adds a beat, `.publisher` sends jobs as another
-  program would, `.url(path)` makes absolute URLs;
+  the fake Twilio (`.twilio`); `.start_beat()` adds a beat and `.start_worker(name)` another
+  worker, `.publisher` sends jobs as another program would, `.url(path)` makes absolute URLs;
+  override `platform_settings` (extra environment, e.g. RATE_LIMITS) in a module to tune them;
 - `staff_user`: a staff account (username, password); `admin_page`: a Page logged in to admin
   as that user through the login form.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -169,8 +170,8 @@ class LivePlatform:
     broker: TestBroker
     twilio: FakeTwilio
     web: WebServer
-    worker: ManagedProcess
-    started: list[ManagedProcess] = field(default_factory=list)
+    started: list[ManagedProcess]
+    worker: ManagedProcess | None = None  # the one `live_platform` starts, consuming every queue
 
     def url(self, path: str = "/") -> str:
         return f"{self.web.url}{path}"
@@ -179,6 +180,12 @@ class LivePlatform:
     def publisher(self) -> Celery:
         """Publishes to this platform's broker as another program would (tests/conftest.py)."""
         return broker_client(self.broker.url)
+
+    def start_worker(self, name: str, *, queues: str | None = None, concurrency: int = 2) -> ManagedProcess:
+        """Another `celery worker` (prefork) on this platform, returned once ready."""
+        worker = start_worker(self.env, name=name, queues=queues, concurrency=concurrency)
+        self.started.append(worker)
+        return worker
 
     def start_beat(self, name: str = "beat") -> ManagedProcess:
         """A `celery beat` on this platform, returned once it leads (holds the schedule lease)."""
@@ -194,17 +201,27 @@ class LivePlatform:
 
 
 @pytest.fixture
-def live_platform(request, database_url, broker: TestBroker, fake_twilio) -> Iterator[LivePlatform]:
-    env = broker.env(database_url=database_url, **fake_twilio.settings())
+def platform_settings() -> dict[str, str]:
+    """Extra environment for the platform's processes (settings: README "Settings"). Override it
+    in a test module, e.g. `RATE_LIMITS="twilio=5/s"` to watch a bulk send's progress move."""
+    return {}
+
+
+@pytest.fixture
+def live_platform(
+    request, database_url, broker: TestBroker, fake_twilio, platform_settings
+) -> Iterator[LivePlatform]:
+    env = broker.env(database_url=database_url, **fake_twilio.settings(), **platform_settings)
+    # Set in this process for the browser's sake only (see `playwright`): the platform's own
+    # processes run with Django's async-safety check, as they do in production.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     started: list[ManagedProcess] = []
     request.node.stash[_PROCESSES] = started  # their output goes into a failure's report
     try:
         web = start_web(env, name="web")
         started.append(web.process)
-        worker = start_worker(env, name="browser-worker", concurrency=2)
-        started.append(worker)
-        platform = LivePlatform(env=env, broker=broker, twilio=fake_twilio, web=web, worker=worker)
-        platform.started = started
+        platform = LivePlatform(env=env, broker=broker, twilio=fake_twilio, web=web, started=started)
+        platform.worker = platform.start_worker("browser-worker")
         yield platform
     finally:
         for process in reversed(started):

@@ -47,9 +47,7 @@ def open_dashboard(page: Page, platform: LivePlatform) -> float:
 
 def queue_row(page: Page, queue: str) -> Locator:
     """The dashboard's row for `queue` in the Queues table."""
-    return page.locator("#ops-queues tbody tr, #ops-queues tr").filter(
-        has=page.get_by_role("cell", name=queue, exact=True)
-    )
+    return page.locator("#ops-queues tr").filter(has=page.get_by_role("cell", name=queue, exact=True))
 
 
 def queue_waiting(page: Page, queue: str) -> int:

@@ -62,6 +62,8 @@ def test_dashboard_loads_within_its_bound_from_our_server_only(admin_page: Page,
     for queue in QUEUE_NAMES:
         expect(queue_row(admin_page, queue)).to_contain_text("consuming")
     expect(admin_page.locator("#ops-beat")).to_be_visible()
+    # The throughput chart (issue 16 point 2) is not on this branch: once merged, assert it here
+    # with tests.browser.pages.expect_throughput_chart(admin_page).
     # Styles, scripts and images included: nothing fetched from anywhere else.
     assert origins == {live_platform.url("")}, origins
 
