@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests: a private redis-server, `celery worker`, `celery beat`.
+"""Real processes for end-to-end tests: a private redis-server, `celery worker`, `celery beat`, the web.
 
 Each starts in its own process group, so a test can SIGKILL a whole worker (main process and
 pool children) the way a crashed machine would, and stop leaves nothing behind.
@@ -15,6 +15,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -233,6 +235,45 @@ def start_beat(env: dict[str, str], *, name: str) -> ManagedProcess:
         os.path.join(tempfile.mkdtemp(), "beat-schedule"),
     ]
     return ManagedProcess(argv, env, name)
+
+
+class WebServer:
+    """The web process on a free loopback port; `url` is its root (http://127.0.0.1:PORT)."""
+
+    def __init__(self, process: ManagedProcess, port: int) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_web(env: dict[str, str], *, name: str = "web") -> WebServer:
+    """`manage.py runserver`, the web process of `make run` (Procfile), on a free port; admin's
+    static files served too (`--insecure`: the test settings run with DEBUG off), so pages look
+    as they do for ops staff. Returns once it answers HTTP."""
+    port = free_port()
+    argv = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]
+    web = WebServer(ManagedProcess(argv, env, name), port)
+    wait_until(
+        lambda: _answers_http(f"{web.url}/healthz") or web.process.proc.poll() is not None,
+        timeout=60,
+        interval=0.2,
+        what=lambda: f"{name} to answer HTTP\n{web.process.tail()}",
+    )
+    if web.process.proc.poll() is not None:
+        raise RuntimeError(f"{name} exited:\n{web.process.tail()}")
+    return web
+
+
+def _answers_http(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+    except urllib.error.HTTPError:
+        return True  # an answer all the same (/healthz says 503 while a check fails)
+    except OSError:
+        return False
+    return True
 
 
 # Start of every `python -c` script that needs the platform's Django set up.
