@@ -130,17 +130,22 @@ def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
 
     Hooks for browser tests: svg#throughput-chart, g.series[data-queue][data-outcome]."""
     grouped = throughput.by_queue()
-    peak = max((max(s.values) for s in throughput.series), default=0) or 1
+    # Each outcome on its own scale: a few failures beside thousands of successes still show.
+    peak = {
+        outcome: max((max(s.values) for s in throughput.series if s.outcome == outcome), default=0) or 1
+        for outcome in OUTCOMES.values()
+    }
     width = LABEL + BAR * MINUTES + 20  # room for the last time label
     height = TOP + BAND * len(grouped) + 4
     start = throughput.start
     parts = [
         f'<svg id="throughput-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'data-start="{start.isoformat()}" data-minutes="{MINUTES}" data-peak="{peak}" '
+        f'data-start="{start.isoformat()}" data-minutes="{MINUTES}" '
+        f'data-peak-succeeded="{peak["succeeded"]}" data-peak-failed="{peak["failed"]}" '
         f'aria-label="Jobs succeeded and failed per minute and queue, the last hour">',
         f"<title>Jobs per minute, {_hhmm(start)} to {_hhmm(start + timedelta(minutes=MINUTES))} "
-        f"(succeeded up, failed down; tallest bar {peak})</title>",
+        f"(succeeded up, tallest {peak['succeeded']}; failed down, tallest {peak['failed']})</title>",
     ]
     for n in range(0, MINUTES + 1, 15):
         x = LABEL + n * BAR
@@ -169,7 +174,7 @@ def render_svg(throughput: Throughput, *, flower_url: str = "") -> str:
             for minute, count in enumerate(series.values):
                 if not count:
                     continue
-                h = max(1.0, round(HALF * count / peak, 1))
+                h = max(1.0, round(HALF * count / peak[outcome], 1))
                 y = base - h if up else base
                 when = _hhmm(start + timedelta(minutes=minute))
                 parts.append(

@@ -28,10 +28,17 @@ def test_a_failed_job_moves_task_outcomes_durations_and_open_dead_letters(
     )
 
     counted = sample(before, "platform_task_outcomes_total", **outcome)
+    timed = sample(before, "platform_task_duration_seconds_count", task="probe.permanent", queue="default")
+    # The worker counts the outcome, then records the duration: a scrape may fall between the two.
     after = wait_until(
-        lambda: sample(s := scrape(client), "platform_task_outcomes_total", **outcome) > counted and s,
+        lambda: (
+            sample(s := scrape(client), "platform_task_outcomes_total", **outcome) > counted
+            and sample(s, "platform_task_duration_seconds_count", task="probe.permanent", queue="default")
+            > timed
+            and s
+        ),
         timeout=30,
-        what="the FAILURE outcome to be counted",
+        what="the FAILURE outcome to be counted and timed",
     )
     assert (
         sample(after, "platform_task_outcomes_total", **outcome)

@@ -72,7 +72,8 @@ def expected(**at: int) -> list[int]:
 def test_series_count_each_minute_queue_and_outcome_from_the_result_rows():
     _known_rows()
 
-    series = series_of(throughput.render_svg(throughput.last_hour(now=NOW)))
+    svg = throughput.render_svg(throughput.last_hour(now=NOW))
+    series = series_of(svg)
 
     assert set(series) == {(q, o) for q in QUEUE_NAMES for o in ("succeeded", "failed")}
     assert series[("notifications", "succeeded")]["values"] == expected(m59=3)
@@ -83,6 +84,9 @@ def test_series_count_each_minute_queue_and_outcome_from_the_result_rows():
     assert series[("default", "succeeded")]["total"] == 5
     for quiet in ("reports", "maintenance"):
         assert series[(quiet, "succeeded")]["total"] == series[(quiet, "failed")]["total"] == 0
+    # Each outcome is drawn on its own scale: its tallest bar is its largest count.
+    root = ET.fromstring(svg)
+    assert (root.get("data-peak-succeeded"), root.get("data-peak-failed")) == ("5", "2")
 
 
 def test_failing_tasks_are_listed_most_failures_first_with_their_queue():
