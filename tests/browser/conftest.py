@@ -32,7 +32,15 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from playwright.sync_api import Browser, BrowserContext, BrowserType, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    BrowserType,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.browser.pages import log_in
 from tests.conftest import TestBroker, broker_client
@@ -115,6 +123,7 @@ def context(new_context, request, tmp_path_factory) -> BrowserContext:
     """pytest-playwright's context, remembered for the failure artifacts."""
     context = new_context()
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
     request.node.stash.setdefault(_CONTEXTS, []).append(context)
     request.node.stash[_ARTIFACTS_ROOT] = tmp_path_factory.getbasetemp() / "browser-artifacts"
     return context

@@ -65,6 +65,16 @@ def worker_queues(page: Page) -> dict[str, list[str]]:
     return workers
 
 
+def listed_worker(page: Page, prefix: str, *, timeout: float = 20) -> str:
+    """The full name of the worker `prefix@...` in "Workers online", reloading until it is listed
+    (a worker that does not answer within the dashboard's second is left out of that load)."""
+
+    def listed(page: Page) -> str | None:
+        return next((name for name in worker_queues(page) if name.startswith(f"{prefix}@")), None)
+
+    return listed(page) or reload_until(page, listed, timeout=timeout, what=f"worker {prefix} to be listed")
+
+
 def reload_until(page: Page, condition: Callable[[Page], object], *, timeout: float, what: str):
     """Reload the page until `condition(page)` holds (what ops staff do while waiting on a worker)."""
 

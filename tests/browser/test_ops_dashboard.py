@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from jobs.ops_dashboard import LOAD_DEADLINE_SECONDS
 from jobs.queues import QUEUE_NAMES
 from tests.browser.pages import (
+    listed_worker,
     open_dashboard,
     queue_row,
     queue_waiting,
@@ -59,9 +60,8 @@ def test_dashboard_loads_within_its_bound_from_our_server_only(admin_page: Page,
     )
     assert seconds < LOAD_DEADLINE_SECONDS, f"the dashboard took {seconds:.2f} s"
     # The worker answered: it is listed with the queues it consumes (every platform queue).
-    workers = worker_queues(admin_page)
-    worker = next(name for name in workers if name.startswith("browser-worker@"))
-    assert sorted(workers[worker]) == sorted(QUEUE_NAMES)
+    worker = listed_worker(admin_page, "browser-worker")
+    assert sorted(worker_queues(admin_page)[worker]) == sorted(QUEUE_NAMES)
     for queue in QUEUE_NAMES:
         expect(queue_row(admin_page, queue)).to_contain_text("consuming")
     expect(admin_page.locator("#ops-beat")).to_be_visible()
@@ -78,7 +78,7 @@ def _origin(url: str) -> str:
 
 def test_pause_then_resume_a_queue_from_the_dashboard(admin_page: Page, live_platform, marker):
     open_dashboard(admin_page, live_platform)
-    worker = next(name for name in worker_queues(admin_page) if name.startswith("browser-worker@"))
+    worker = listed_worker(admin_page, "browser-worker")
 
     queue_row(admin_page, "notifications").get_by_role("button", name="Pause").click()
 

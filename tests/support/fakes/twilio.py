@@ -46,6 +46,9 @@ class FakeTwilio(FakeServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.messages: dict[str, dict] = {}
+        # The magic numbers this account refuses (code, message); a test may change its mind,
+        # e.g. allow REGION_NOT_ENABLED_NUMBER once "the account allows that region".
+        self.refused: dict[str, tuple[int, str]] = dict(_ERRORS)
         super().__init__()
 
     def setup_routes(self) -> None:
@@ -77,8 +80,8 @@ class FakeTwilio(FakeServer):
         form = request.form
         to = form.get("To", "")
         number = to.removeprefix("whatsapp:")
-        if number in _ERRORS:
-            code, text = _ERRORS[number]
+        if number in self.refused:
+            code, text = self.refused[number]
             return Reply(400, twilio_error(400, code, text.format(to=to)))
         if not form.get("Body") and not form.get("ContentSid"):
             return Reply(
