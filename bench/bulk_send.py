@@ -52,7 +52,7 @@ def _reset(environment: Environment) -> None:
         cursor.execute("TRUNCATE messaging_whatsappmessage, messaging_bulkbatch, jobs_outboxmessage")
 
 
-def _worker(environment: Environment, fake, *, name: str, rate_limit: str):  # noqa: ANN001
+def _worker(environment: Environment, fake, *, name: str, rate_limit: str, **extra: str):  # noqa: ANN001
     return environment.start_worker(
         name=name,
         queues=QUEUE,
@@ -60,10 +60,11 @@ def _worker(environment: Environment, fake, *, name: str, rate_limit: str):  # n
         pool="threads",
         RATE_LIMITS=f"twilio={rate_limit}",
         **{**fake.settings(), "TWILIO_BACKEND": ""},
+        **extra,
     )
 
 
-def _bulk(environment: Environment, *, recipients: int, rate_limit: str, label: str) -> dict:
+def _bulk(environment: Environment, *, recipients: int, rate_limit: str, label: str, **extra: str) -> dict:
     """One bulk send on a fresh worker; its rate from the rows, and its exactly-once check."""
     from django.db.models import Count, Max, Min
 
@@ -72,7 +73,7 @@ def _bulk(environment: Environment, *, recipients: int, rate_limit: str, label: 
 
     _reset(environment)
     fake = _fake_twilio(LATENCY)
-    worker = _worker(environment, fake, name=f"bulk-{label}", rate_limit=rate_limit)
+    worker = _worker(environment, fake, name=f"bulk-{label}", rate_limit=rate_limit, **extra)
     numbers = [f"+1416{n:07d}" for n in range(recipients)]
     job_id = str(uuid.uuid4())
     try:
@@ -149,9 +150,18 @@ def _single_sends(environment: Environment, *, task_name: str, jobs: int, label:
 
 
 def run(environment: Environment) -> Result:
-    recipients = scaled(5000, 400)
+    recipients = scaled(5000, 800)
     singles = scaled(3000, 300)
     limited = _bulk(environment, recipients=recipients, rate_limit=f"{LIMIT}/s", label="limited")
+    # The same limit with the limiter's window stretched by 2 % instead of 10 %: whether the pool
+    # keeps up with the limiter, whatever margin production chooses.
+    narrow = _bulk(
+        environment,
+        recipients=recipients,
+        rate_limit=f"{LIMIT}/s",
+        label="narrow",
+        RATE_LIMIT_WINDOW_MARGIN="0.02",
+    )
     unlimited = _bulk(environment, recipients=recipients, rate_limit="", label="unlimited")
     # ABBA: a machine that speeds up or slows down during the run favours neither.
     runs: dict[str, list[dict]] = {"bare": [], "platform": []}
@@ -185,6 +195,15 @@ def run(environment: Environment) -> Result:
                 ratio=share,
                 note=f"{limited['wall']:.0f} s publish-to-done, {limited['chunks']} chunk jobs, "
                 f"{limited['twice']} recipients sent twice, done={limited['done']}",
+            ),
+            Row(
+                f"a'. the same, RATE_LIMIT_WINDOW_MARGIN 0.02 (ceiling {LIMIT / 1.02:.1f}/s)",
+                narrow["rate"],
+                "sends/s",
+                baseline=LIMIT,
+                baseline_label="configured limit",
+                ratio=ratio(narrow["rate"], LIMIT),
+                note=f"{narrow['twice']} sent twice, done={narrow['done']}",
             ),
             Row(
                 f"b. the same, no limit ({THREADS} threads, one 2-core machine)",

@@ -13,6 +13,7 @@ from jobs.outcomes import SkipReason, skipped
 from jobs.task_base import PlatformTask, platform_task
 from jobs.task_names import TaskName
 from marketplace.models import Vehicle
+from messaging.batches import is_batch_callback
 from messaging.bulk import BulkPaused, max_recipients, send_bulk, send_chunk
 from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
@@ -33,6 +34,18 @@ def _within_recipient_cap(value: object) -> object:
     return value
 
 
+def _registered_callback(value: str) -> str:
+    if not is_batch_callback(value):
+        raise ValueError("must name a task registered as a batch callback (messaging.batches.batch_callback)")
+    return value
+
+
+BatchCallback = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_registered_callback),
+    Field(description="A task run (with batch_id) once every recipient is settled"),
+]
 MessageBody = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1600),
@@ -100,9 +113,12 @@ class BulkSendTask(PlatformTask):
     time_limit=150,
     max_rate_limit_deferrals=20_000,
 )
-def send_bulk_whatsapp_notifications(self, recipients: Recipients, body: MessageBody) -> dict[str, int]:
+def send_bulk_whatsapp_notifications(
+    self, recipients: Recipients, body: MessageBody, on_complete: BatchCallback | None = None
+) -> dict[str, int]:
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
-    resent_after_interruption}. Followed as a batch (admin, and `progress` in the jobs API)."""
+    resent_after_interruption}. Followed as a batch (admin, and `progress` in the jobs API);
+    `on_complete` names a registered batch callback run when the batch is done."""
     # BulkPaused (a RateLimited) reschedules this same job, with its totals (BulkSendTask).
     return send_bulk(
         job_id=self.request.id,
@@ -111,6 +127,7 @@ def send_bulk_whatsapp_notifications(self, recipients: Recipients, body: Message
         progress=self.request.get(BULK_PROGRESS_HEADER),
         time_budget=90.0,
         fan_out=lambda first_id, last_id: enqueue_bulk_chunk(self.request.id, first_id, last_id),
+        on_complete=on_complete or "",
     )
 
 

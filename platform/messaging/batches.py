@@ -39,6 +39,22 @@ CHUNK_SIZE = 50
 PENDING_STATUSES = (WhatsAppMessage.Status.QUEUED, WhatsAppMessage.Status.SENDING)
 
 
+# Tasks a bulk send may name as its `on_complete` (registered by the module defining them).
+_CALLBACKS: set[str] = set()
+
+
+def batch_callback(task):  # noqa: ANN001, ANN201
+    """Register a task (decorate it, below its @platform_task) as one a bulk send may run when its
+    batch is done: it is enqueued through the outbox with `batch_id=<the bulk job's id>`. Only
+    registered tasks may be named, so an API caller cannot make a batch enqueue any task."""
+    _CALLBACKS.add(task.name)
+    return task
+
+
+def is_batch_callback(name: str) -> bool:
+    return name in _CALLBACKS
+
+
 class BatchState:
     """What a batch is doing, as shown: the stored state, or `paused` while the rate limit holds
     a running batch back."""

@@ -67,6 +67,27 @@ def test_job_request_documents_its_bounds(document):
     assert (countdown["minimum"], countdown["maximum"]) == (0, 3600)
 
 
+def test_a_job_status_documents_the_batch_progress_of_a_bulk_job(document):
+    schemas = document["components"]["schemas"]
+    status = schemas["JobStatus"]["properties"]["progress"]
+    ref = next(option["$ref"] for option in status["anyOf"] if "$ref" in option)
+    progress = schemas[ref.rsplit("/", 1)[-1]]
+    assert set(progress["properties"]) == {
+        "total",
+        "sent",
+        "skipped",
+        "failed",
+        "pending",
+        "percent",
+        "rate",
+        "state",
+        "started_at",
+        "estimated_finish",
+        "finished_at",
+    }
+    assert progress["properties"]["state"]["enum"] == ["running", "paused", "cancelled", "done"]
+
+
 # A real WSGI round trip closes connections at request end, as in production: needs a committed key.
 @pytest.mark.django_db(transaction=True)
 def test_a_property_based_run_finds_no_server_error_and_no_response_contradicting_the_schema(

@@ -19,6 +19,7 @@ from tests.conftest import broker_client
 from tests.factories import make_phone
 from tests.support.fakes import twilio as fake_twilio_module
 from tests.support.fakes.twilio import INVALID_NUMBER, NO_WHATSAPP_NUMBER, NOT_MOBILE_NUMBER
+from tests.support.probe.models import ProbeEffect
 from tests.support.processes import platform_env, run_django, start_worker, wait_until
 from tests.tasks.conftest import accepted_recipients
 
@@ -32,9 +33,9 @@ def notifications_worker(database_url, private_redis, fake_twilio):
     """Starts the notifications worker as production runs it (threads, 16) with `RATE_LIMITS`."""
     workers = []
 
-    def start(rate_limit: str = "", name: str = "notifications") -> None:
+    def start(rate_limit: str = "", name: str = "notifications", queues: str = "notifications") -> None:
         env = _env(database_url, private_redis, fake_twilio, rate_limit=rate_limit)
-        workers.append(start_worker(env, name=name, queues="notifications", concurrency=16, pool="threads"))
+        workers.append(start_worker(env, name=name, queues=queues, concurrency=16, pool="threads"))
         return workers[-1]
 
     yield start
@@ -68,11 +69,11 @@ def _post_as_admin(env: dict[str, str], path: str, username: str) -> int:
     return int(ran.stdout.strip().splitlines()[-1])
 
 
-def _send_bulk(redis_url: str, recipients: list[str]) -> str:
+def _send_bulk(redis_url: str, recipients: list[str], **extra) -> str:
     job_id = str(uuid.uuid4())
     broker_client(redis_url).send_task(
         TaskName.SEND_BULK_WHATSAPP_NOTIFICATIONS,
-        kwargs={"recipients": recipients, "body": "The port of Douala reopens Monday."},
+        kwargs={"recipients": recipients, "body": "The port of Douala reopens Monday.", **extra},
         task_id=job_id,
         queue="notifications",
     )
@@ -115,11 +116,16 @@ def _wait_done(job_id: str, worker) -> dict:  # noqa: ANN001
 def test_a_fanned_out_send_reaches_everyone_once_and_its_progress_equals_its_rows(
     notifications_worker, private_redis, fake_twilio
 ):
-    worker = notifications_worker()
+    worker = notifications_worker(queues="notifications,default")  # default: the probe callback
     good = [make_phone(n) for n in range(1, 298)]
-    job_id = _send_bulk(private_redis.url, good + REFUSED)
+    job_id = _send_bulk(private_redis.url, good + REFUSED, on_complete="probe.batch_done")
 
     result = _wait_done(job_id, worker)
+    callback = wait_until(
+        lambda: ProbeEffect.objects.filter(marker=f"batch_done:{job_id}").count(),
+        timeout=30,
+        what=lambda: f"the batch callback to run\n{worker.tail()}",
+    )
 
     batch = BulkBatch.objects.get(job_id=job_id)
     assert batch.chunks == 6 and batch.state == "done" and batch.finished_at is not None
@@ -138,6 +144,7 @@ def test_a_fanned_out_send_reaches_everyone_once_and_its_progress_equals_its_row
     progress = batch_progress(batch)
     assert (progress.sent, progress.failed, progress.pending, progress.percent) == (297, 3, 0, 100)
     _assert_progress_equals_rows(batch)
+    assert callback == 1, "the batch callback ran once"
 
 
 def test_cancel_from_the_admin_page_stops_sending_at_once_and_sent_stays_sent(

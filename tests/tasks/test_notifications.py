@@ -295,3 +295,16 @@ def test_bulk_paused_by_the_rate_limit_carries_its_totals_to_the_resumed_executi
     assert result == {"recipients": 6, "sent": 6, "skipped": 0, "failed": 0, "resent_after_interruption": 0}
     assert sorted(accepted_recipients(fake_twilio).values()) == [1] * 6
     ratelimit.reset("twilio")
+
+
+def test_bulk_on_complete_must_name_a_registered_batch_callback(fake_twilio):
+    with pytest.raises(InvalidArgument) as raised:
+        run_job(
+            notifications.send_bulk_whatsapp_notifications,
+            recipients=[make_phone()],
+            body="x",
+            on_complete="tasks.maintenance.noop",
+        )
+    assert set(raised.value.fields) == {"on_complete"}
+    assert "batch callback" in raised.value.fields["on_complete"]
+    assert fake_twilio.sent() == []

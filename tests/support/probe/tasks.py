@@ -15,6 +15,7 @@ from jobs.arguments import Vin, json_int
 from jobs.errors import InvalidArgument, NotReadyYet
 from jobs.ledger import claim_effect
 from jobs.task_base import platform_task
+from messaging.batches import batch_callback
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 
 
@@ -43,6 +44,16 @@ def effect(self, marker: str, sleep: float = 0.0) -> str:
             ProbeEffect.objects.create(marker=marker, job_id=self.request.id)
     _finish(execution)
     return marker
+
+
+@batch_callback
+@platform_task(name="probe.batch_done")
+def batch_done(self, batch_id: str) -> str:
+    """A bulk send's batch callback: one effect per batch through the ledger."""
+    with transaction.atomic():
+        if claim_effect(f"probe:batch_done:{batch_id}"):
+            ProbeEffect.objects.create(marker=f"batch_done:{batch_id}", job_id=self.request.id)
+    return batch_id
 
 
 @platform_task(name="probe.flaky", retry_backoff_base=0.5)
