@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import redis
 from celery import Celery
+from celery.worker.control import control_command, ok
 from django.conf import settings
 
 from jobs.brokers import BrokerUnreachable, current_broker
@@ -149,17 +150,42 @@ def pause_queue(*, queue: str) -> list[str]:
 
 
 def resume_queue(*, queue: str) -> list[str]:
-    """Give `queue` back to the workers that consumed it before it was paused; returns them."""
+    """Give `queue` back to every worker started to consume it; returns the workers known to
+    have consumed it when it was paused (or to have skipped it since), for the record.
+
+    The resume goes to every worker, answering or not: each takes the queue back only if it was
+    started to consume it (resume_platform_queue below), so a worker too busy to answer the pause's
+    inspect is not left without the queue, and a worker dedicated to another queue does not start
+    consuming this one."""
     _checked(queue)
     require_broker()
     client = ops_redis()
     workers = json.loads(client.hget(PAUSED_BY_WORKER_KEY, queue) or "[]")
-    if workers:
-        # Only to those: a worker dedicated to another queue must not start consuming this one.
-        control_app().control.add_consumer(queue, destination=workers)
+    # Unmarked first: a worker starting from now on consumes it, and one already running takes
+    # it back from the broadcast (taking it twice is a no-op).
     client.srem(PAUSED_QUEUES_KEY, queue)
     client.hdel(PAUSED_BY_WORKER_KEY, queue)
+    control_app().control.broadcast(RESUME_COMMAND, arguments={"queue": queue})
     return workers
+
+
+# The worker side. `_started_with` is filled in a worker's main process at start-up
+# (jobs/task_observability.py), before a paused queue is taken out of what it consumes.
+RESUME_COMMAND = "resume_platform_queue"
+_started_with: set[str] = set()
+
+
+def remember_queues_started_with(queues: list[str]) -> None:
+    _started_with.update(queues)
+
+
+@control_command(args=[("queue", str)], signature="<queue>", name=RESUME_COMMAND)
+def resume_platform_queue(state, queue: str) -> dict:  # noqa: ANN001 (Celery's worker state)
+    """Consume `queue` again if this worker was started to consume it."""
+    if queue not in _started_with:
+        return ok(f"{queue} is not one of this worker's queues")
+    state.consumer.call_soon(state.consumer.add_task_queue, queue)
+    return ok(f"consuming {queue} again")
 
 
 def note_worker_skipping_paused_queue(*, queue: str, worker: str) -> None:

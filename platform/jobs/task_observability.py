@@ -16,7 +16,7 @@ from celery import signals
 from prometheus_client import Counter, Histogram, multiprocess
 
 from jobs.brokers import PUBLISHED_AT_HEADER, queue_of_delivery
-from jobs.queue_ops import note_worker_skipping_paused_queue, paused_queues
+from jobs.queue_ops import note_worker_skipping_paused_queue, paused_queues, remember_queues_started_with
 
 logger = logging.getLogger("platform.tasks")
 
@@ -91,12 +91,13 @@ def leave_paused_queues_alone(sender=None, instance=None, **_kwargs) -> None:  #
     prefetch holds) messages from the moment a consumer subscribes, so stopping it afterwards
     would be too late for them."""
 
+    queues = instance.app.amqp.queues
+    remember_queues_started_with(list(queues.consume_from))  # what a resume may give back
     try:
         paused = paused_queues()
     except Exception as exc:  # REDIS_URL unreachable: consume everything rather than nothing
         logger.warning("could not read paused queues: %s", exc)
         return
-    queues = instance.app.amqp.queues
     for queue in sorted(set(paused) & set(queues.consume_from)):
         queues.deselect([queue])
         note_worker_skipping_paused_queue(queue=queue, worker=sender)

@@ -96,6 +96,26 @@ def test_pause_stops_consumption_of_a_queue_and_resume_restarts_it(
     assert not queue_ops.paused_queues()
 
 
+def test_resume_reaches_a_worker_that_missed_the_pause_inspect_and_no_other(ops_workers, ops_broker):
+    busy = ops_workers("busy", "default,notifications")
+    ops_workers("dedicated", "default")
+    busy_name, dedicated_name = _worker_named("busy"), _worker_named("dedicated")
+
+    busy.kill(signal.SIGSTOP)  # too busy to answer the pause's inspect: nobody remembers it
+    try:
+        assert queue_ops.pause_queue(queue="notifications") == []
+    finally:
+        busy.kill(signal.SIGCONT)
+    # The stop was broadcast to every worker: it reaches this one once it runs again.
+    wait_until(lambda: not _consumes(busy_name, "notifications"), timeout=10, what="the pause to apply")
+
+    queue_ops.resume_queue(queue="notifications")
+
+    wait_until(lambda: _consumes(busy_name, "notifications"), timeout=10, what="the resume to reach it")
+    assert not _consumes(dedicated_name, "notifications")
+    assert not queue_ops.paused_queues()
+
+
 # Replay publishes through the web process's own Celery app, configured once per process for one
 # broker (here Redis); it is Celery's publish, nothing broker-specific of ours.
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
