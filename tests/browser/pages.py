@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Locator, Page, expect
 
+from jobs.queues import QUEUE_NAMES
 from tests.support.processes import wait_until
 
 if TYPE_CHECKING:
@@ -85,13 +86,16 @@ def reload_until(page: Page, condition: Callable[[Page], object], *, timeout: fl
     return wait_until(reloaded_and_holds, timeout=timeout, interval=0.2, what=what)
 
 
-def expect_throughput_chart(page: Page) -> None:
-    """The dashboard's throughput chart (issue 16 point 2: `<svg id="throughput-chart">`, drawn
-    server-side above the tables). Not on this branch yet: once the chart is merged, call this in
-    tests/browser/test_ops_dashboard.py::test_dashboard_loads_within_its_bound after
-    open_dashboard()."""
+def expect_throughput_chart(page: Page, *, succeeded_at_least: int) -> None:
+    """The dashboard's throughput chart: drawn server-side as inline SVG above the tables, one
+    series per queue and outcome, counting at least `succeeded_at_least` jobs succeeded."""
     chart = page.locator("svg#throughput-chart")
     expect(chart).to_be_visible()
-    # Inline SVG drawn by the server: something drawn, and above the tables.
     expect(chart.locator("rect, path, polyline, line").first).to_be_attached()
     assert chart.bounding_box()["y"] < page.locator("#ops-queues").bounding_box()["y"]
+    series = chart.locator("g.series")
+    queues = {series.nth(n).get_attribute("data-queue") for n in range(series.count())}
+    assert queues == set(QUEUE_NAMES), queues
+    succeeded = chart.locator('g.series[data-outcome="succeeded"]')
+    total = sum(int(succeeded.nth(n).get_attribute("data-total")) for n in range(succeeded.count()))
+    assert total >= succeeded_at_least, total

@@ -7,11 +7,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from django_celery_results.models import TaskResult
 from playwright.sync_api import Page, expect
 
 from jobs.ops_dashboard import LOAD_DEADLINE_SECONDS
 from jobs.queues import QUEUE_NAMES
+from jobs.task_names import TaskName
 from tests.browser.pages import (
+    expect_throughput_chart,
     listed_worker,
     open_dashboard,
     queue_row,
@@ -52,6 +55,13 @@ def test_staff_user_logs_in_and_reaches_the_dashboard_from_the_admin_index(
 def test_dashboard_loads_within_its_bound_from_our_server_only(admin_page: Page, live_platform):
     origins = set()
     admin_page.on("request", lambda request: origins.add(_origin(request.url)))
+    # One job through the worker, so the chart has something to count.
+    job = live_platform.publisher.send_task(TaskName.NOOP)
+    wait_until(
+        lambda: TaskResult.objects.filter(task_id=job.id, status="SUCCESS").exists(),
+        timeout=30,
+        what="the noop job to succeed",
+    )
 
     seconds = open_dashboard(admin_page, live_platform)
 
@@ -65,8 +75,7 @@ def test_dashboard_loads_within_its_bound_from_our_server_only(admin_page: Page,
     for queue in QUEUE_NAMES:
         expect(queue_row(admin_page, queue)).to_contain_text("consuming")
     expect(admin_page.locator("#ops-beat")).to_be_visible()
-    # The throughput chart (issue 16 point 2) is not on this branch: once merged, assert it here
-    # with tests.browser.pages.expect_throughput_chart(admin_page).
+    expect_throughput_chart(admin_page, succeeded_at_least=1)
     # Styles, scripts and images included: nothing fetched from anywhere else.
     assert origins == {live_platform.url("")}, origins
 
