@@ -54,6 +54,7 @@ class BulkProgress:
     fanned_out: bool = False  # chunk jobs send the rows; this job waits for them
     pending: int = -1  # rows pending at the last look, while waiting
     stalled_since: str = ""  # ISO time since which `pending` has not moved
+    refanouts: int = 0  # times the pending rows' chunks were enqueued again
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -124,8 +125,10 @@ def send_bulk(
 # A fanned-out send whose pending rows have not moved for this long enqueues their chunks again:
 # a chunk job published with .delay() can be lost for good at a worker's SIGKILL (kombu's BRPOP
 # window, celery/celery#7950; tests/faults); a duplicate chunk job costs a look at its rows, never
-# a second send.
-STALLED_AFTER = timedelta(seconds=90)
+# a second send. Each time it does, the wait before the next doubles (up to STALLED_AFTER_MAX), so
+# a long Twilio outage (chunks waiting out their retry backoff) does not pile up duplicates.
+STALLED_AFTER = timedelta(seconds=20)
+STALLED_AFTER_MAX = timedelta(minutes=10)
 
 
 def _wait_for_chunks(job_id: str, totals: BulkProgress, fan_out: Callable[[int, int], None] | None) -> None:
@@ -139,20 +142,25 @@ def _wait_for_chunks(job_id: str, totals: BulkProgress, fan_out: Callable[[int, 
     now = timezone.now()
     if pending != totals.pending or not totals.stalled_since:
         totals.pending, totals.stalled_since = pending, now.isoformat()
-    elif fan_out is not None and now - datetime.fromisoformat(totals.stalled_since) > STALLED_AFTER:
+    elif fan_out is not None and now - datetime.fromisoformat(totals.stalled_since) > _stall_limit(totals):
         chunks = pending_chunks(job_id)
         logger.warning(
             "bulk whatsapp job %s: %s row(s) pending without progress for %s s; enqueueing their %s "
             "chunk(s) again",
             job_id,
             pending,
-            int(STALLED_AFTER.total_seconds()),
+            int(_stall_limit(totals).total_seconds()),
             len(chunks),
         )
         for first_id, last_id in chunks:
             fan_out(first_id, last_id)
         totals.stalled_since = now.isoformat()
+        totals.refanouts += 1
     raise BulkPaused("waiting for its chunk jobs", progress=totals, retry_after=1.0, code="waiting")
+
+
+def _stall_limit(totals: BulkProgress) -> timedelta:
+    return min(STALLED_AFTER * 2 ** min(totals.refanouts, 10), STALLED_AFTER_MAX)
 
 
 def send_chunk(*, job_id: str, first_id: int, last_id: int, time_budget: float = 60.0) -> dict:
