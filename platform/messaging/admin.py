@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from identifiers import mask_phone
+from jobs.admin_scale import LargeTableAdmin
 from messaging.batches import (
     PENDING_STATUSES,
     batch_progress,
@@ -60,15 +61,15 @@ def _count_rows(statuses) -> Coalesce:  # noqa: ANN001
 
 
 @admin.register(BulkBatch)
-class BulkBatchAdmin(admin.ModelAdmin):
+class BulkBatchAdmin(LargeTableAdmin):
     """Bulk sends as batches: a list, and a page per batch with a live progress bar, the failed
     recipients (masked) and their reasons, Cancel and Retry failed (messaging/batches.py)."""
 
     list_display = ("started_at", "job_id", "total", "chunks", "state", "progress_column", "finished_at")
-    # Both served by an index (bulkbatch_state_started_idx, bulkbatch_started_idx); no full count.
+    # Both served by an index (bulkbatch_state_started_idx, bulkbatch_started_idx); counts estimated
+    # past a thousand batches, never a count(*) of the table (jobs/admin_scale.py).
     list_filter = ("state",)
-    search_fields = ("=job_id",)
-    show_full_result_count = False
+    search_exact_fields = ("job_id",)
     list_per_page = 50
     progress_template = "admin/messaging/bulkbatch/progress.html"
 
