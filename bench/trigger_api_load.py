@@ -5,6 +5,11 @@ auth, rate limit or database row) under the same server, in the same run.
 
 wrk (C, one event loop per thread) is the load generator because a Python client on the same two
 cores would measure itself. If it is missing, the bench installs it with apt-get when it can.
+
+BENCH_PROFILE=DIR: `py-spy record` (requirements/dev.txt) samples each gunicorn worker during the
+measured runs and writes one flame graph (SVG) per worker and run into DIR; BENCH_PROFILE_FORMAT=raw
+writes collapsed stacks instead. A profiled run's figures are lower: py-spy takes its share of
+the cores.
 """
 
 from __future__ import annotations
@@ -202,8 +207,10 @@ def run(environment: Environment) -> Result:
         for label, path, auth in (("bare", "/bench/bare-job", ""), ("api", "/api/v1/jobs", key)):
             _drop_backlog(environment)  # each run starts with an idle worker and an empty queue
             began = time.time()
+            profilers = _start_profilers(web, label, seconds)
             figures = _wrk(wrk, f"{base}{path}", seconds=seconds, auth=auth)
             ended = time.time()
+            _stop_profilers(profilers)
             figures["executed_per_second"] = _executed_between(began, ended) / (ended - began)
             figures["backlog_after"] = _queue_depth(environment)
             runs[label] = figures
@@ -273,6 +280,35 @@ def run(environment: Environment) -> Result:
         "load window, the backlog what it had not.",
     ]
     return result
+
+
+_PROFILE_FORMATS = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
+
+
+def _start_profilers(web, label: str, seconds: int) -> list[subprocess.Popen]:  # noqa: ANN001
+    """py-spy on every gunicorn worker (the master's children) when BENCH_PROFILE names a directory."""
+    directory = os.environ.get("BENCH_PROFILE")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not directory or not Path(spy).exists():
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    fmt = os.environ.get("BENCH_PROFILE_FORMAT", "flamegraph")
+    children = subprocess.run(["pgrep", "-P", str(web.proc.pid)], capture_output=True, text=True)
+    profilers = []
+    for pid in children.stdout.split():
+        out = Path(directory) / f"{label}-{pid}.{_PROFILE_FORMATS[fmt]}"
+        argv = [spy, "record", "--pid", pid, "--duration", str(seconds), "--rate", "200"]
+        argv += ["--format", fmt, "--output", str(out), "--nonblocking"]
+        profilers.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return profilers
+
+
+def _stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.terminate()
 
 
 def _request_cost(environment: Environment, key: str, requests: int = 20) -> dict:
