@@ -10,12 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from http_api import conf
 from http_api.models import AcceptedJob, ApiKey, IdempotencyRecord
 from http_api.publish import publish_job
+from jobs import async_commit
 from jobs.batch_delete import delete_in_batches
 
 
@@ -57,9 +58,9 @@ def accept_job(
     fails, and it answers with the first one's job (it never publishes).
 
     Without one there is nothing to race for: the job is published first, then its acceptance
-    row is written in one autocommitted INSERT (one round trip, not BEGIN/INSERT/COMMIT), before
-    the 202, so the status URL answers PENDING as soon as the client holds it. A refused publish
-    records nothing, as above.
+    row is written in one round trip (not BEGIN/INSERT/COMMIT) whose commit does not wait for the
+    disk (jobs/async_commit.py), before the 202, so the status URL answers PENDING as soon as the
+    client holds it. A refused publish records nothing, as above.
     """
     if not idempotency_key:
         return Acceptance(job=_publish_then_record(api_key, task_name, kwargs, countdown), replayed=False)
@@ -86,7 +87,8 @@ def _publish_then_record(
 ) -> AcceptedJob:
     job = AcceptedJob(job_id=uuid.uuid4(), task_name=task_name, api_key=api_key)
     publish_job(task_name=task_name, kwargs=kwargs, job_id=str(job.job_id), countdown=countdown)
-    job.save(force_insert=True)
+    # The broker holds the job already: its record is not worth a wait for the disk (jobs/async_commit.py).
+    async_commit.insert(job, connections[router.db_for_write(AcceptedJob)])
     return job
 
 

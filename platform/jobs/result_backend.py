@@ -8,7 +8,7 @@ trips for a job's first state and two for each later one. On PostgreSQL this bac
 state as one `INSERT ... ON CONFLICT (task_id) DO UPDATE` instead, with what the library would
 have written (date_created kept from the first state, date_started from STARTED). The STARTED
 state, written before the task body runs, also does not wait for its commit to reach the disk
-(`SET LOCAL synchronous_commit TO OFF`, in the same round trip): it is a progress mark that the
+(jobs/async_commit.py, in the same round trip): it is a progress mark that the
 job's final state overwrites, and a server crash that lost it loses nothing else. Final states
 (SUCCESS, FAILURE, RETRY...) are committed as durably as any other row. Other databases (SQLite
 in local tests) keep the library's own path.
@@ -28,6 +28,8 @@ from celery import signals, states
 from django.db import InterfaceError, OperationalError, connections, router
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
+
+from jobs.async_commit import without_waiting_for_disk
 
 
 class ReconnectingDatabaseBackend(DatabaseBackend):
@@ -82,9 +84,8 @@ def _upsert(connection, model, task_id: str, fields: dict, now, *, durable: bool
         f"VALUES ({', '.join(['%s'] * len(names))}) "
         f"ON CONFLICT ({quote(meta.get_field('task_id').column)}) DO UPDATE SET {updates}"
     )
-    if not durable and connection.get_autocommit():
-        # One round trip, one implicit transaction: the SET LOCAL lasts for this INSERT only.
-        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+    if not durable:
+        sql = without_waiting_for_disk(connection, sql)  # one round trip still
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
 
