@@ -115,9 +115,12 @@ def run(environment: Environment) -> Result:
             f"{measured['redis_commands']:.1f} Redis commands per job"
         )
 
+    share = ratio(ours["per_second"], stock["per_second"])
     return Result(
         key="enqueue",
         title="3. Enqueue",
+        goal="platform .delay() >= 0.85x stock (issue 15)",
+        goal_met=None if share is None else share >= 0.85,
         rows=[
             Row("stock Celery .delay()", stock["per_second"], "jobs/s", note=costs(stock)),
             Row(

@@ -162,7 +162,9 @@ def run(environment: Environment) -> Result:
     from tests.support.processes import free_port
 
     result = Result(
-        key="api", title="5. Trigger API under load", goal="> 1,000 req/s and p99 < 50 ms at 50 clients"
+        key="api",
+        title="5. Trigger API under load",
+        goal=">= 0.8x the bare view's req/s, p50 and p99 <= 1.5x (issue 15)",
     )
     wrk = ensure_wrk()
     if wrk is None:
@@ -262,17 +264,20 @@ def run(environment: Environment) -> Result:
             note=f"backlog left: {api['backlog_after']} (bare: {bare['backlog_after']})",
         ),
     ]
-    rps, p99 = api["requests_per_second"], api["p99_ms"]
-    result.goal_met = None if rps is None or p99 is None else (rps > 1000 and p99 < 50)
+    ratios = [result.rows[0].ratio, result.rows[1].ratio, result.rows[2].ratio]
+    result.goal_met = None if None in ratios else (ratios[0] >= 0.8 and ratios[1] <= 1.5 and ratios[2] <= 1.5)
     result.notes = [
         f"wrk -t2 -c{CONNECTIONS} -d{seconds}s POST {{task: {TASK}, kwargs: {{lead_id}}}}; gunicorn -c "
         "ops/gunicorn.conf.py (gthread 2 workers x 4 threads), production settings (JSON request logs, "
         "metrics files); one worker -P prefork -c 2 -Q default draining at the same time; load "
         "generator, web, worker, PostgreSQL and Redis share the machine's cores.",
         f"Per accepted API request: {cost['db_statements']:.1f} database statements "
-        f"({', '.join(cost['statement_kinds'])}: key lookup, AcceptedJob row in a transaction) and "
+        f"({', '.join(cost['statement_kinds'])}: the AcceptedJob row in one round trip, its commit not "
+        "awaited; the key row is cached for up to 1 s, and a health check precedes the first statement "
+        "of a request) and "
         f"{cost['redis_commands']:.1f} Redis commands {cost['redis_breakdown']} (commands a Lua script "
-        "runs count too: the rate limit's EVAL is one round trip); the "
+        "runs count too: the rate limit's script is one round trip, made once per 50 ms lease here; the job "
+        "and its task-sent event are one pipelined round trip); the "
         "rate budget is raised in bench/settings.py so the limiter runs but never refuses. "
         "The bare view (bench/urls.py) parses the body and publishes only: docs/baselines.md's 'no "
         "database' shape (856 req/s, p99 125 ms there).",

@@ -98,3 +98,19 @@ def record_retries(task=None, **_kwargs) -> None:  # noqa: ANN001
     meta = dict(getattr(request, "meta", None) or {})
     meta["retries"] = int(request.retries or 0)
     request.meta = meta
+
+
+@signals.task_prerun.connect(dispatch_uid="jobs.started_write_checks_the_connection")
+def started_write_checks_the_connection(task=None, **_kwargs) -> None:  # noqa: ANN001
+    """jobs/celery_app.py re-arms CONN_HEALTH_CHECKS before every task, so that a connection the
+    server dropped is replaced before the task's first query. Where that first query is this
+    backend's STARTED write, which is written once more on a fresh connection when ours is dead
+    (ReconnectingDatabaseBackend), the write is the health check: a separate one would cost a
+    round trip before every task body. Connected after celery_app's handler (JobsConfig.ready())."""
+    if task is None or getattr(task.request, "is_eager", False):
+        return
+    if not task.track_started or task.ignore_result:  # Celery's own condition (celery/app/trace.py)
+        return
+    backend = task.backend
+    if isinstance(backend, ReconnectingDatabaseBackend):
+        connections[router.db_for_write(backend.TaskModel)].health_check_done = True

@@ -5,11 +5,13 @@ import json
 
 import psycopg2
 import pytest
+from celery import signals
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
 from tasks.app import app
+from tasks.maintenance import noop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,3 +79,20 @@ def test_each_state_is_one_statement_and_started_does_not_wait_for_the_disk():
     assert done.date_done >= first.date_done
     assert done.task_name == request.task and "+1416*****23" in done.task_kwargs
     assert done.worker == "worker@test" and json.loads(done.meta)["retries"] == 0
+
+
+def test_the_started_write_is_the_connection_check_before_a_task_body():
+    # jobs/celery_app.py re-arms the health check before every task; when the first query is the
+    # STARTED write (which reconnects by itself, test above), no separate SELECT 1 is paid.
+    connection.ensure_connection()
+    noop.push_request(id="job-prerun", is_eager=False)
+    try:
+        with CaptureQueriesContext(connection):
+            signals.task_prerun.send(sender=noop, task_id="job-prerun", task=noop, args=(), kwargs={})
+        assert connection.health_check_done is True
+        noop.ignore_result = True  # no STARTED write comes: the check stays armed
+        signals.task_prerun.send(sender=noop, task_id="job-prerun", task=noop, args=(), kwargs={})
+        assert connection.health_check_done is False
+    finally:
+        noop.ignore_result = False
+        noop.pop_request()
