@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from http_api import conf
@@ -87,9 +87,27 @@ def _publish_then_record(
 ) -> AcceptedJob:
     job = AcceptedJob(job_id=uuid.uuid4(), task_name=task_name, api_key=api_key)
     publish_job(task_name=task_name, kwargs=kwargs, job_id=str(job.job_id), countdown=countdown)
-    # The broker holds the job already: its record is not worth a wait for the disk (jobs/async_commit.py).
-    async_commit.insert(job, connections[router.db_for_write(AcceptedJob)])
+    _record(job)
     return job
+
+
+def _record(job: AcceptedJob) -> None:
+    """The acceptance row of a published job, in one round trip.
+
+    Its commit does not wait for the disk: the broker holds the job already (jobs/async_commit.py).
+    Nor is the connection health-checked first (CONN_HEALTH_CHECKS: a SELECT 1 per request):
+    the INSERT is the check, and on a connection the server dropped it is written once more on
+    a fresh one (the job was published: failing the request now would invite a duplicate)."""
+    connection = connections[router.db_for_write(AcceptedJob)]
+    connection.health_check_done = True
+    try:
+        async_commit.insert(job, connection)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        try:
+            async_commit.insert(job, connection)
+        except IntegrityError:
+            pass  # the first one was written after all, only its answer was lost
 
 
 def _earlier_job(*, api_key: ApiKey, key: str, request_hash: str) -> AcceptedJob | None:

@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import timedelta
 
+import psycopg2
 import pytest
 from django.db import connection
 from django.test import Client
@@ -421,3 +422,28 @@ def test_a_job_without_idempotency_key_costs_one_statement_whose_commit_is_not_a
     job_id = response.json()["id"]
     assert AcceptedJob.objects.filter(job_id=job_id).exists()
     assert api.get(f"/api/v1/jobs/{job_id}").json()["state"] == "PENDING"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_accepted_on_a_connection_the_server_dropped_is_still_recorded(api):
+    # http_api/services.py: no SELECT 1 before the acceptance row; the INSERT itself finds the
+    # dead connection and writes the row once more on a fresh one, so the 202 keeps its promise.
+    post_job(api, {"task": "tasks.fx.update_exchange_rates"})  # the key row is now cached
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg2.connect(
+        dbname=connection.settings_dict["NAME"],
+        user=connection.settings_dict["USER"],
+        host=connection.settings_dict["HOST"] or "127.0.0.1",
+        port=connection.settings_dict["PORT"] or 5432,
+        password=connection.settings_dict["PASSWORD"] or None,
+    ) as other:
+        other.autocommit = True
+        other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.close()
+
+    response = post_job(api, {"task": "tasks.fx.update_exchange_rates"})
+
+    assert response.status_code == 202, response.content
+    assert AcceptedJob.objects.filter(job_id=response.json()["id"]).exists()
