@@ -184,7 +184,8 @@ def _accept(
             kwargs=kwargs,
             countdown=payload.countdown,
             idempotency_key=idempotency_key,
-            request_hash=body_hash(payload.model_dump(mode="json")),
+            # Only a request with an Idempotency-Key is compared with an earlier one.
+            request_hash=body_hash(payload.model_dump(mode="json")) if idempotency_key else "",
         )
     except IdempotencyConflict as conflict:
         raise ApiError(
