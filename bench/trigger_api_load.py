@@ -278,8 +278,7 @@ def run(environment: Environment) -> Result:
         "generator, web, worker, PostgreSQL and Redis share the machine's cores.",
         f"Per accepted API request: {cost['db_statements']:.1f} database statements "
         f"({', '.join(cost['statement_kinds'])}: the AcceptedJob row in one round trip, its commit not "
-        "awaited; the key row is cached for up to 1 s, and a health check precedes the first statement "
-        "of a request) and "
+        "awaited and no health check before it; the key row is cached for up to 1 s) and "
         f"{cost['redis_commands']:.1f} Redis commands {cost['redis_breakdown']} (commands a Lua script "
         "runs count too: the rate limit's script is one round trip, made once per 50 ms lease here; the job "
         "and its task-sent event are one pipelined round trip); the "
