@@ -89,9 +89,12 @@ def run(environment: Environment) -> Result:
                 ratio=ratio(ours[key], stock[key]),
             )
         )
+    start_p99 = ratio(ours["start_p99"], stock["start_p99"])
     return Result(
         key="latency",
         title="4. Latency (idle worker)",
+        goal="enqueue-to-start p99 <= 1.5x stock (issue 15)",
+        goal_met=None if start_p99 is None else start_p99 <= 1.5,
         rows=rows,
         notes=[
             f"{ours['n']} platform jobs (PlatformTask, platform worker settings) and {stock['n']} stock "

@@ -19,6 +19,12 @@ keepalive = 5
 # Recycle workers now and then (with jitter, so not all at once): bounds slow leaks.
 max_requests = 5000
 max_requests_jitter = 500
+# The app is imported once, in the master, and each worker is forked from it: a recycled worker
+# is back in milliseconds instead of importing Django again, which under load (a recycle every
+# ~20 s per worker at a few hundred requests a second) stalled its requests for a second or more
+# on 2 cores (README, Benchmarks). Nothing connects at import (database, Redis and broker
+# connections are opened per worker, on first use), so no socket is shared across the fork.
+preload_app = os.environ.get("WEB_PRELOAD", "1") not in ("0", "false", "no")
 # Requests are logged once, as JSON, by jobs.metrics.RequestMetricsMiddleware through Django's
 # LOGGING; gunicorn's own access log would repeat them without masking.
 accesslog = None

@@ -14,4 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-application = get_wsgi_application()
+from config.chunked_bodies import ChunkedBodies  # noqa: E402
+
+# Chunked request bodies get a length Django can see (and 413 past its limit).
+application = ChunkedBodies(get_wsgi_application())

@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from http_api import keys
 from http_api.models import AcceptedJob, ApiKey, WebhookEvent
 
 
@@ -30,6 +31,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys (takes effect at once)")
     def revoke_selected(self, request, queryset) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        keys.forget(*queryset.values_list("prefix", flat=True))
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, NinjaAPI, Status
 from ninja.security import HttpBearer
 
-from http_api import keys, registry
+from http_api import keys, ratelimit, registry
 from http_api.errors import ApiError, BoundedJsonParser, error_response, install_handlers, invalid_arguments
 from http_api.models import ApiKey
 from http_api.publish import BrokerUnavailable
@@ -41,7 +41,14 @@ class ApiKeyAuth(HttpBearer):
     openapi_description = "An API key from `python manage.py create_api_key NAME`, sent as a bearer token."
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return keys.authenticate(token)
+        key = keys.authenticate(token)
+        if key is None:
+            return None
+        # The rate limit's one Redis round trip, here rather than in the throttle: it also says
+        # whether a key was revoked since this process cached it (http_api/keys.py).
+        request.auth = key
+        setattr(request, ratelimit.TAKEN_ATTRIBUTE, ratelimit.take(f"key:{key.prefix}"))
+        return None if keys.authenticate_again(request) else key
 
 
 api = NinjaAPI(
@@ -177,7 +184,8 @@ def _accept(
             kwargs=kwargs,
             countdown=payload.countdown,
             idempotency_key=idempotency_key,
-            request_hash=body_hash(payload.model_dump(mode="json")),
+            # Only a request with an Idempotency-Key is compared with an earlier one.
+            request_hash=body_hash(payload.model_dump(mode="json")) if idempotency_key else "",
         )
     except IdempotencyConflict as conflict:
         raise ApiError(

@@ -139,7 +139,8 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _too_large(limit: int) -> JsonResponse:
+def too_large(limit: int) -> JsonResponse:
+    """413 payload_too_large (docs/contract.md section 3)."""
     return error_response(
         413, "payload_too_large", f"The request body is larger than {limit} bytes.", {"max_bytes": limit}
     )
@@ -171,9 +172,9 @@ def install_handlers(api: NinjaAPI) -> None:
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         cause = exc.__cause__
         if isinstance(cause, PayloadTooLarge):
-            return _too_large(cause.args[0])
+            return too_large(cause.args[0])
         if isinstance(cause, RequestDataTooBig):
-            return _too_large(conf.max_body_bytes())
+            return too_large(conf.max_body_bytes())
         if isinstance(cause, InvalidJson):
             return error_response(400, "invalid_json", f"The request body is not valid JSON: {cause}.")
         if isinstance(exc, AuthenticationError):
@@ -196,7 +197,7 @@ def install_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(RequestDataTooBig)
     def _request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        return _too_large(conf.max_body_bytes())
+        return too_large(conf.max_body_bytes())
 
     @api.exception_handler(Http404)
     def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:

@@ -5,6 +5,11 @@ what they do not write themselves: django-ninja's plain-text 405, the empty 405 
 @require_POST/@require_GET, Django's HTML 404/500 pages. An exception escaping a view is left to
 Django (logged by django.request with its traceback); its HTML 500 is reshaped here, so the
 client gets the shape and never the traceback, even with DEBUG on.
+
+A body over DATA_UPLOAD_MAX_MEMORY_SIZE is answered 413 `payload_too_large` here, before any view
+or middleware reads it: Django itself would turn its RequestDataTooBig into a 400 wherever the
+body is first read (a webhook's view, CSRF reading a form). Bodies sent chunked, without a
+Content-Length, get their length from config/chunked_bodies.py first.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import re
 from collections.abc import Callable
 from http import HTTPStatus
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from http_api.errors import STATUS_CODES, error_response
+from http_api import conf
+from http_api.errors import STATUS_CODES, error_response, too_large
 
 PREFIXES = ("/api/", "/webhooks/", "/healthz")
 # Headers of the original answer the client still needs (what to retry with, when, how).
@@ -53,6 +60,8 @@ class JsonErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(PREFIXES) and _over_djangos_limit(request):
+            return too_large(conf.max_body_bytes() if request.path.startswith("/api/") else _django_cap())
         response = self.get_response(request)
         if not request.path.startswith(PREFIXES) or response.status_code < 400:
             return response
@@ -70,3 +79,17 @@ class JsonErrorMiddleware:
             if name in response:
                 shaped[name] = response[name]
         return shaped
+
+
+def _django_cap() -> int | None:
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def _over_djangos_limit(request: HttpRequest) -> bool:
+    cap = _django_cap()
+    if cap is None:
+        return False
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > cap
+    except ValueError:
+        return False

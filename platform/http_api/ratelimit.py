@@ -11,6 +11,12 @@ caller is about fairness and capacity, where a bucket's burst is the point. And 
 limiter fails OPEN on a Redis error: a cache outage must not turn into refusing every API call
 (POST /api/v1/jobs answers 503 by itself when the broker, the same Redis, is down). After an error
 it stops asking Redis for a few seconds, so a hung Redis costs one timeout, not one per request.
+
+Leases: where the budget is large (more than one request per LEASE_SECONDS), a web process takes
+the requests that fit in LEASE_SECONDS from the shared bucket in one round trip and spends them
+itself until they run out or LEASE_SECONDS pass; leftovers lapse (a client loses at most that
+slice of its budget per process, never gains any). At a budget of one request per 50 ms or less
+(API_RATE_LIMIT's default, 600/m, is one per 100 ms) every request asks Redis, as before.
 """
 
 from __future__ import annotations
@@ -26,15 +32,18 @@ from django_redis import get_redis_connection
 from ninja.throttling import BaseThrottle
 from redis.exceptions import RedisError
 
-from http_api import conf
+from http_api import conf, keys
 from integrations.ratelimit import Rate
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1]: the key's theoretical arrival time (TAT), microseconds. ARGV: emission interval
-# (period/limit, us), burst allowance ((limit-1) * interval, us).
-# Returns {1, 0} when allowed, else {0, microseconds until a request fits}.
+# KEYS[1]: the key's theoretical arrival time (TAT), microseconds; KEYS[2]: the API keys'
+# revocation generation (http_api/keys.py), returned so that the same round trip tells a web
+# process a key was revoked. ARGV: emission interval (period/limit, us), burst allowance
+# ((limit-1) * interval, us), requests wanted (a lease: as many of them as fit, at least one).
+# Returns {granted, 0, generation} when allowed, else {0, microseconds until a request fits, generation}.
 _GCRA = """
+local generation = tonumber(redis.call('GET', KEYS[2]) or 0)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -43,16 +52,40 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local allow_at = tat - burst
 if now < allow_at then
-  return {0, allow_at - now}
+  return {0, allow_at - now, generation}
 end
-local new_tat = tat + interval
+local granted = math.max(1, math.min(tonumber(ARGV[3]), math.floor((now - allow_at) / interval) + 1))
+local new_tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {1, 0}
+return {granted, 0, generation}
 """
 
 # After a Redis error, skip the limiter this long (fail open without paying a timeout each time).
 REDIS_DOWN_BACKOFF_SECONDS = 5.0
 _redis_down_until = 0.0
+_registered = None
+# Where authentication leaves what it took from the key's budget (http_api/api.py): the same
+# round trip that tells a revoked key, not a second one.
+TAKEN_ATTRIBUTE = "_api_rate_limit_wait"
+# A lease (module docstring) lives this long: the slice of a budget a process may hold unused.
+LEASE_SECONDS = 0.05
+# bucket -> [requests left, monotonic time the lease lapses]; per process, shared by its threads.
+_leases: dict[str, list[float]] = {}
+_leases_lock = threading.Lock()
+
+
+def lease_size(current: Rate) -> int:
+    """Requests one round trip takes: those that fit in LEASE_SECONDS at this rate (at least one)."""
+    return max(1, int(current.limit * LEASE_SECONDS / current.period))
+
+
+def _from_lease(bucket: str) -> bool:
+    with _leases_lock:
+        lease = _leases.get(bucket)
+        if lease is None or lease[0] < 1 or time.monotonic() >= lease[1]:
+            return False
+        lease[0] -= 1
+        return True
 
 
 def rate() -> Rate:
@@ -63,24 +96,44 @@ def rate() -> Rate:
 
 
 def take(bucket: str) -> float:
-    """Take one request from `bucket`: 0.0 when allowed, else seconds until one fits."""
+    """Take one request from `bucket`: 0.0 when allowed, else seconds until one fits. Notes the
+    API keys' revocation generation on the way (keys.note_generation)."""
     global _redis_down_until
     if time.monotonic() < _redis_down_until:
         return 0.0
+    if _from_lease(bucket):
+        return 0.0
     current = rate()
     interval_us = current.period * 1_000_000 / current.limit
+    wanted = lease_size(current)
     try:
-        allowed, wait_us = get_redis_connection("default").eval(
-            _GCRA, 1, f"api-ratelimit:{bucket}", int(interval_us), int(interval_us * (current.limit - 1))
+        granted, wait_us, generation = _script()(
+            keys=[f"api-ratelimit:{bucket}", keys.GENERATION_KEY],
+            args=[int(interval_us), int(interval_us * (current.limit - 1)), wanted],
         )
     except (RedisError, OSError) as exc:
         _redis_down_until = time.monotonic() + REDIS_DOWN_BACKOFF_SECONDS
         logger.warning("API rate limiter unavailable (%s): letting requests through", type(exc).__name__)
         return 0.0
-    return 0.0 if allowed else max(int(wait_us) / 1_000_000, 0.001)
+    keys.note_generation(int(generation))
+    if int(granted) > 1:
+        with _leases_lock:
+            _leases[bucket] = [int(granted) - 1, time.monotonic() + LEASE_SECONDS]
+    return 0.0 if int(granted) else max(int(wait_us) / 1_000_000, 0.001)
+
+
+def _script():  # noqa: ANN202
+    """The GCRA script, sent by its SHA (EVALSHA) and loaded once per Redis client."""
+    global _registered
+    client = get_redis_connection("default")
+    if _registered is None or _registered.registered_client is not client:
+        _registered = client.register_script(_GCRA)
+    return _registered
 
 
 def reset(bucket: str) -> None:
+    with _leases_lock:
+        _leases.pop(bucket, None)
     get_redis_connection("default").delete(f"api-ratelimit:{bucket}")
 
 
@@ -97,7 +150,8 @@ class ApiKeyThrottle(BaseThrottle):
         key = getattr(request, "auth", None)
         if key is None:
             return True
-        self._local.wait = take(f"key:{key.prefix}")
+        wait = getattr(request, TAKEN_ATTRIBUTE, None)
+        self._local.wait = take(f"key:{key.prefix}") if wait is None else wait
         return self._local.wait == 0.0
 
     def wait(self) -> float | None:

@@ -7,9 +7,13 @@ import json
 import uuid
 from datetime import timedelta
 
+import psycopg2
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_redis import get_redis_connection
 
 from http_api import ratelimit, registry
 from http_api.keys import create_api_key
@@ -17,6 +21,7 @@ from http_api.models import AcceptedJob, IdempotencyRecord
 from http_api.services import purge_expired
 from messaging.models import BulkBatch, WhatsAppMessage
 from tests.http_api.conftest import ApiKeyFixture, assert_error, post_job
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -411,3 +416,78 @@ def test_the_rate_limit_is_shared_through_redis_not_per_process(api, api_key, se
         assert ratelimit.take(f"key:{api_key.row.prefix}") == 0.0
 
     assert_error(api.get("/api/v1/tasks"), 429, "rate_limited")
+
+
+def test_a_large_budget_is_leased_per_process_and_charged_to_the_shared_bucket(api_key, settings):
+    # http_api/ratelimit.py: at 100,000/m (1,666/s) one round trip takes the 83 requests that fit in
+    # 50 ms from the bucket in Redis; the next ones spend that lease without asking Redis.
+    settings.API_RATE_LIMIT = "100000/m"
+    bucket = f"key:{api_key.row.prefix}"
+    ratelimit.reset(bucket)
+    redis_client = get_redis_connection("default")
+    interval_us = 60 * 1_000_000 / 100_000
+
+    before = int(redis_client.time()[0] * 1_000_000 + redis_client.time()[1])
+    assert ratelimit.take(bucket) == 0.0
+    charged = int(redis_client.get(f"api-ratelimit:{bucket}"))
+    for _ in range(9):
+        assert ratelimit.take(bucket) == 0.0
+    after_nine = int(redis_client.get(f"api-ratelimit:{bucket}"))
+
+    assert ratelimit.lease_size(ratelimit.rate()) == 83
+    assert charged - before >= 83 * interval_us  # the whole lease, charged at once
+    assert after_nine == charged  # the nine came out of the lease
+    wait_until(
+        lambda: ratelimit.take(bucket) == 0.0 and int(redis_client.get(f"api-ratelimit:{bucket}")) > charged,
+        timeout=2,
+        what="a new lease once this one lapsed",
+    )
+
+
+def test_the_default_budget_is_never_leased(settings):
+    settings.API_RATE_LIMIT = "600/m"  # one request per 100 ms: longer than a lease lives
+
+    assert ratelimit.lease_size(ratelimit.rate()) == 1  # every request asks Redis
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_without_idempotency_key_costs_one_statement_whose_commit_is_not_awaited(api):
+    # docs/contract.md section 3: a 202 means the broker holds the job; its acceptance row is then
+    # written in one round trip, without BEGIN/COMMIT and without waiting for the disk
+    # (jobs/async_commit.py), and still before the answer: the status URL says PENDING at once.
+    post_job(api, {"task": "tasks.fx.update_exchange_rates"})  # the key row is now cached
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_job(api, {"task": "tasks.fx.update_exchange_rates"})
+
+    assert response.status_code == 202
+    assert [q["sql"].split(" ", 1)[0] for q in queries.captured_queries] == ["SET"]
+    assert "synchronous_commit TO OFF; INSERT" in queries.captured_queries[0]["sql"]
+    job_id = response.json()["id"]
+    assert AcceptedJob.objects.filter(job_id=job_id).exists()
+    assert api.get(f"/api/v1/jobs/{job_id}").json()["state"] == "PENDING"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_accepted_on_a_connection_the_server_dropped_is_still_recorded(api):
+    # http_api/services.py: no SELECT 1 before the acceptance row; the INSERT itself finds the
+    # dead connection and writes the row once more on a fresh one, so the 202 keeps its promise.
+    post_job(api, {"task": "tasks.fx.update_exchange_rates"})  # the key row is now cached
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg2.connect(
+        dbname=connection.settings_dict["NAME"],
+        user=connection.settings_dict["USER"],
+        host=connection.settings_dict["HOST"] or "127.0.0.1",
+        port=connection.settings_dict["PORT"] or 5432,
+        password=connection.settings_dict["PASSWORD"] or None,
+    ) as other:
+        other.autocommit = True
+        other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.close()
+
+    response = post_job(api, {"task": "tasks.fx.update_exchange_rates"})
+
+    assert response.status_code == 202, response.content
+    assert AcceptedJob.objects.filter(job_id=response.json()["id"]).exists()

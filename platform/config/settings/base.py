@@ -356,6 +356,10 @@ API_MAX_BULK_RECIPIENTS = env.int("API_MAX_BULK_RECIPIENTS", default=5000)
 API_IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # an Idempotency-Key returns its first job this long
 # One publish to the broker from a request: fail fast, so a hung broker still answers 503 in 2 s.
 API_PUBLISH_TIMEOUT_SECONDS = 0.3
+# How long a web process trusts an API key row it read (at most 1 s: a revoked key is refused
+# within a second, docs/contract.md section 3; revocations also reach every process through
+# Redis at once, http_api/keys.py).
+API_KEY_CACHE_SECONDS = 1.0
 
 # --- Flower ---------------------------------------------------------------------------------
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
