@@ -344,7 +344,7 @@ RATE_LIMITS = {
 }
 # The window is stretched by this fraction so network jitter between us and the provider
 # never makes the provider see more than N in one of its windows.
-RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.05)
+RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.02)
 
 # --- Trigger API (platform/http_api/conf.py) ----------------------------------------------
 # Requests per API key per window, shared by every web process through Redis ("600/m", "20/s").
