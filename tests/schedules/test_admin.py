@@ -30,6 +30,7 @@ EXPECTED_QUEUE = {
     "tasks.reports.refresh_dealer_performance": "reports",
     "tasks.reports.refresh_analytics_dashboard": "reports",
     "tasks.maintenance.relay_outbox": "maintenance",
+    "tasks.maintenance.sample_queue_depths": "maintenance",
     "tasks.maintenance.prune_job_records": "maintenance",
     "celery.backend_cleanup": "maintenance",
 }
