@@ -17,7 +17,6 @@ from messaging.batches import batch_progress
 from messaging.models import BulkBatch, WhatsAppMessage
 from tests.conftest import broker_client
 from tests.factories import make_phone
-from tests.support.fakes import twilio as fake_twilio_module
 from tests.support.fakes.twilio import INVALID_NUMBER, NO_WHATSAPP_NUMBER, NOT_MOBILE_NUMBER
 from tests.support.probe.models import ProbeEffect
 from tests.support.processes import platform_env, run_django, start_worker, wait_until
@@ -191,7 +190,7 @@ def test_cancel_from_the_admin_page_stops_sending_at_once_and_sent_stays_sent(
 
 
 def test_retry_failed_from_the_admin_page_resends_only_the_failed(
-    notifications_worker, database_url, private_redis, fake_twilio, admin_client, admin_user, monkeypatch
+    notifications_worker, database_url, private_redis, fake_twilio, admin_client, admin_user
 ):
     worker = notifications_worker()
     good = [make_phone(n) for n in range(1, 58)]
@@ -206,7 +205,7 @@ def test_retry_failed_from_the_admin_page_resends_only_the_failed(
     requests_before = len(fake_twilio.sent())
     # The recipients fixed their numbers: the fake Twilio accepts them now.
     for number in REFUSED:
-        monkeypatch.delitem(fake_twilio_module._ERRORS, number)
+        fake_twilio.refused.pop(number)
 
     status = _post_as_admin(
         _env(database_url, private_redis, fake_twilio),
