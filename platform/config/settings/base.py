@@ -342,8 +342,9 @@ RATE_LIMITS = {
     "fx": "60/m",
     **env.dict("RATE_LIMITS", default={}),
 }
-# The window is stretched by this fraction so network jitter between us and the provider
-# never makes the provider see more than N in one of its windows.
+# The window is stretched by this fraction so network jitter between us and the provider seldom
+# makes the provider see more than N in one of its windows (Twilio queues what arrives over a
+# sender's rate; 0.1 cost bulk sends a tenth of their limit: README, bench 11).
 RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.02)
 
 # --- Trigger API (platform/http_api/conf.py) ----------------------------------------------
