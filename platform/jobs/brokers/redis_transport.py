@@ -1,19 +1,35 @@
-"""kombu's Redis transport with a heartbeat: live workers keep the jobs they hold alive, so the
-visibility timeout can be short and a dead worker's jobs come back within about a minute.
+"""kombu's Redis transport with a consume path that has no window: a message is always either in its
+queue or in the `unacked` record that a live worker vouches for (its heartbeat), so a worker killed
+at any instant loses nothing, and a dead worker's messages come back within about a minute.
 
-kombu emulates acknowledgements on Redis: a delivered message is recorded in the `unacked` hash
-and in the `unacked_index` sorted set, scored with its delivery time, and every consumer sweeps
-the index now and then (`restore_visible`), putting back on its queue, marked redelivered, each
-message scored older than `visibility_timeout`. Alone, that makes the timeout a trade: short, and
-a job that runs or waits for its countdown longer than it is delivered again while its worker
-still holds it; long (it was 2 hours), and a dead worker's jobs wait that long.
+kombu's layout is kept as it is (docs/brokers/redis-consume-path.md weighs it against Redis Streams
+and a per-worker processing list): a queue is a Redis list per priority step, a delivered message
+is recorded in the `unacked` hash and the `unacked_index` sorted set, scored with when it was last
+vouched for, and a sweep (`restore_visible`) puts back on its queue, marked redelivered, every
+message scored older than `visibility_timeout`. What changes is how a consumer takes a message.
 
-This module adds one thing: every `unacked_heartbeat_interval` seconds (a quarter of the timeout
-unless set), each consuming channel re-scores the messages it holds (running, reserved, waiting
-for a countdown or ETA) with the current time, in one pipelined round trip of `ZADD XX`. The
-score is then "when its holder last vouched for it", and only a message whose holder stopped
-vouching (the process died, or its event loop stalled for most of a timeout) gets old enough to
-be restored. Where it runs:
+**Taking (the window closed).** Stock kombu BRPOPs the message off its list and records it as
+unacknowledged only after the worker has read the reply: a worker killed in between loses it for
+good (celery/celery#7950, kombu#305). Here a consumer takes with one server-side script
+(`TAKE_SCRIPT`) that pops the first waiting message of its queues, in kombu's order (priority,
+then the queue cycle), and records it in `unacked` and `unacked_index` in the same atomic step.
+Whatever happens to the worker after that, the message is in the record; if nobody vouches for it,
+the sweep gives it back.
+
+**Waiting (no busy poll).** A script cannot block, so an idle consumer blocks on a wake-up list
+per queue instead (`_kombu.wake.<queue>`, BLPOP with kombu's one-second poll timeout): every
+publish through this transport pushes a token there after its message, in the same pipeline. A
+consumer alternates: it takes while messages come (no wake-up needed: a busy queue costs one
+round trip per message), and when a take finds nothing the same script deletes those queues'
+stale tokens and the consumer waits for a token. A wake-up or a timeout sends it back to taking,
+so a message published without a token (stock kombu, another program) is taken within a second.
+Losing a token (a consumer killed just after its BLPOP) loses nothing but that second.
+
+**Vouching (the heartbeat).** Every `unacked_heartbeat_interval` seconds (a quarter of the
+timeout unless set) each consuming channel re-scores the messages it holds (running, reserved,
+waiting for a countdown or ETA) with the current time, in one pipelined round trip of `ZADD XX`.
+Only a message whose holder stopped vouching (the process died, or its event loop stalled for most
+of a timeout) gets old enough to be restored. Where it runs:
 
 - a worker with an event loop (prefork, threads; Celery's default): a timer on the loop, in the
   process that holds the QoS (a prefork worker's main process, which tasks never block);
@@ -24,28 +40,32 @@ be restored. Where it runs:
 A solo pool runs each task on the event loop itself, so it cannot beat during a task: there,
 a task longer than the timeout minus one interval is delivered again. Use prefork or threads.
 
-Two races are closed here rather than left to chance:
+**Races closed rather than left to chance.**
 
 - `ZADD XX` only refreshes an index entry that still exists: a heartbeat never brings back one
   that was acknowledged or restored meanwhile.
-- A sweep decides from a score read a moment earlier; the holder may refresh it in between. So
-  a swept message is restored only if, inside the restoring transaction (WATCH on the hash and
-  the index), its score is still past the timeout. kombu's restore path does the rest, unchanged
-  (`_do_restore_message`: the restored message is marked redelivered, which the task base's
-  crash-loop guard counts).
+- A sweep decides from a score read a moment earlier; the holder may refresh it in between. So a
+  swept message is restored only if, inside the restoring transaction (WATCH on the hash and the
+  index), its score is still past the timeout.
+- A restored message gets a new delivery tag: a holder that was only frozen (SIGSTOP, a stalled
+  host) and acknowledges it late removes nothing of the new holder's record.
+- A take whose reply is in flight is always read, even when the channel's prefetch has just been
+  lowered (kombu pauses an unread BRPOP reply until credit returns; a taken message must not wait
+  unvouched, so it is delivered one over the prefetch instead).
 
-What the heartbeat cannot close is kombu's BRPOP window (celery/celery#7950): a message BRPOP
-took off its list is recorded in `unacked` only once the worker has read the reply, so a worker
-killed in between loses it. The outbox (jobs/outbox.py) brings those back.
+**global_keyprefix.** kombu prefixes only the commands it lists (`PREFIXED_SIMPLE_COMMANDS`);
+scripts and every command outside that list get their keys spelled in full here (`_full_key`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from time import monotonic, time
 
 import redis
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
@@ -54,6 +74,48 @@ logger = logging.getLogger(__name__)
 # The heartbeat's period when `unacked_heartbeat_interval` is not set: this fraction of the
 # visibility timeout, so a holder may miss three beats in a row before its jobs are given away.
 HEARTBEAT_FRACTION = 0.25
+
+# One wake-up list per queue; its tokens mean "a message may be waiting".
+WAKE_KEY = "_kombu.wake.{queue}"
+WAKE_TOKEN = "1"
+
+# KEYS: the unacked hash, the unacked index, then every list to take from, in order.
+# ARGV: now (the index score), then per list: its queue, "1" to record the message (a consumer
+# that acknowledges) or "0" (no_ack: reply queues), the queue's wake-up key.
+# Returns {queue, raw message, delivery tag or ""}, or nil after deleting the wake-up keys of
+# queues that are all empty (any token pushed later follows a message pushed later).
+# The record is built from the raw text, never re-encoded: cjson would turn [] into {}.
+TAKE_SCRIPT = """
+local unacked, index, now = KEYS[1], KEYS[2], ARGV[1]
+for i = 3, #KEYS do
+  local raw = redis.call('RPOP', KEYS[i])
+  if raw then
+    local at = 2 + (i - 3) * 3
+    local tag = ''
+    if ARGV[at + 1] == '1' then
+      local ok, message = pcall(cjson.decode, raw)
+      local properties = ok and type(message) == 'table' and message['properties']
+      local info = type(properties) == 'table' and properties['delivery_info']
+      if type(info) == 'table' and type(properties['delivery_tag']) == 'string' then
+        tag = properties['delivery_tag']
+        redis.call('HSET', unacked, tag, '[' .. raw .. ',' .. cjson.encode(info['exchange'] or '') ..
+          ',' .. cjson.encode(info['routing_key'] or '') .. ']')
+        redis.call('ZADD', index, now, tag)
+      end
+    end
+    return {ARGV[at], raw, tag}
+  end
+end
+local wake = {}
+for i = 3, #KEYS do
+  wake[#wake + 1] = ARGV[2 + (i - 3) * 3 + 2]
+end
+if #wake > 0 then
+  redis.call('DEL', unpack(wake))
+end
+return false
+"""
+TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
 def heartbeat_interval(transport_options: dict) -> float:
@@ -65,8 +127,24 @@ def heartbeat_interval(transport_options: dict) -> float:
     return max(1.0, float(timeout) * HEARTBEAT_FRACTION)
 
 
+def _full_key(client, key: str, command: str) -> str:
+    """`key` as `command` must name it through `client`: kombu's prefixing client adds
+    global_keyprefix only to the commands it lists."""
+    prefix = getattr(client, "global_keyprefix", "")
+    if prefix and command not in getattr(client, "PREFIXED_SIMPLE_COMMANDS", ()):
+        return prefix + key
+    return key
+
+
 class QoS(kombu_redis.QoS):
-    """kombu's Redis QoS, plus `heartbeat` and a sweep that never restores a refreshed message."""
+    """kombu's Redis QoS, plus `heartbeat`, a sweep that never restores a refreshed message, and
+    no second write for a message the take script has already recorded."""
+
+    def append(self, message, delivery_tag):
+        if self.channel.taken_and_recorded(delivery_tag):
+            virtual.QoS.append(self, message, delivery_tag)  # only this process's bookkeeping
+        else:
+            super().append(message, delivery_tag)  # e.g. a message rejected for want of a consumer
 
     def held_tags(self) -> list[str]:
         """Delivery tags this channel holds and has not acknowledged. Called from the consuming
@@ -137,7 +215,7 @@ class QoS(kombu_redis.QoS):
         within the visibility timeout."""
 
         def restore_transaction(pipe) -> None:
-            score = pipe.zscore(self.unacked_index_key, tag)
+            score = pipe.zscore(_full_key(pipe, self.unacked_index_key, "ZSCORE"), tag)
             payload = pipe.hget(self.unacked_key, tag)
             pipe.multi()
             if score is not None and score > time() - self.visibility_timeout:
@@ -153,6 +231,17 @@ class QoS(kombu_redis.QoS):
             client.transaction(restore_transaction, self.unacked_key, self.unacked_index_key)
 
 
+class _PipelinePublish:
+    """What kombu's `_put` needs of a publish batch (`add`), queued on one pipeline: the message
+    and its wake-up token then go in one round trip."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+
+    def add(self, name: str, *args) -> None:
+        getattr(self.pipe, name)(*args)
+
+
 class Channel(kombu_redis.Channel):
     QoS = QoS
 
@@ -160,6 +249,16 @@ class Channel(kombu_redis.Channel):
     unacked_heartbeat_interval = None
 
     from_transport_options = kombu_redis.Channel.from_transport_options + ("unacked_heartbeat_interval",)
+
+    # The consume path's state: the next poll takes at once (`_hungry`) or waits for a wake-up;
+    # `_taking` while a take's reply is in flight.
+    _hungry = True
+    _taking = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._no_ack_queues: set[str] = set()
+        self._recorded_tags: set[str] = set()
 
     @property
     def heartbeat_interval(self) -> float:
@@ -170,7 +269,157 @@ class Channel(kombu_redis.Channel):
             }
         )
 
-    def _create_client(self, asynchronous=False):  # noqa: ANN001, ANN202
+    # --- publishing: the message, then its wake-up token --------------------------------------
+
+    def wake_key(self, queue: str) -> str:
+        return WAKE_KEY.format(queue=queue)
+
+    def _put(self, queue, message, **kwargs):
+        batch = kwargs.pop("_publish_batch", None)
+        if batch is not None:
+            super()._put(queue, message, _publish_batch=batch)
+            batch.add("lpush", self.wake_key(queue), WAKE_TOKEN)
+            return
+        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+            super()._put(queue, message, _publish_batch=_PipelinePublish(pipe))
+            pipe.lpush(self.wake_key(queue), WAKE_TOKEN)
+            pipe.execute()
+
+    def _do_restore_message(self, payload, exchange, routing_key, pipe, leftmost=False):
+        # A new delivery tag for the new delivery (see the module's docstring), and a wake-up.
+        try:
+            payload["properties"]["delivery_tag"] = self._next_delivery_tag()
+        except (KeyError, TypeError):
+            pass
+        super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+        for queue in self._lookup(exchange, routing_key):
+            pipe.lpush(self.wake_key(queue), WAKE_TOKEN)
+
+    def _purge(self, queue):
+        purged = super()._purge(queue)
+        with self.conn_or_acquire() as client:
+            client.delete(self.wake_key(queue))
+        return purged
+
+    # --- consuming: take atomically, or wait for a wake-up --------------------------------------
+
+    def basic_consume(self, queue, no_ack, *args, **kwargs):
+        if no_ack:
+            self._no_ack_queues.add(queue)
+        else:
+            self._no_ack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def basic_get(self, queue, no_ack=False, **kwargs):
+        self._get_no_ack = no_ack
+        try:
+            return super().basic_get(queue, no_ack, **kwargs)
+        finally:
+            self._get_no_ack = False
+
+    _get_no_ack = False
+
+    def taken_and_recorded(self, tag: str) -> bool:
+        """True once for a tag the take script recorded as unacknowledged."""
+        if tag in self._recorded_tags:
+            self._recorded_tags.discard(tag)
+            return True
+        return False
+
+    @property
+    def script_client(self) -> redis.Redis:
+        """A client on the channel's pool that prefixes nothing: scripts get full key names."""
+        client = self.__dict__.get("_script_client")
+        if client is None or client.connection_pool is not self.pool:
+            client = self.__dict__["_script_client"] = redis.Redis(connection_pool=self.pool)
+        return client
+
+    def _prefixed(self, key: str) -> str:
+        return self.global_keyprefix + key
+
+    def _take_command(self, queues: list[str], record: bool | None = None) -> list:
+        """EVALSHA arguments that take the first waiting message of `queues`."""
+        lists, argv = [], [repr(time())]
+        for pri in self.priority_steps:
+            for queue in queues:
+                lists.append(self._prefixed(self._q_for_pri(queue, pri)))
+                records = (queue not in self._no_ack_queues) if record is None else record
+                argv += [queue, "1" if records else "0", self._prefixed(self.wake_key(queue))]
+        keys = [self._prefixed(self.unacked_key), self._prefixed(self.unacked_index_key), *lists]
+        return ["EVALSHA", TAKE_SHA, len(keys), *keys, *argv]
+
+    def _load_take_script(self) -> None:
+        self.script_client.script_load(TAKE_SCRIPT)
+
+    def _taken(self, reply) -> tuple[str, dict]:
+        """(queue, payload) from a take's reply, its tag remembered if the script recorded it."""
+        queue, raw, tag = (bytes_to_str(part) for part in reply)
+        if tag:
+            self._recorded_tags.add(tag)
+        return queue, loads(raw)
+
+    def _brpop_start(self, timeout=None):
+        # kombu's name: this sends the poll's one command, a take or a wait for a wake-up.
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        connection = self.client.connection
+        self._in_poll = connection
+        self._brpop_sent_at = monotonic()
+        if self._hungry:
+            self._taking = True
+            connection.send_command(*self._take_command(queues))
+        else:
+            self._taking = False
+            wake_keys = [self._prefixed(self.wake_key(queue)) for queue in queues]
+            connection.send_command("BLPOP", *wake_keys, timeout or 0)
+
+    def _brpop_read(self, **options):
+        taking = self._taking
+        try:
+            try:
+                reply = self.client.parse_response(
+                    self.client.connection, "EVALSHA" if taking else "BLPOP", **options
+                )
+            except redis.exceptions.NoScriptError:
+                self._load_take_script()  # a restarted or flushed Redis: load it, take next poll
+                raise kombu_redis.Empty() from None
+            except self.connection_errors:
+                # if there's a ConnectionError, disconnect so the next iteration reconnects.
+                self.client.connection.disconnect()
+                raise
+        finally:
+            self._in_poll = None
+            self._taking = False
+            self._flush_brpop_reauth()
+        if not taking:
+            self._hungry = True  # woken, or a poll interval passed: take
+            raise kombu_redis.Empty()
+        if not reply:
+            self._hungry = False  # nothing waiting: wait for a wake-up
+            raise kombu_redis.Empty()
+        queue, payload = self._taken(reply)
+        self._queue_cycle.rotate(queue)
+        self.connection._deliver(payload, queue)
+        return True
+
+    def _get(self, queue):
+        # basic_get through the same atomic take.
+        command = self._take_command([queue], record=not self._get_no_ack)
+        try:
+            reply = self.script_client.execute_command(*command)
+        except redis.exceptions.NoScriptError:
+            self._load_take_script()
+            reply = self.script_client.execute_command(*command)
+        if not reply:
+            raise kombu_redis.Empty()
+        return self._taken(reply)[1]
+
+    # --- kombu's client plumbing ----------------------------------------------------------------
+
+    def _create_client(self, asynchronous=False):
         # kombu builds a new redis.Redis for every command it sends outside a poll (each publish,
         # each task-sent event): ~0.2 ms of Python apiece, as much as the round trip. A client is
         # only a handle on the channel's connection pool and safe across threads: one per pool.
@@ -184,7 +433,7 @@ class Channel(kombu_redis.Channel):
 
     _sync_client = None
 
-    def _connparams(self, asynchronous=False):  # noqa: ANN001, ANN202
+    def _connparams(self, asynchronous=False):
         if self.connection.client is None:
             # kombu detached this channel's transport from its connection (Connection._close, as
             # Celery's consumer tears down after the broker went away); a channel closed now still
@@ -223,6 +472,20 @@ class MultiChannelPoller(kombu_redis.MultiChannelPoller):
             if monotonic() - self._last_heartbeat >= due:
                 self.heartbeat_unacked()
         return super().get(callback, timeout)
+
+    # A take's reply is read whatever the channel's credit (module docstring): never paused.
+
+    def _pause_brpop(self, channel, fileno):
+        if not channel._taking:
+            super()._pause_brpop(channel, fileno)
+
+    def on_readable(self, fileno):
+        chan_type = self._fd_to_chan.get(fileno)
+        if chan_type is not None and fileno not in self._paused_brpop:
+            channel, kind = chan_type
+            if kind == "BRPOP" and channel._taking:
+                return channel.handlers[kind]()
+        return super().on_readable(fileno)
 
 
 class Transport(kombu_redis.Transport):
