@@ -123,8 +123,8 @@ def send_bulk(
 
 
 # A fanned-out send whose pending rows have not moved for this long enqueues their chunks again:
-# a chunk job published with .delay() can be lost for good at a worker's SIGKILL (kombu's BRPOP
-# window, celery/celery#7950; tests/faults); a duplicate chunk job costs a look at its rows, never
+# a chunk job published with .delay() is lost for good if the broker itself loses it (a Redis run
+# without persistence that restarts; tests/faults); a duplicate chunk job costs a look at its rows, never
 # a second send. Each time it does, the wait before the next doubles (up to STALLED_AFTER_MAX), so
 # a long Twilio outage (chunks waiting out their retry backoff) does not pile up duplicates.
 STALLED_AFTER = timedelta(seconds=20)

@@ -5,9 +5,13 @@ bench/results/faults.json (`make faults` runs the suite on its own)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import redis_broker
+from tests.support.processes import platform_env
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "faults.json"
 _figures: list[dict] = []
@@ -26,6 +30,46 @@ def broker_url(request, private_redis) -> str:
 
 def is_redis(url: str) -> bool:
     return url.partition("://")[0] in ("redis", "rediss")
+
+
+@dataclass
+class FaultBroker:
+    """The broker of one scenario: Redis, Redis with a key prefix (kombu's global_keyprefix, as a
+    site sharing one Redis between apps sets it), or RabbitMQ."""
+
+    kind: str
+    url: str
+    key_prefix: str = ""
+
+    @property
+    def is_redis(self) -> bool:
+        return is_redis(self.url)
+
+    def env(self, *, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+        """A worker's (or app code's) environment on this broker; cache and locks on redis_url."""
+        return platform_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            broker_url=self.url,
+            CELERY_BROKER_KEY_PREFIX=self.key_prefix,
+            **extra,
+        )
+
+    def holds_nothing(self, queues: list[str]) -> bool:
+        """Redis only: nothing waiting in `queues` and nothing held unacknowledged."""
+        return redis_broker.holds_nothing(self.url, queues, self.key_prefix)
+
+    def held_task_ids(self) -> set[str]:
+        return redis_broker.held_task_ids(self.url, self.key_prefix)
+
+
+@pytest.fixture(params=["redis", "redis-prefixed", "rabbitmq"])
+def fault_broker(request, private_redis) -> FaultBroker:
+    """Like broker_url, plus a run on Redis with every broker key under a prefix."""
+    if request.param == "rabbitmq":
+        return FaultBroker("rabbitmq", request.getfixturevalue("rabbitmq").url)
+    prefix = "shared-redis:" if request.param == "redis-prefixed" else ""
+    return FaultBroker(request.param, private_redis.url, prefix)
 
 
 @pytest.fixture

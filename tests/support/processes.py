@@ -111,11 +111,13 @@ class ManagedProcess:
 
 
 class RedisServer:
-    """A private, disposable redis-server on a free loopback port, without persistence."""
+    """A private, disposable redis-server on a free loopback port: without persistence, or with
+    an append-only file fsynced every second (`append_only`), as `make run` and production run it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, append_only: bool = False) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        self.append_only = append_only
         self.process: ManagedProcess | None = None
 
     @property
@@ -131,8 +133,11 @@ class RedisServer:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(
+                ["--appendonly", "yes", "--appendfsync", "everysec"]
+                if self.append_only
+                else ["--appendonly", "no"]
+            ),
             "--dir",
             self.dir,
         ]
@@ -147,7 +152,8 @@ class RedisServer:
             self.process = None
 
     def restart(self) -> None:
-        """Kill without saving and start again empty: a broker that lost what it held."""
+        """SIGKILL and start again: empty without persistence (a broker that lost what it held),
+        from its append-only file with `append_only`."""
         if self.process:
             self.process.kill()
             self.process.proc.wait(5)

@@ -174,6 +174,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5.0,
     "health_check_interval": 25,
 }
+# A prefix for every broker key (kombu's global_keyprefix), for a site that shares one Redis
+# between applications. Queue depths, the sweep and the consume path all honour it.
+CELERY_BROKER_KEY_PREFIX = env("CELERY_BROKER_KEY_PREFIX", default="")
+if CELERY_BROKER_KEY_PREFIX:
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CELERY_BROKER_KEY_PREFIX
 
 # --- RabbitMQ broker (when CELERY_BROKER_URL is amqp://) -------------------------------------
 # Quorum queues (replicated, durable, persistent), declared by jobs/brokers/rabbitmq_broker.py with

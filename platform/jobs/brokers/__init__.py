@@ -47,7 +47,9 @@ def is_rabbitmq_url(url: str) -> bool:
 
 @lru_cache(maxsize=8)
 def broker_for_url(url: str) -> Broker:
-    return RabbitMQBroker(url) if is_rabbitmq_url(url) else RedisBroker(url)
+    if is_rabbitmq_url(url):
+        return RabbitMQBroker(url)
+    return RedisBroker(url, key_prefix=settings.CELERY_BROKER_KEY_PREFIX)
 
 
 def current_broker() -> Broker:

@@ -2,7 +2,8 @@
 
 kombu keeps a queue as a Redis list named after it; messages published with a priority go to
 sibling lists "<queue>\\x06\\x16<step>" (kombu/transport/redis.py: sep, priority_steps, _q_for_pri).
-Publishing LPUSHes and consuming BRPOPs, so the oldest waiting message is the last element, and
+Publishing LPUSHes and consuming pops from the right (jobs/brokers/redis_transport.py takes with
+an atomic script rather than kombu's BRPOP), so the oldest waiting message is the last element, and
 its publish stamp (PUBLISHED_AT_HEADER) gives the queue's oldest age. Messages with an ETA
 (countdowns, retries) are not in these lists: a worker holds them, reserved, until they are due.
 """
@@ -34,8 +35,9 @@ REDELIVERY_KEY_TTL_SECONDS = 24 * 3600
 class RedisBroker:
     kind = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key_prefix: str = "") -> None:
         self.url = url
+        self.key_prefix = key_prefix  # kombu's global_keyprefix (CELERY_BROKER_KEY_PREFIX)
 
     def client(self, timeout: float = READ_TIMEOUT_SECONDS) -> redis.Redis:
         """A client on the broker with short timeouts: a hung Redis answers an error, quickly."""
@@ -50,7 +52,7 @@ class RedisBroker:
         try:
             with client.pipeline(transaction=False) as pipe:
                 for name in names:
-                    for key in _priority_keys(name):
+                    for key in _priority_keys(self.key_prefix + name):
                         pipe.llen(key)
                         pipe.lindex(key, -1)
                 replies = pipe.execute()

@@ -2,7 +2,7 @@
 queue or in the `unacked` record that a live worker vouches for (its heartbeat), so a worker killed
 at any instant loses nothing, and a dead worker's messages come back within about a minute.
 
-kombu's layout is kept as it is (docs/brokers/redis-consume-path.md weighs it against Redis Streams
+kombu's layout is kept as it is (docs/redis-consume-path.md weighs it against Redis Streams
 and a per-worker processing list): a queue is a Redis list per priority step, a delivered message
 is recorded in the `unacked` hash and the `unacked_index` sorted set, scored with when it was last
 vouched for, and a sweep (`restore_visible`) puts back on its queue, marked redelivered, every
@@ -115,7 +115,7 @@ if #wake > 0 then
 end
 return false
 """
-TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()  # Redis names scripts by their SHA-1
 
 
 def heartbeat_interval(transport_options: dict) -> float:
@@ -395,7 +395,7 @@ class Channel(kombu_redis.Channel):
             self._taking = False
             self._flush_brpop_reauth()
         if not taking:
-            self._hungry = True  # woken, or a poll interval passed: take
+            self._after_wait(reply)
             raise kombu_redis.Empty()
         if not reply:
             self._hungry = False  # nothing waiting: wait for a wake-up
@@ -404,6 +404,10 @@ class Channel(kombu_redis.Channel):
         self._queue_cycle.rotate(queue)
         self.connection._deliver(payload, queue)
         return True
+
+    def _after_wait(self, token) -> None:
+        """A wake-up `token`, or None once the poll interval passed: take at the next poll."""
+        self._hungry = True
 
     def _get(self, queue):
         # basic_get through the same atomic take.
