@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -18,7 +19,7 @@ from kombu import Connection
 from jobs.brokers.redis_transport import WAKE_KEY
 from tests.support import redis_broker
 from tests.support.crashing_redis_transport import STEPS, queue
-from tests.support.processes import ROOT, ManagedProcess, wait_until
+from tests.support.processes import ROOT, ManagedProcess, platform_env, wait_until
 
 pytestmark = pytest.mark.processes
 
@@ -188,3 +189,47 @@ def test_with_a_global_keyprefix_the_sweep_leaves_a_refreshed_message_alone(priv
         qos.restore_if_still_stale(message.delivery_tag)  # stale: restored, under the prefix
         assert not client.hexists("shared:unacked", message.delivery_tag)
         assert client.llen("shared:prefixed") == 1
+
+
+def test_priorities_are_taken_highest_first_as_kombu_orders_them(private_redis):
+    url = private_redis.url
+    with Connection(url, transport=TRANSPORT, transport_options=OPTIONS) as conn:
+        producer = conn.Producer()
+        for priority in (9, 6, 3, 0):  # kombu on Redis: 0 is the highest
+            producer.publish(
+                {"priority": priority},
+                exchange=queue("prioritised").exchange,
+                routing_key="prioritised",
+                declare=[queue("prioritised")],
+                priority=priority,
+            )
+        received = []
+
+        def on_message(body, message) -> None:
+            received.append(body)
+            message.ack()
+
+        with conn.Consumer(queue("prioritised"), callbacks=[on_message]):
+            while len(received) < 4:
+                conn.drain_events(timeout=5)
+    assert [body["priority"] for body in received] == [0, 3, 6, 9]
+
+
+def test_celery_purge_empties_the_platform_queues_and_their_wake_up_lists(private_redis):
+    url = private_redis.url
+    client = redis.Redis.from_url(url)
+    for name in ("default", "notifications"):
+        _publish(url, name, {"n": 1})
+    assert client.exists(WAKE_KEY.format(queue="default"))
+    purged = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "purge", "-f"],
+        cwd=ROOT,
+        env=platform_env(database_url="sqlite://", redis_url=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert purged.returncode == 0, purged.stderr[-2000:]
+    assert "Purged 2 messages" in purged.stdout, purged.stdout
+    assert client.llen("default") == client.llen("notifications") == 0
+    assert not client.exists(WAKE_KEY.format(queue="default"), WAKE_KEY.format(queue="notifications"))
