@@ -13,5 +13,10 @@ rabbitmqctl add_vhost "$VHOST" || true
 rabbitmqctl add_user "$USER" "$PLATFORM_AMQP_PASSWORD" 2>/dev/null \
   || rabbitmqctl change_password "$USER" "$PLATFORM_AMQP_PASSWORD"
 rabbitmqctl set_permissions -p "$VHOST" "$USER" ".*" ".*" ".*"
+# Flower reads queue lengths from the management API as this user (FLOWER_BROKER_API, by default
+# the broker URL's first node and user): "management" lets it see its own vhost's queues, no more.
+# The plugin itself: ops/rabbitmq/enabled_plugins in /etc/rabbitmq/ on every node, or at once:
+#   rabbitmq-plugins enable rabbitmq_management
+rabbitmqctl set_user_tags "$USER" management
 # Quorum queues are replicated to every node when declared; a node that joins later gets no
 # replica until asked: after adding one, `rabbitmq-queues grow <node> all --vhost-pattern platform`.

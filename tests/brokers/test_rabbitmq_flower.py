@@ -1,6 +1,6 @@
-"""Flower on RabbitMQ: it starts, keeps its basic auth, and sees the workers over AMQP. (Queue
-lengths in Flower need RabbitMQ's management plugin, FLOWER_BROKER_API; /metrics and the ops
-dashboard read them over AMQP.)"""
+"""Flower on RabbitMQ: it starts, keeps its basic auth, and sees the workers over AMQP. (Its Broker
+page's queue lengths come from RabbitMQ's management plugin, FLOWER_BROKER_API:
+tests/browser/test_flower_broker.py; /metrics and the ops dashboard read them over AMQP.)"""
 
 from __future__ import annotations
 

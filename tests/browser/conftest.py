@@ -11,6 +11,9 @@ Fixtures, for any browser test (batches, say, after they land):
   override `platform_settings` (extra environment, e.g. RATE_LIMITS) in a module to tune them;
 - `staff_user`: a staff account (username, password); `admin_page`: a Page logged in to admin
   as that user through the login form.
+- `live_flower`: `celery -A tasks flower` (flowerconfig.py, basic auth `FLOWER_CREDENTIALS`) on
+  the `broker` fixture's broker, each test once on Redis and once on RabbitMQ unless the module
+  narrows `broker`; `.start_worker(name)`, `.known_worker(prefix)`, `.publisher`, `.url(path)`.
 
 Run on the Redis broker only: a test module sets
 `pytestmark = pytest.mark.parametrize("broker", ["redis"], indirect=True)`.
@@ -26,11 +29,13 @@ downloaded by `playwright install`, which cannot work here.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from celery import Celery
 from playwright.sync_api import (
     Browser,
@@ -45,7 +50,15 @@ from playwright.sync_api import (
 from tests.browser.pages import log_in
 from tests.conftest import TestBroker, broker_client
 from tests.support.fakes.twilio import FakeTwilio
-from tests.support.processes import ManagedProcess, WebServer, start_beat, start_web, start_worker, wait_until
+from tests.support.processes import (
+    ManagedProcess,
+    WebServer,
+    free_port,
+    start_beat,
+    start_web,
+    start_worker,
+    wait_until,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -235,6 +248,108 @@ def live_platform(
     finally:
         for process in reversed(started):
             process.stop()
+
+
+# --- Flower ---------------------------------------------------------------------------------
+
+# FLOWER_BASIC_AUTH of the test's Flower; a Flower test module passes them to the browser with
+# `pytest.mark.browser_context_args(http_credentials=...)`.
+FLOWER_CREDENTIALS = ("ops", "flower-s3cret-pass")
+
+
+@dataclass
+class LiveFlower:
+    """`celery -A tasks flower` (behind basic auth, as everywhere) on the `broker` fixture's broker
+    and the test database, with the platform's environment; `.start_worker(name)` adds a worker.
+    Everything started is stopped at the end of the test."""
+
+    env: dict[str, str]
+    broker: TestBroker
+    process: ManagedProcess
+    root: str
+    started: list[ManagedProcess]
+
+    credentials = FLOWER_CREDENTIALS
+
+    def url(self, path: str = "/") -> str:
+        return f"{self.root}{path}"
+
+    @property
+    def publisher(self) -> Celery:
+        """Publishes to this broker as another program would (tests/conftest.py)."""
+        return broker_client(self.broker.url)
+
+    def start_worker(self, name: str, *, queues: str | None = None, concurrency: int = 1) -> ManagedProcess:
+        """A `celery worker` (prefork) on this broker, returned once ready."""
+        worker = start_worker(self.env, name=name, queues=queues, concurrency=concurrency)
+        self.started.append(worker)
+        return worker
+
+    def known_worker(self, prefix: str, *, timeout: float = 60) -> dict:
+        """Flower's record of the worker `prefix@...` once it has inspected it (its API, refreshed:
+        Flower's own start-up inspection may have come before the worker, or timed out)."""
+
+        def inspected():
+            try:
+                answer = requests.get(
+                    self.url("/api/workers"), params={"refresh": "1"}, auth=self.credentials, timeout=30
+                )
+            except requests.RequestException:
+                return None
+            if answer.status_code != 200:
+                return None
+            return next(
+                (
+                    info
+                    for name, info in answer.json().items()
+                    if name.startswith(f"{prefix}@") and info.get("active_queues")
+                ),
+                None,
+            )
+
+        return wait_until(
+            inspected,
+            timeout=timeout,
+            interval=0.5,
+            what=lambda: f"flower to inspect {prefix}\n{self.process.tail()}",
+        )
+
+
+@pytest.fixture
+def live_flower(request, database_url, broker: TestBroker) -> Iterator[LiveFlower]:
+    env = broker.env(database_url=database_url, FLOWER_BASIC_AUTH=":".join(FLOWER_CREDENTIALS))
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # as in live_platform
+    started: list[ManagedProcess] = []
+    request.node.stash[_PROCESSES] = started  # their output goes into a failure's report
+    port = free_port()
+    try:
+        process = ManagedProcess(
+            [sys.executable, "-m", "celery", "-A", "tasks", "flower", f"--port={port}"], env, "flower"
+        )
+        started.append(process)
+        flower = LiveFlower(
+            env=env, broker=broker, process=process, root=f"http://127.0.0.1:{port}", started=started
+        )
+        wait_until(
+            lambda: _answers(flower.url("/healthcheck")) or process.proc.poll() is not None,
+            timeout=60,
+            interval=0.2,
+            what=lambda: f"flower to answer HTTP\n{process.tail()}",
+        )
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"flower exited:\n{process.tail()}")
+        yield flower
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+    except requests.RequestException:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

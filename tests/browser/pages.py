@@ -99,3 +99,24 @@ def expect_throughput_chart(page: Page, *, succeeded_at_least: int) -> None:
     succeeded = chart.locator('g.series[data-outcome="succeeded"]')
     total = sum(int(succeeded.nth(n).get_attribute("data-total")) for n in range(succeeded.count()))
     assert total >= succeeded_at_least, total
+
+
+# --- Flower ---------------------------------------------------------------------------------
+
+
+def open_flower_broker_page(page: Page, root: str) -> None:
+    """Flower's home, then its "Broker" tab, as ops staff reach it."""
+    page.goto(root + "/")
+    page.get_by_role("link", name="Broker", exact=True).click()
+    expect(page).to_have_url(root + "/broker")
+
+
+def flower_queue_lengths(page: Page) -> dict[str, str]:
+    """Flower's Broker page (flower/templates/broker.html): queue name -> its "Messages" cell, as
+    shown (a dash where Flower has no number). Empty when the page shows no queue table."""
+    lengths = {}
+    for row in page.locator("#queue-table tbody tr").all():
+        cells = row.locator("td").all_inner_texts()
+        if len(cells) >= 2:
+            lengths[cells[0].strip()] = cells[1].strip()
+    return lengths

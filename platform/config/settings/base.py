@@ -3,6 +3,7 @@
 
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -371,6 +372,25 @@ API_KEY_CACHE_SECONDS = 1.0
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
 # Where ops staff's browsers reach Flower; the ops dashboard links each queue there (empty: no links).
 FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555")
+
+
+def rabbitmq_management_api(broker_url: str) -> str:
+    """The management API (rabbitmq_management plugin) of the first node a RabbitMQ broker URL
+    names, with its credentials: amqp://u:p@mq1:5672/vh -> http://u:p@mq1:15672/api/ (amqps: https
+    on 15671). Flower adds `queues/<vhost>` itself."""
+    node = urlsplit(broker_url.split(";", 1)[0])
+    secure = node.scheme == "amqps"
+    credentials = f"{node.username or 'guest'}:{node.password or 'guest'}"
+    port = 15671 if secure else 15672
+    return f"{'https' if secure else 'http'}://{credentials}@{node.hostname or 'localhost'}:{port}/api/"
+
+
+# On RabbitMQ, Flower's Broker page reads queue lengths from the management API (flowerconfig.py
+# passes this as Flower's broker_api); by default the first broker node's, as the broker URL's user.
+# On Redis Flower reads the queues from the broker itself (jobs/flower_broker.py): unused.
+FLOWER_BROKER_API = env.str(
+    "FLOWER_BROKER_API", default=rabbitmq_management_api(CELERY_BROKER_URL) if BROKER_IS_RABBITMQ else ""
+)
 
 # --- Marketplace thresholds (marketplace/selectors.py, audit/selectors.py) -------------------
 # A lead or deal with no activity for this many days is followed up (check_stalled_deals).
