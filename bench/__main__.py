@@ -5,10 +5,11 @@ module not written yet) reports why in its row, and the others still run.
 
 Environment: DATABASE_URL (PostgreSQL; default postgres://postgres@127.0.0.1:5432/bench_platform,
 created and migrated here), BENCH_QUICK=1 (small counts, a smoke run), BENCH_ONLY=1,3,api (run
-some: by number or key), BENCH_REPEATS (drains per configuration in benchmarks 1 and 2, default 2),
-BENCH_REDIS_URL (use this Redis instead of a private redis-server), BENCH_KEEP_LOGS=1 (keep the
-workers' and gunicorn's logs; their directory is printed), BENCH_ADMIN_TASK_RESULTS and
-BENCH_ADMIN_OTHERS (bench 10's table sizes; default 10,000,000 and 1,000,000).
+some: by number or key), BENCH_REPEATS (drains per configuration in benchmarks 1 and 2, default 2,
+and 12, default 3), BENCH_REDIS_URL (use this Redis instead of a private redis-server),
+BENCH_KEEP_LOGS=1 (keep the workers' and gunicorn's logs; their directory is printed),
+BENCH_ADMIN_TASK_RESULTS and BENCH_ADMIN_OTHERS (bench 10's table sizes; default 10,000,000 and
+1,000,000).
 
 Benchmark modules import Django, the platform and tests.factories inside their functions: they are
 imported here before bench.environment has chosen the settings and created the database.
@@ -36,6 +37,7 @@ BENCHMARKS = [
     ("bench.cluster_scaleout", "cluster"),
     ("bench.admin_pages", "admin"),
     ("bench.bulk_send", "bulk_send"),
+    ("bench.redis_transport", "redis_transport"),
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bench.environment import Environment, wait_until
@@ -44,14 +46,35 @@ def reset_broker_and_results(environment: Environment) -> None:
         cursor.execute("TRUNCATE django_celery_results_taskresult, jobs_effect")
 
 
-def publish(task_name: str, count: int, **kwargs) -> float:
-    """Queue `count` jobs by name from this process; returns the seconds it took."""
+def abba(first: str, second: str, repeats: int) -> list[str]:
+    """`repeats` runs of each configuration in ABBA order (A B B A A B ...): a machine that slows
+    down or warms up during the run favours neither."""
+    return ([first, second, second, first] * repeats)[: 2 * repeats]
+
+
+@contextmanager
+def producer(transport: str | None = None) -> Iterator:
+    """A producer on the bench's broker: the app's own pool, or a connection of its own through
+    `transport` (a kombu transport: "redis", or "module:Class") when given."""
+    from tasks.app import app
+
+    if transport is None:
+        with app.producer_or_acquire() as pooled:
+            yield pooled
+        return
+    with app.connection_for_write(transport=transport) as connection:
+        yield app.amqp.Producer(connection)
+
+
+def publish(task_name: str, count: int, *, transport: str | None = None, **kwargs) -> float:
+    """Queue `count` jobs by name from this process (through `transport`, see `producer`);
+    returns the seconds it took."""
     from tasks.app import app
 
     started = time.perf_counter()
-    with app.producer_or_acquire() as producer:
+    with producer(transport) as publisher:
         for _ in range(count):
-            app.send_task(task_name, kwargs=kwargs, queue=QUEUE, producer=producer)
+            app.send_task(task_name, kwargs=kwargs, queue=QUEUE, producer=publisher)
     return time.perf_counter() - started
 
 
@@ -86,13 +109,15 @@ def drain(
     task_name: str,
     jobs: int,
     settings: str = "bench.settings",
+    transport: str | None = None,
     timeout: float | None = None,
 ) -> Drain:
-    """Queue `jobs` of `task_name`, then time a fresh `celery worker` (prefork, -c 2) draining them."""
+    """Queue `jobs` of `task_name` (through `transport`: the worker's, when `settings` choose
+    another than this process's), then time a fresh `celery worker` (prefork, -c 2) draining them."""
     from django.db.models import Max, Min
 
     reset_broker_and_results(environment)
-    publish(task_name, jobs)
+    publish(task_name, jobs, transport=transport)
     worker = environment.start_worker(name=f"drain-{label}", settings=settings, queues=QUEUE)
     try:
         budget = timeout if timeout is not None else 60 + jobs / 40

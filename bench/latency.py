@@ -13,13 +13,17 @@ import uuid
 
 import redis
 
-from bench.drain import QUEUE, reset_broker_and_results
+from bench.drain import QUEUE, producer, reset_broker_and_results
 from bench.environment import Environment, scaled, wait_until
 from bench.report import Result, Row, percentile, ratio
 from bench.tasks import LATENCY_KEY
 
 
-def _series(environment: Environment, *, task_name: str, settings: str, jobs: int) -> dict:
+def series(
+    environment: Environment, *, task_name: str, settings: str, jobs: int, transport: str | None = None
+) -> dict:
+    """`jobs` of `task_name`, one at a time, to a fresh worker under `settings`, published through
+    `transport` (bench.drain.producer); p50/p99 in ms, and the samples themselves."""
     from django_celery_results.models import TaskResult
 
     from tasks.app import app
@@ -32,29 +36,36 @@ def _series(environment: Environment, *, task_name: str, settings: str, jobs: in
     starts: list[float] = []
     dones: list[float] = []
     try:
-        for index in range(jobs + 10):  # the first 10 warm the pool children up, unmeasured
-            token = str(uuid.uuid4())
-            sent = time.time()
-            app.send_task(task_name, kwargs={"token": token}, task_id=token, queue=QUEUE)
-            popped = client.blpop([LATENCY_KEY], timeout=10)
-            if popped is None:
-                break
-            got_token, started = popped[1].decode().split()
-            if got_token != token:
-                continue
-            done_at = wait_until(
-                lambda token=token: (
-                    TaskResult.objects.filter(task_id=token, status="SUCCESS")
-                    .values_list("date_done", flat=True)
-                    .first()
-                ),
-                timeout=10,
-                interval=0.002,
-            )
-            if index >= 10 and done_at:
-                starts.append(1000 * (float(started) - sent))
-                dones.append(1000 * (done_at.timestamp() - sent))
-            time.sleep(0.005)  # let the acknowledgement go out: the next job meets an idle worker
+        with producer(transport) as publisher:
+            for index in range(jobs + 10):  # the first 10 warm the pool children up, unmeasured
+                token = str(uuid.uuid4())
+                sent = time.time()
+                app.send_task(
+                    task_name,
+                    kwargs={"token": token},
+                    task_id=token,
+                    queue=QUEUE,
+                    producer=publisher,
+                )
+                popped = client.blpop([LATENCY_KEY], timeout=10)
+                if popped is None:
+                    break
+                got_token, started = popped[1].decode().split()
+                if got_token != token:
+                    continue
+                done_at = wait_until(
+                    lambda token=token: (
+                        TaskResult.objects.filter(task_id=token, status="SUCCESS")
+                        .values_list("date_done", flat=True)
+                        .first()
+                    ),
+                    timeout=10,
+                    interval=0.002,
+                )
+                if index >= 10 and done_at:
+                    starts.append(1000 * (float(started) - sent))
+                    dones.append(1000 * (done_at.timestamp() - sent))
+                time.sleep(0.005)  # let the acknowledgement go out: the next job meets an idle worker
     finally:
         worker.stop()
     return {
@@ -63,15 +74,17 @@ def _series(environment: Environment, *, task_name: str, settings: str, jobs: in
         "done_p50": percentile(dones, 50),
         "done_p99": percentile(dones, 99),
         "n": len(starts),
+        "starts": starts,
+        "dones": dones,
     }
 
 
 def run(environment: Environment) -> Result:
     jobs = scaled(300, 40)
-    stock = _series(
+    stock = series(
         environment, task_name="bench.tasks.bare_stamp_start", settings="bench.settings_stock", jobs=jobs
     )
-    ours = _series(environment, task_name="bench.tasks.stamp_start", settings="bench.settings", jobs=jobs)
+    ours = series(environment, task_name="bench.tasks.stamp_start", settings="bench.settings", jobs=jobs)
     rows = []
     for key, label in (
         ("start_p50", "enqueue-to-start p50"),

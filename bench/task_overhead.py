@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from bench.drain import drain
+from bench.drain import abba, drain
 from bench.environment import Environment, scaled
 from bench.report import Result, Row, median, ratio
 
@@ -20,9 +20,7 @@ def run(environment: Environment) -> Result:
     drains = []
     # Unmeasured: the first worker after set-up meets cold caches (disk, PostgreSQL, imports).
     drain(environment, label="overhead-warmup", task_name=PLATFORM_TASK, jobs=min(jobs, 300))
-    # ABBA order, so a machine that slows down (or warms up) during the run favours neither.
-    order = ["bare", "platform", "platform", "bare"] * ((repeats + 1) // 2)
-    for label in order[: 2 * repeats]:
+    for label in abba("bare", "platform", repeats):
         task = BARE_TASK if label == "bare" else PLATFORM_TASK
         result = drain(environment, label=f"overhead-{label}", task_name=task, jobs=jobs)
         drains.append(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from bench.drain import drain
+from bench.drain import abba, drain
 from bench.environment import Environment, scaled
 from bench.report import Result, Row, median, ratio
 
@@ -17,8 +17,7 @@ def run(environment: Environment) -> Result:
     repeats = int(os.environ.get("BENCH_REPEATS", "1" if scaled(0, 1) else "2"))
     settings = {"stock": "bench.settings_stock", "tuned": "bench.settings"}
     drains = {"stock": [], "tuned": []}
-    # ABBA order, as in benchmark 1: a drifting machine favours neither configuration.
-    for label in (["stock", "tuned", "tuned", "stock"] * repeats)[: 2 * repeats]:
+    for label in abba("stock", "tuned", repeats):
         drains[label].append(
             drain(environment, label=label, task_name=TASK, jobs=jobs, settings=settings[label])
         )
