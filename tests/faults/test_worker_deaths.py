@@ -54,11 +54,15 @@ def _executions(prefix: str) -> int:
     return ProbeExecution.objects.filter(marker__startswith=prefix).count()
 
 
-def _delay(env: dict, marker: str, jobs: int, *, sleep: float, start: int = 0, countdown: int = 0) -> None:
-    """App code enqueuing with plain .delay() (or apply_async with a countdown): no outbox."""
+def _delay(
+    env: dict, marker: str, jobs: int, *, sleep: float, start: int = 0, countdown: int = 0, queue: str = ""
+) -> None:
+    """App code enqueuing with plain .delay() (or apply_async with a countdown or queue): no outbox."""
+    kwargs = f"dict(marker=f'{marker}-{{i}}', sleep={sleep})"
+    queue_arg = repr(queue) if queue else "None"
     call = (
-        f"effect.apply_async(kwargs=dict(marker=f'{marker}-{{i}}', sleep={sleep}), countdown={countdown})"
-        if countdown
+        f"effect.apply_async(kwargs={kwargs}, countdown={countdown}, queue={queue_arg})"
+        if countdown or queue
         else f"effect.delay(marker=f'{marker}-{{i}}', sleep={sleep})"
     )
     code = f"from tests.support.probe.tasks import effect\nfor i in range({start}, {start + jobs}):\n"
@@ -138,7 +142,7 @@ def test_10_systemd_stops_mid_flow_lose_nothing_and_run_nothing_twice(
     # 30-second job with the timeout cut to 2 s, so the SIGKILL path runs too; the other stops,
     # with the unit's own timeout, show the default's outcome: a warm stop.
     env = fault_broker.env(database_url=database_url, redis_url=private_redis.url)
-    _delay(env, marker, STOP_JOBS, sleep=0.02)
+    _delay(env, marker, STOP_JOBS, sleep=0.1)  # enough work for ten stops
     _delay(env, f"{marker}-later", DELAYED_JOBS, sleep=0, countdown=20)  # held in memory until due
     long_jobs = 0
     warm_exits = 0
@@ -151,7 +155,7 @@ def test_10_systemd_stops_mid_flow_lose_nothing_and_run_nothing_twice(
             timeout = STOP_TIMEOUT
             if stop % 3 == 0:
                 long_marker = f"{marker}-long-{stop}"
-                _delay(env, long_marker, 1, sleep=30)
+                _delay(env, long_marker, 1, sleep=30, queue="reports")  # not behind the backlog
                 wait_until(lambda m=long_marker: _executions(m), timeout=60, what=worker.tail)
                 long_jobs += 1
                 timeout = 2
