@@ -9,7 +9,7 @@ some: by number or key), BENCH_REPEATS (drains per configuration in benchmarks 1
 and 12, default 3), BENCH_REDIS_URL (use this Redis instead of a private redis-server),
 BENCH_KEEP_LOGS=1 (keep the workers' and gunicorn's logs; their directory is printed),
 BENCH_ADMIN_TASK_RESULTS and BENCH_ADMIN_OTHERS (bench 10's table sizes; default 10,000,000 and
-1,000,000).
+1,000,000), BENCH_ADMIN_SHAPES (history,bad_week: bench 10's data shapes, both by default).
 
 Benchmark modules import Django, the platform and tests.factories inside their functions: they are
 imported here before bench.environment has chosen the settings and created the database.

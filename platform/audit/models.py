@@ -26,6 +26,9 @@ class AuditLog(models.Model):
             models.Index(fields=["action"], name="auditlog_action_idx"),
             models.Index(fields=["object_id"], name="auditlog_object_id_idx"),
             models.Index(fields=["actor"], name="auditlog_actor_like_idx", opclasses=["varchar_pattern_ops"]),
+            # An actor's rows newest first, whatever their number: each actor of an actor-prefix
+            # search (jobs/admin_scale.py; migration 0003).
+            models.Index(fields=["actor", "created_at", "id"], name="auditlog_actor_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -33,6 +33,7 @@ class DeadLetterAdmin(LargeTableAdmin):
     )
     search_exact_fields = ("task_id",)
     search_prefix_fields = ("task_name",)
+    merge_prefix_field = "task_name"  # deadletter_task_failed_idx (jobs 0004)
     search_help_text = "A task id (exactly), or the beginning of a task name."
     actions = ("replay_selected", "discard_selected")
     readonly_fields = (
@@ -132,6 +133,7 @@ class OutboxMessageAdmin(LargeTableAdmin):
     )
     search_exact_fields = ("job_id",)
     search_prefix_fields = ("task_name",)
+    merge_prefix_field = "task_name"  # outbox_task_id_idx (jobs 0004)
     search_help_text = "A job id (exactly), or the beginning of a task name."
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 

@@ -22,6 +22,8 @@ class TaskResultAdmin(LargeTableAdmin, stock.TaskResultAdmin):
     # The unique task_id index; the migration's taskresult_task_name_like_idx (jobs 0003).
     search_exact_fields = ("task_id",)
     search_prefix_fields = ("task_name",)
+    # A name prefix is read as the merge of each name's newest rows (jobs 0004's indexes).
+    merge_prefix_field = "task_name"
     search_help_text = "A task id (exactly), or the beginning of a task name (tasks.notifications.)."
 
 

@@ -29,6 +29,15 @@ TASK_NAMES = (
 )
 # (status, share): a healthy week.
 STATUSES = (("SUCCESS", 95), ("FAILURE", 3), ("RETRY", 1), ("STARTED", 1))
+# Issue 24's shape, a bad week: four task names evenly spread and 2 % failures, so the failed filter
+# and a name prefix each match a large share of the rows (a quarter for tasks.payments).
+BAD_WEEK_TASK_NAMES = (
+    ("tasks.notifications.send_whatsapp_message", 25),
+    ("tasks.payments.process_invoice_payment", 25),
+    ("tasks.deals.send_lead_follow_up", 25),
+    ("tasks.shipments.notify_shipment_update", 25),
+)
+BAD_WEEK_STATUSES = (("SUCCESS", 98), ("FAILURE", 2))
 WEEK_SECONDS = 7 * 24 * 3600
 
 TABLES = (
@@ -48,9 +57,11 @@ def _weighted(pairs) -> str:
 
 
 def _pick(pairs, salt: int) -> str:
-    """A value by weight, scattered over i (not in runs of equal rows)."""
+    """A value by weight, scattered over i (not in runs of equal rows); the i / total term shifts
+    the pick from one block of `total` rows to the next, so two picks with different salts are
+    independent (every task name has its share of every status)."""
     total = sum(share for _, share in pairs)
-    return f"({_weighted(pairs)})[1 + ((i * {salt}) % {total})]"
+    return f"({_weighted(pairs)})[1 + ((i * {salt} + i / {total}) % {total})]"
 
 
 def _at(rows: int) -> str:
@@ -58,16 +69,17 @@ def _at(rows: int) -> str:
     return f"now() - make_interval(secs => {WEEK_SECONDS} * ({rows} - i)::float8 / {rows})"
 
 
-def fill(*, task_results: int, others: int) -> None:
-    """Insert `task_results` task results and `others` rows in each other table, then ANALYZE."""
-    task = _pick(TASK_NAMES, 7919)
+def fill(*, task_results: int, others: int, task_names=TASK_NAMES, statuses=STATUSES, tables=TABLES) -> None:
+    """Insert `task_results` task results and `others` rows in each other table of `tables`, then
+    ANALYZE. `task_names` and `statuses`: (value, share) pairs (BAD_WEEK_* for issue 24's shape)."""
+    task = _pick(task_names, 7919)
     statements = [
         f"""INSERT INTO django_celery_results_taskresult (task_id, periodic_task_name, task_name,
               task_args, task_kwargs, status, worker, content_type, content_encoding, result,
               date_created, date_started, date_done, traceback, meta)
             SELECT md5('t' || i)::uuid::text,
                    CASE WHEN i % 50 = 0 THEN 'relay-outbox' END,
-                   {task}, '[]', '{{"to": "+1416555****"}}', {_pick(STATUSES, 104729)},
+                   {task}, '[]', '{{"to": "+1416555****"}}', {_pick(statuses, 104729)},
                    'celery@worker' || (i % 4), 'application/json', 'utf-8', 'null',
                    {_at(task_results)}, {_at(task_results)}, {_at(task_results)}, NULL,
                    '{{"children": [], "retries": 0}}'
@@ -108,6 +120,8 @@ def fill(*, task_results: int, others: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '256MB'")
         for table, statement in zip(TABLES, statements, strict=True):
+            if table not in tables:
+                continue
             # Indexes built once after the rows, not maintained row by row: several times faster
             # at 10 million rows. Constraints (primary and unique keys) stay.
             cursor.execute(
@@ -127,9 +141,9 @@ def fill(*, task_results: int, others: int) -> None:
         cursor.execute("RESET maintenance_work_mem")
 
 
-def empty() -> None:
+def empty(tables=TABLES) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE " + ", ".join(TABLES))
+        cursor.execute("TRUNCATE " + ", ".join(tables))
 
 
 def generated_id(prefix: str, i: int) -> str:
@@ -184,4 +198,21 @@ def admin_pages() -> dict[str, str]:
         "audit log, object type": "audit/auditlog/?object_type=billing.invoice",
         "audit log, action": "audit/auditlog/?action=whatsapp:sent",
         "audit log, page 300": "audit/auditlog/?p=300",
+    }
+
+
+def bad_week_pages() -> dict[str, str]:
+    """The task-result pages of issue 24, on BAD_WEEK_* data: the filters and searches that match a
+    large share of the rows, alone and combined; paths below the admin site's root."""
+    results = "django_celery_results/taskresult/"
+    return {
+        "task results, first page": results,
+        "task results, status FAILURE (2 %)": results + "?status=FAILURE",
+        "task results, name prefix tasks.payments (25 %)": results + "?q=tasks.payments",
+        "task results, FAILURE + prefix tasks.payments (0.5 %)": results + "?status=FAILURE&q=tasks.payments",
+        "task results, prefix tasks. (every name, 100 %)": results + "?q=tasks.",
+        "task results, FAILURE + prefix tasks. (2 %)": results + "?status=FAILURE&q=tasks.",
+        "task results, task name and FAILURE": results
+        + "?task_name=tasks.payments.process_invoice_payment&status=FAILURE",
+        "task results, page 5 of FAILURE + prefix tasks.": results + "?status=FAILURE&q=tasks.&p=5",
     }

@@ -37,6 +37,9 @@ class DeadLetter(models.Model):
             models.Index(fields=["last_failed_at"], name="deadletter_last_failed_idx"),
             models.Index(fields=["queue"], name="deadletter_queue_idx"),
             models.Index(fields=["exception_type"], name="deadletter_exception_idx"),
+            # A task's dead letters newest first, whatever their number: the task-name filter and
+            # each name of a task-name prefix search (jobs/admin_scale.py; migration 0004).
+            models.Index(fields=["task_name", "last_failed_at", "id"], name="deadletter_task_failed_idx"),
         ]
 
     def __str__(self) -> str:
