@@ -21,7 +21,7 @@ class AuditLog(models.Model):
             # Retention cleanup deletes by age (audit.selectors.audit_logs_older_than).
             models.Index(fields=["created_at"], name="auditlog_created_idx"),
             models.Index(fields=["object_type", "object_id"], name="auditlog_object_idx"),
-            # The admin at a million rows (jobs/admin_scale.py; migration 0002): the action filter,
+            # The admin at a million rows (jobs/operations/admin_scale.py; migration 0002): the action filter,
             # search by object id and by actor prefix.
             models.Index(fields=["action"], name="auditlog_action_idx"),
             models.Index(fields=["object_id"], name="auditlog_object_id_idx"),

@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "django_celery_results",
     # The platform's own apps (platform/<app>/).
     "jobs",
+    # The operations side of jobs/ (admin, dashboard, health, metrics); the runtime never imports it.
+    "jobs.operations",
     "audit",
     "marketplace",
     "billing",
@@ -43,8 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so it times and counts every request, redirects and errors included (jobs/metrics.py).
-    "jobs.metrics.RequestMetricsMiddleware",
+    # First, so it times and counts every request, redirects and errors included (jobs/operations/metrics.py).
+    "jobs.operations.metrics.RequestMetricsMiddleware",
     # Outside the rest, so any non-JSON error under /api/, /webhooks/, /healthz gets the shape.
     "http_api.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -308,7 +310,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         # Its INFO line "Task ... succeeded in ...: <return value>" may carry personal data;
-        # each outcome is already logged, without it, as a task_outcome line (jobs/task_observability.py).
+        # each outcome is already logged, without it, as a task_outcome line
+        # (jobs/operations/task_observability.py).
         "celery.app.trace": {"level": "WARNING"},
         # Its INFO line "Task ... received" carries the job's arguments (personal data).
         "celery.worker.strategy": {"level": "WARNING"},

@@ -28,8 +28,8 @@ class OutboxMessage(models.Model):
             models.Index(
                 fields=["published_at"], condition=Q(completed_at__isnull=True), name="outbox_open_idx"
             ),
-            # The admin at a million rows (jobs/admin_scale.py; migration 0003): the outcome, published
-            # and completed filters (retention's cutoff too).
+            # The admin at a million rows (jobs/operations/admin_scale.py; migration 0003): the outcome,
+            # published and completed filters (retention's cutoff too).
             models.Index(fields=["outcome"], name="outbox_outcome_idx"),
             models.Index(fields=["published_at"], name="outbox_published_idx"),
             models.Index(fields=["completed_at"], name="outbox_completed_idx"),
