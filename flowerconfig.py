@@ -7,7 +7,7 @@ import sys
 
 from django.conf import settings as _settings
 
-from jobs.flower_broker import install as _install_broker_adapter
+from jobs.operations.flower_broker import install as _install_broker_adapter
 
 _auth = os.environ.get("FLOWER_BASIC_AUTH", "")
 if ":" not in _auth:

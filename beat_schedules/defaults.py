@@ -72,7 +72,7 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         expire_seconds=50,
     ),
     DefaultSchedule(
-        # The ops dashboard's "an hour ago" column (platform/jobs/queue_history.py): one small
+        # The ops dashboard's "an hour ago" column (platform/jobs/operations/queue_history.py): one small
         # sample of every queue's depth in REDIS_URL; a late one is worth nothing.
         name="sample-queue-depths",
         task=TaskName.SAMPLE_QUEUE_DEPTHS,

@@ -39,7 +39,7 @@ def _time(client, url: str, runs: int) -> tuple[float | None, int]:
 def _dashboard_reads(runs: int) -> float | None:
     """Median ms of the dashboard's reads of these tables (recent failures, open dead letters by
     task, each schedule's last result), without its wait for workers to answer."""
-    from jobs import ops_dashboard
+    from jobs.operations import ops_dashboard
 
     def read() -> None:
         ops_dashboard.recent_failures()

@@ -25,7 +25,7 @@ max_requests_jitter = 500
 # on 2 cores (README, Benchmarks). Nothing connects at import (database, Redis and broker
 # connections are opened per worker, on first use), so no socket is shared across the fork.
 preload_app = os.environ.get("WEB_PRELOAD", "1") not in ("0", "false", "no")
-# Requests are logged once, as JSON, by jobs.metrics.RequestMetricsMiddleware through Django's
+# Requests are logged once, as JSON, by jobs.operations.metrics.RequestMetricsMiddleware through Django's
 # LOGGING; gunicorn's own access log would repeat them without masking.
 accesslog = None
 errorlog = "-"

@@ -12,8 +12,8 @@ from pydantic import Field
 
 from audit.retention import delete_audit_logs_before
 from jobs.arguments import json_int
+from jobs.operations.queue_history import sample_queue_depths as sample_depths
 from jobs.outbox import relay_outbox as relay
-from jobs.queue_history import sample_queue_depths as sample_depths
 from jobs.retention import prune_job_records as prune
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
@@ -39,7 +39,7 @@ def relay_outbox(self) -> dict[str, int]:
 
 @platform_task(name=TaskName.SAMPLE_QUEUE_DEPTHS, soft_time_limit=20, time_limit=30)
 def sample_queue_depths(self) -> dict[str, int]:
-    """Record every queue's depth now in a short history (jobs/queue_history.py), so the ops
+    """Record every queue's depth now in a short history (jobs/operations/queue_history.py), so the ops
     dashboard can show each queue against an hour ago."""
     return sample_depths()
 

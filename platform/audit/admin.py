@@ -3,12 +3,13 @@
 from django.contrib import admin
 
 from audit.models import AuditLog
-from jobs.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
+from jobs.operations.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
 
 
 @admin.register(AuditLog)
 class AuditLogAdmin(LargeTableAdmin):
-    """Fast at millions of rows (jobs/admin_scale.py): estimated counts, indexed filters and search."""
+    """Fast at millions of rows (jobs/operations/admin_scale.py): estimated counts, indexed filters
+    and search."""
 
     list_display = ("created_at", "actor", "action", "object_type", "object_id")
     list_filter = (

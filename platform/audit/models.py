@@ -21,13 +21,13 @@ class AuditLog(models.Model):
             # Retention cleanup deletes by age (audit.selectors.audit_logs_older_than).
             models.Index(fields=["created_at"], name="auditlog_created_idx"),
             models.Index(fields=["object_type", "object_id"], name="auditlog_object_idx"),
-            # The admin at a million rows (jobs/admin_scale.py; migration 0002): the action filter,
+            # The admin at a million rows (jobs/operations/admin_scale.py; migration 0002): the action filter,
             # search by object id and by actor prefix.
             models.Index(fields=["action"], name="auditlog_action_idx"),
             models.Index(fields=["object_id"], name="auditlog_object_id_idx"),
             models.Index(fields=["actor"], name="auditlog_actor_like_idx", opclasses=["varchar_pattern_ops"]),
             # An actor's rows newest first, whatever their number: each actor of an actor-prefix
-            # search (jobs/admin_scale.py; migration 0003).
+            # search (jobs/operations/admin_scale.py; migration 0003).
             models.Index(fields=["actor", "created_at", "id"], name="auditlog_actor_created_idx"),
         ]
 

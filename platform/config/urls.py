@@ -4,9 +4,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from jobs.health import healthz
-from jobs.metrics import metrics_view
-from jobs.ops_dashboard import ops_dashboard
+from jobs.operations.health import healthz
+from jobs.operations.metrics import metrics_view
+from jobs.operations.ops_dashboard import ops_dashboard
 
 # The admin index, with a link to the operations dashboard.
 admin.site.index_template = "admin/ops/index.html"

@@ -7,6 +7,6 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's place for connecting signals: every process that sets Django up (web,
-        # worker, beat) reports task outcomes, stamps publishes and honours paused queues, and
-        # records each job's retries in its result row.
-        from jobs import result_backend, task_observability  # noqa: F401
+        # worker, beat) records each job's retries in its result row. Task outcomes, publish
+        # stamps and paused queues: jobs/operations/apps.py.
+        from jobs import result_backend  # noqa: F401

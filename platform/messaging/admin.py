@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from identifiers import mask_phone
-from jobs.admin_scale import LargeTableAdmin
+from jobs.operations.admin_scale import LargeTableAdmin
 from messaging.batches import (
     PENDING_STATUSES,
     batch_progress,
@@ -67,7 +67,7 @@ class BulkBatchAdmin(LargeTableAdmin):
 
     list_display = ("started_at", "job_id", "total", "chunks", "state", "progress_column", "finished_at")
     # Both served by an index (bulkbatch_state_started_idx, bulkbatch_started_idx); counts estimated
-    # past a thousand batches, never a count(*) of the table (jobs/admin_scale.py).
+    # past a thousand batches, never a count(*) of the table (jobs/operations/admin_scale.py).
     list_filter = ("state",)
     search_exact_fields = ("job_id",)
     list_per_page = 50

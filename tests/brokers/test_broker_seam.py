@@ -9,10 +9,10 @@ import re
 import pytest
 import redis
 
-from jobs import queue_ops
 from jobs.brokers import current_broker
 from jobs.brokers.rabbitmq_broker import RabbitMQBroker
 from jobs.brokers.redis_broker import RedisBroker
+from jobs.operations import queue_ops
 from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
 from tests.support.processes import ROOT, RedisServer, platform_env, start_beat, wait_until
 

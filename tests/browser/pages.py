@@ -1,5 +1,6 @@
 """What the browser tests do and read on admin pages, by what ops staff see: the login form, the
-operations dashboard's tables (platform/jobs/templates/admin/ops/dashboard.html), admin messages."""
+operations dashboard's tables (platform/jobs/operations/templates/admin/ops/dashboard.html), admin
+messages."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from django_celery_results.models import TaskResult
 from playwright.sync_api import Page, expect
 
-from jobs.ops_dashboard import LOAD_DEADLINE_SECONDS
+from jobs.operations.ops_dashboard import LOAD_DEADLINE_SECONDS
 from jobs.queues import QUEUE_NAMES
 from jobs.task_names import TaskName
 from tests.browser.pages import (

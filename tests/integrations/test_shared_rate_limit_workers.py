@@ -14,7 +14,7 @@ MESSAGES = 16
 
 
 def _succeeded(worker) -> int:
-    # The worker's task-outcome line (jobs/task_observability.py), one per execution.
+    # The worker's task-outcome line (jobs/operations/task_observability.py), one per execution.
     return sum(1 for line in list(worker.output) if "task probe.twilio_send SUCCESS" in line)
 
 

@@ -1,5 +1,5 @@
 """Issue 24: the changelists ops staff filter read their page in index order, whatever the number of
-matching rows (jobs/admin_scale.py read_in_index_order, jobs 0004 and audit 0003's indexes).
+matching rows (jobs/operations/admin_scale.py read_in_index_order, jobs 0004 and audit 0003's indexes).
 
 - EXPLAIN ANALYZE of each page's query on issue 24's data shape (large_history.BAD_WEEK_*: four task
   names evenly spread, 2 % failures; generated in SQL and ANALYZEd, the planner left free to choose):

@@ -1,4 +1,4 @@
-"""Issue 24: the admin's filtered and searched lists, now read in index order (jobs/admin_scale.py
+"""Issue 24: the admin's filtered and searched lists, now read in index order (jobs/operations/admin_scale.py
 read_in_index_order: a task-name or actor prefix read as a merge of each value's rows), show exactly
 the rows they showed before: every page, concatenated, is the plain ORM query's result, on a small
 table full of ties (runs of rows with one date) and awkward names (a prefix without its dot, a
@@ -16,8 +16,8 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from audit.models import AuditLog
-from jobs.admin_scale import read_in_index_order
 from jobs.models import DeadLetter
+from jobs.operations.admin_scale import read_in_index_order
 
 PER_PAGE = 100
 RESULTS = "/admin/django_celery_results/taskresult/"
@@ -118,7 +118,7 @@ def test_a_search_sorted_by_another_column_is_still_right(small_history, admin_c
 @pytest.mark.django_db
 def test_a_merged_page_is_the_slice_of_the_plain_queryset(small_history):
     # read_in_index_order straight: any slice, including a page past the end and a partial last one.
-    from jobs.result_admin import TaskResultAdmin
+    from jobs.operations.result_admin import TaskResultAdmin
 
     admin = TaskResultAdmin(TaskResult, None)
     base = TaskResult.objects.order_by(*ORDER)

@@ -1,5 +1,5 @@
-"""The admin at the scale of real history (issue 16, point 6; jobs/admin_scale.py): every changelist
-ops staff open (default page, search by id, task-name prefix search, each filter, a deep page)
+"""The admin at the scale of real history (issue 16, point 6; jobs/operations/admin_scale.py): every
+changelist ops staff open (default page, search by id, task-name prefix search, each filter, a deep page)
 runs only queries an index serves, never a Seq Scan on a big table, and never a count(*) over one.
 
 100,000 task results and 50,000 rows in each other table, generated in SQL and ANALYZEd, so the
@@ -114,8 +114,8 @@ def test_a_deep_page_of_an_estimated_count_is_served(history, admin_client):
 def test_an_empty_search_result_is_counted_without_asking_the_planner():
     # A term no searched column can hold (a task name, when only a UUID column is searched) makes
     # the queryset .none(): nothing to EXPLAIN, zero rows.
-    from jobs.admin_scale import EstimatedCountPaginator
     from jobs.models import OutboxMessage
+    from jobs.operations.admin_scale import EstimatedCountPaginator
 
     paginator = EstimatedCountPaginator(OutboxMessage.objects.none(), 100)
     assert paginator.count == 0

@@ -8,9 +8,9 @@ import time
 import pytest
 from django.urls import reverse
 
-from jobs import queue_ops
 from jobs.models import DeadLetter
-from jobs.ops_dashboard import LOAD_DEADLINE_SECONDS, workers_and_queues
+from jobs.operations import queue_ops
+from jobs.operations.ops_dashboard import LOAD_DEADLINE_SECONDS, workers_and_queues
 from tests.conftest import broker_client
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 from tests.support.processes import wait_until

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.queue_ops import ops_redis
+from jobs.operations.queue_ops import ops_redis
 from jobs.schedules.scheduler import HEARTBEAT_KEY
 from tests.support.processes import ROOT
 

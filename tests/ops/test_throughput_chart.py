@@ -1,6 +1,6 @@
-"""The ops dashboard's chart of the last hour (jobs/throughput.py) and the queues now against an hour
-ago (jobs/queue_history.py): the numbers drawn are the result rows' counts per minute, queue and
-outcome; the query range-scans TaskResult's date_done index; the page's query count does not grow
+"""The ops dashboard's chart of the last hour (jobs/operations/throughput.py) and the queues now against an
+hour ago (jobs/operations/queue_history.py): the numbers drawn are the result rows' counts per minute,
+queue and outcome; the query range-scans TaskResult's date_done index; the page's query count does not grow
 with the rows or the task names; failing tasks link to their dead letters, queues to Flower."""
 
 import random
@@ -13,8 +13,8 @@ import pytest
 from django.urls import reverse
 from django_celery_results.models import TaskResult
 
-from jobs import queue_history, throughput
 from jobs.models import DeadLetter
+from jobs.operations import queue_history, throughput
 from jobs.queues import QUEUE_NAMES
 from tests.conftest import broker_client
 from tests.domain.test_index_usage import assert_uses_index

@@ -1,4 +1,4 @@
-"""Indexes for the audit log's admin at a million rows (jobs/admin_scale.py), built CONCURRENTLY
+"""Indexes for the audit log's admin at a million rows (jobs/operations/admin_scale.py), built CONCURRENTLY
 (jobs/concurrent_indexes.py) so a deploy never blocks the services writing the log."""
 
 from django.db import migrations, models

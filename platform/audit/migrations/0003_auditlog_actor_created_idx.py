@@ -1,5 +1,5 @@
 """The audit log by actor in the admin's order (created_at DESC, id DESC; issue 24): an actor
-prefix search is read as the merge of each actor's newest rows (jobs/admin_scale.py). Built
+prefix search is read as the merge of each actor's newest rows (jobs/operations/admin_scale.py). Built
 CONCURRENTLY (jobs/concurrent_indexes.py)."""
 
 from django.db import migrations, models

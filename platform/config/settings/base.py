@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django_celery_results",
     # The platform's own apps (platform/<app>/).
     "jobs",
+    # The operations side of jobs/ (admin, dashboard, health, metrics); the runtime never imports it.
+    "jobs.operations",
     "audit",
     "marketplace",
     "billing",
@@ -44,8 +46,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so it times and counts every request, redirects and errors included (jobs/metrics.py).
-    "jobs.metrics.RequestMetricsMiddleware",
+    # First, so it times and counts every request, redirects and errors included (jobs/operations/metrics.py).
+    "jobs.operations.metrics.RequestMetricsMiddleware",
     # Outside the rest, so any non-JSON error under /api/, /webhooks/, /healthz gets the shape.
     "http_api.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -309,7 +311,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         # Its INFO line "Task ... succeeded in ...: <return value>" may carry personal data;
-        # each outcome is already logged, without it, as a task_outcome line (jobs/task_observability.py).
+        # each outcome is already logged, without it, as a task_outcome line
+        # (jobs/operations/task_observability.py).
         "celery.app.trace": {"level": "WARNING"},
         # Its INFO line "Task ... received" carries the job's arguments (personal data).
         "celery.worker.strategy": {"level": "WARNING"},
@@ -387,7 +390,7 @@ def rabbitmq_management_api(broker_url: str) -> str:
 
 # On RabbitMQ, Flower's Broker page reads queue lengths from the management API (flowerconfig.py
 # passes this as Flower's broker_api); by default the first broker node's, as the broker URL's user.
-# On Redis Flower reads the queues from the broker itself (jobs/flower_broker.py): unused.
+# On Redis Flower reads the queues from the broker itself (jobs/operations/flower_broker.py): unused.
 FLOWER_BROKER_API = env.str(
     "FLOWER_BROKER_API", default=rabbitmq_management_api(CELERY_BROKER_URL) if BROKER_IS_RABBITMQ else ""
 )

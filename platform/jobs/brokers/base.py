@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from kombu import Queue as KombuQueue
 
-# Stamped on every task message this platform publishes (jobs/task_observability.py), so the age
+# Stamped on every task message this platform publishes (jobs/operations/task_observability.py), so the age
 # of the oldest waiting message can be read from a broker that lets us look at it (Redis).
 PUBLISHED_AT_HEADER = "platform_published_at"
 

@@ -1,4 +1,4 @@
-"""Indexes for the admin at the scale of real history (jobs/admin_scale.py): built CONCURRENTLY
+"""Indexes for the admin at the scale of real history (jobs/operations/admin_scale.py): built CONCURRENTLY
 (jobs/concurrent_indexes.py), so a deploy never blocks the writers of a table of millions of rows.
 The task-result index is on django_celery_results' table, which has no model of ours."""
 

@@ -1,5 +1,5 @@
 """Indexes that give the admin's filtered and searched pages in the list's own order (issue 24;
-jobs/admin_scale.py read_in_index_order): each is (the filtered column, the list's ordering columns,
+jobs/operations/admin_scale.py read_in_index_order): each is (the filtered column, the list's ordering columns,
 id), so the newest rows of one status, one task name or one outcome are the first the index gives,
 however many rows match. Built CONCURRENTLY (jobs/concurrent_indexes.py): a deploy never blocks
 the writers of a table of millions of rows. The task-result ones are on django_celery_results'

@@ -31,14 +31,14 @@ class DeadLetter(models.Model):
         ordering = ("-last_failed_at",)
         indexes = [
             models.Index(fields=["status", "-last_failed_at"], name="deadletter_status_failed_idx"),
-            # The admin at a million rows (jobs/admin_scale.py): its default order and the queue and
-            # exception filters (migration 0003, built concurrently). task_name's db_index comes with
-            # a varchar_pattern_ops twin on PostgreSQL, which serves the task-name prefix search.
+            # The admin at a million rows (jobs/operations/admin_scale.py): its default order and the
+            # queue and exception filters (migration 0003, built concurrently). task_name's db_index comes
+            # with a varchar_pattern_ops twin on PostgreSQL, which serves the task-name prefix search.
             models.Index(fields=["last_failed_at"], name="deadletter_last_failed_idx"),
             models.Index(fields=["queue"], name="deadletter_queue_idx"),
             models.Index(fields=["exception_type"], name="deadletter_exception_idx"),
             # A task's dead letters newest first, whatever their number: the task-name filter and
-            # each name of a task-name prefix search (jobs/admin_scale.py; migration 0004).
+            # each name of a task-name prefix search (jobs/operations/admin_scale.py; migration 0004).
             models.Index(fields=["task_name", "last_failed_at", "id"], name="deadletter_task_failed_idx"),
         ]
 

@@ -13,7 +13,8 @@ class Effect(models.Model):
             models.UniqueConstraint(fields=["job_id", "key"], name="effect_once_per_job_and_key"),
         ]
         indexes = [
-            # The admin's key-prefix search at a million rows (jobs/admin_scale.py; migration 0003).
+            # The admin's key-prefix search at a million rows (jobs/operations/admin_scale.py;
+            # migration 0003).
             models.Index(fields=["key"], name="effect_key_like_idx", opclasses=["varchar_pattern_ops"]),
         ]
 

@@ -28,12 +28,12 @@ class OutboxMessage(models.Model):
             models.Index(
                 fields=["published_at"], condition=Q(completed_at__isnull=True), name="outbox_open_idx"
             ),
-            # The admin at a million rows (jobs/admin_scale.py; migration 0003): the published and
-            # completed filters (retention's cutoff too).
+            # The admin at a million rows (jobs/operations/admin_scale.py; migration 0003): the
+            # published and completed filters (retention's cutoff too).
             models.Index(fields=["published_at"], name="outbox_published_idx"),
             models.Index(fields=["completed_at"], name="outbox_completed_idx"),
             # The list (id DESC) by task name and by outcome, newest first whatever their number
-            # (jobs/admin_scale.py; migration 0004, which dropped the plain (outcome) index).
+            # (jobs/operations/admin_scale.py; migration 0004, which dropped the plain (outcome) index).
             models.Index(fields=["task_name", "id"], name="outbox_task_id_idx"),
             models.Index(fields=["outcome", "id"], name="outbox_outcome_id_idx"),
         ]

@@ -35,8 +35,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from jobs.models import DeadLetter
+from jobs.operations.queue_ops import ops_redis, queue_stats
 from jobs.outbox import outbox_backlog
-from jobs.queue_ops import ops_redis, queue_stats
 from jobs.schedules.scheduler import read_beat_heartbeat
 
 logger = logging.getLogger("platform.http")

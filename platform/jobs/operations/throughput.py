@@ -1,5 +1,5 @@
 """The last hour of jobs succeeded and failed, per minute and per queue, for the ops dashboard's
-chart (jobs/ops_dashboard.py), drawn server-side as inline SVG: no script, nothing fetched.
+chart (jobs/operations/ops_dashboard.py), drawn server-side as inline SVG: no script, nothing fetched.
 
 The numbers come from the result rows we already keep (django-celery-results' TaskResult, one row
 per job, `date_done` set when it finished): one grouped query over the last hour only, a range

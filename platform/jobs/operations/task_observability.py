@@ -3,7 +3,7 @@ per task outcome, a publish timestamp on every message, and paused queues honour
 
 Imported by tasks/app.py, so web, worker and beat all connect these Celery signals. In a
 prefork worker the outcome metrics are written by the pool's child processes: with
-PROMETHEUS_MULTIPROC_DIR set they go to files that GET /metrics merges (jobs/metrics.py).
+PROMETHEUS_MULTIPROC_DIR set they go to files that GET /metrics merges (jobs/operations/metrics.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from celery import signals
 from prometheus_client import Counter, Histogram, multiprocess
 
 from jobs.brokers import PUBLISHED_AT_HEADER, queue_of_delivery
-from jobs.queue_ops import note_worker_skipping_paused_queue, paused_queues, remember_queues_started_with
+from jobs.operations.queue_ops import (
+    note_worker_skipping_paused_queue,
+    paused_queues,
+    remember_queues_started_with,
+)
 
 logger = logging.getLogger("platform.tasks")
 

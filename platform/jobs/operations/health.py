@@ -13,7 +13,7 @@ from django_redis import get_redis_connection
 
 from jobs.brokers import current_broker
 from jobs.celery_app import app
-from jobs.queue_ops import require_broker
+from jobs.operations.queue_ops import require_broker
 from jobs.schedules.scheduler import read_beat_heartbeat
 
 # Checks that make the platform unable to accept work: their failure answers 503.

@@ -1,6 +1,6 @@
 """The operations dashboard in admin (/admin/ops/): the last hour of jobs succeeded and failed per
-minute and queue as a chart (jobs/throughput.py), workers and their queues, queue depths now and an
-hour ago (jobs/queue_history.py), recent failures, dead letters by task, schedules (next run, last
+minute and queue as a chart (jobs/operations/throughput.py), workers and their queues, queue depths now and an
+hour ago (jobs/operations/queue_history.py), recent failures, dead letters by task, schedules (next run, last
 outcome), the beat leader; actions to pause or resume a queue and to replay dead letters in bulk.
 
 It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
@@ -28,10 +28,10 @@ from django.utils.safestring import mark_safe
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from jobs import queue_history, queue_ops, throughput
 from jobs.brokers import current_broker
 from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
+from jobs.operations import queue_history, queue_ops, throughput
 from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
 
 logger = logging.getLogger(__name__)

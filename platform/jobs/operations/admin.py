@@ -1,15 +1,19 @@
 """Admin for the job machinery: dead letters (replay, discard), the effect ledger, the outbox and
-task results (jobs/result_admin.py), each fast at millions of rows (jobs/admin_scale.py)."""
+task results (jobs/operations/result_admin.py), each fast at millions of rows
+(jobs/operations/admin_scale.py); schedules in jobs/operations/schedules_admin.py."""
 
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.utils.html import format_html
 
-from jobs import result_admin  # noqa: F401  (replaces django-celery-results' admin)
-from jobs.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
 from jobs.dead_letters import ReplayFailed, discard_dead_letters, replay_dead_letters
 from jobs.models import DeadLetter, Effect, OutboxMessage
+from jobs.operations import (
+    result_admin,  # noqa: F401  (replaces django-celery-results' admin)
+    schedules_admin,  # noqa: F401  (schedules: django-celery-beat's, audited)
+)
+from jobs.operations.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
 
 
 @admin.register(DeadLetter)

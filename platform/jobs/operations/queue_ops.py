@@ -136,7 +136,8 @@ def pause_queue(*, queue: str) -> list[str]:
     """Stop every worker consuming `queue` (messages stay in the broker); remember it as paused.
 
     Returns the workers that were consuming it, which resume_queue gives it back to. A worker
-    that starts (or restarts) while the queue is paused leaves it alone too (jobs/task_observability.py).
+    that starts (or restarts) while the queue is paused leaves it alone too
+    (jobs/operations/task_observability.py).
     """
     _checked(queue)
     client = ops_redis()
@@ -170,7 +171,7 @@ def resume_queue(*, queue: str) -> list[str]:
 
 
 # The worker side. `_started_with` is filled in a worker's main process at start-up
-# (jobs/task_observability.py), before a paused queue is taken out of what it consumes.
+# (jobs/operations/task_observability.py), before a paused queue is taken out of what it consumes.
 RESUME_COMMAND = "resume_platform_queue"
 _started_with: set[str] = set()
 

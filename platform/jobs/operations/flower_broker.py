@@ -73,6 +73,6 @@ def install() -> None:
         if not isinstance(current, cached_property):
             raise RuntimeError(
                 f"flower.app.Flower.{name} is no longer a cached_property: "
-                "jobs/flower_broker.py must be revisited for this Flower version"
+                "jobs/operations/flower_broker.py must be revisited for this Flower version"
             )
         setattr(Flower, name, _uri_property(name, include_password))

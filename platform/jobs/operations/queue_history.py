@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from jobs.queue_ops import ops_redis, queue_stats
+from jobs.operations.queue_ops import ops_redis, queue_stats
 
 SAMPLES_KEY = "platform:ops:queue_depth_samples"  # list of {"at": epoch seconds, "depths": {queue: n}}
 SAMPLES_KEPT = 150

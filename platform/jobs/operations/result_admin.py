@@ -1,13 +1,14 @@
 """django-celery-results' admin, at the scale of a week of results (millions of rows): its pages,
 fields and read-only rule kept, with estimated counts, indexed search and filters
-(jobs/admin_scale.py) instead of count(*), icontains over five columns, DISTINCTs and a date
-hierarchy, which each scanned the table. Registered in place of the package's own (jobs/admin.py)."""
+(jobs/operations/admin_scale.py) instead of count(*), icontains over five columns, DISTINCTs and a date
+hierarchy, which each scanned the table. Registered in place of the package's own
+(jobs/operations/admin.py)."""
 
 from django.contrib import admin
 from django_celery_results import admin as stock
 from django_celery_results.models import GroupResult, TaskResult
 
-from jobs.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
+from jobs.operations.admin_scale import IndexedValuesFieldListFilter, LargeTableAdmin
 
 
 class TaskResultAdmin(LargeTableAdmin, stock.TaskResultAdmin):
