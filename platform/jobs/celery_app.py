@@ -7,7 +7,8 @@ outcomes, publish stamps, paused queues) are connected by the jobs app (jobs/app
 
 from logging.config import dictConfig
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
+from celery.utils.functional import maybe_list
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -56,6 +57,18 @@ app.conf.update(
     # Undecodable and unknown messages become dead letters (jobs/poison.py).
     worker_consumer="jobs.poison:PoisonAwareConsumer",
 )
+
+
+def registered_task(name: str) -> Task:
+    """The task registered as `name`, for whoever publishes by name (jobs/outbox.py, a replay).
+
+    A process that never imported the task modules (a web process, a shell, a script) imports
+    them here, once: the app's `include` and `imports`, as a worker does at start-up. A name no
+    module registers raises celery.exceptions.NotRegistered."""
+    if name not in app.tasks:
+        for module in (*maybe_list(app.conf.imports or ()), *maybe_list(app.conf.include or ())):
+            app.loader.import_task_module(module)
+    return app.tasks[name]
 
 
 @signals.task_prerun.connect
