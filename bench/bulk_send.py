@@ -98,7 +98,7 @@ def _bulk(environment: Environment, *, recipients: int, rate_limit: str, label: 
     finally:
         worker.stop()
         fake.stop()
-    rows = WhatsAppMessage.objects.filter(job_id=job_id, status="sent")
+    rows = WhatsAppMessage.objects.filter(scope=job_id, status="sent")
     stats = rows.aggregate(n=Count("pk"), first=Min("sent_at"), last=Max("sent_at"))
     seconds = (stats["last"] - stats["first"]).total_seconds() if stats["n"] >= 2 else None
     per_recipient = Counter(m["to"] for m in fake.messages.values())

@@ -16,7 +16,7 @@ from billing.stripe_events import apply_stripe_event as apply_event
 from jobs.arguments import RowId, json_int
 from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
-from jobs.outcomes import SkipReason, skipped
+from jobs.outcomes import NothingDone, nothing_done
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
 
@@ -43,7 +43,7 @@ def process_invoice_payment(self, invoice_id: RowId) -> dict:
     """Take the next Stripe step for one invoice (billing/payment_processing.py)."""
     invoice = fetch_subject(Invoice, invoice_id, argument="invoice_id")
     if invoice is None:
-        return skipped(SkipReason.DELETED, invoice_id=invoice_id)
+        return nothing_done(NothingDone.DELETED, invoice_id=invoice_id)
     step = advance_invoice_payment(invoice_id=invoice.pk, actor=f"{ACTOR}.process_invoice_payment")
     return {"invoice_id": invoice.pk, **step.as_result()}
 

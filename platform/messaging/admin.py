@@ -11,15 +11,9 @@ from django.urls import path
 
 from identifiers import mask_phone
 from jobs.admin_scale import LargeTableAdmin
-from messaging.batches import (
-    PENDING_STATUSES,
-    batch_progress,
-    cancel_batch,
-    failed_recipients,
-    retry_failed,
-)
+from messaging.batches import batch_progress, cancel_batch, failed_recipients, retry_failed
 from messaging.models import BulkBatch, WhatsAppMessage
-from messaging.whatsapp import DONE_STATUSES
+from messaging.whatsapp import DONE_STATUSES, PENDING_STATUSES
 
 
 @admin.register(WhatsAppMessage)
@@ -27,7 +21,7 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
     list_display = ("created_at", "to_masked", "status", "template", "vehicle", "twilio_sid", "error_code")
     list_filter = ("status", "error_code")
     # Search by exact number only: no substring scans over personal data.
-    search_fields = ("=to", "=twilio_sid", "=job_id", "template")
+    search_fields = ("=to", "=twilio_sid", "=scope", "template")
     list_select_related = ("vehicle",)
     raw_id_fields = ("vehicle",)
     date_hierarchy = "created_at"
@@ -35,7 +29,7 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
     readonly_fields = (
         "twilio_sid",
         "status",
-        "job_id",
+        "scope",
         "idempotency_key",
         "error_code",
         "error_message",
@@ -51,9 +45,9 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
 
 def _count_rows(statuses) -> Coalesce:  # noqa: ANN001
     rows = (
-        WhatsAppMessage.objects.filter(job_id=OuterRef("job_id"), status__in=list(statuses))
+        WhatsAppMessage.objects.filter(scope=OuterRef("job_id"), status__in=list(statuses))
         .order_by()
-        .values("job_id")
+        .values("scope")
         .annotate(n=Count("pk"))
         .values("n")[:1]
     )
