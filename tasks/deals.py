@@ -18,7 +18,7 @@ from messaging.whatsapp import SendOutcome
 def check_stalled_deals(self) -> dict[str, int]:
     """Flag leads and deals idle past STALLED_LEAD_AFTER_DAYS / STALLED_DEAL_AFTER_DAYS, each once
     per idle period, and enqueue their follow-ups."""
-    return flag_stalled_leads_and_deals(now=timezone.now(), actor=f"task:{TaskName.CHECK_STALLED_DEALS}")
+    return flag_stalled_leads_and_deals(now=timezone.now(), actor=self.actor)
 
 
 @platform_task(name=TaskName.SEND_LEAD_FOLLOW_UP, soft_time_limit=45, time_limit=60)

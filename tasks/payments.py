@@ -20,8 +20,6 @@ from jobs.outcomes import NothingDone, nothing_done
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
 
-ACTOR = "task:tasks.payments"
-
 
 @platform_task(name=TaskName.PROCESS_PENDING_PAYMENTS, soft_time_limit=120, time_limit=150)
 def process_pending_payments(self) -> dict[str, int]:
@@ -44,16 +42,14 @@ def process_invoice_payment(self, invoice_id: RowId) -> dict:
     invoice = fetch_subject(Invoice, invoice_id, argument="invoice_id")
     if invoice is None:
         return nothing_done(NothingDone.DELETED, invoice_id=invoice_id)
-    step = advance_invoice_payment(invoice_id=invoice.pk, actor=f"{ACTOR}.process_invoice_payment")
+    step = advance_invoice_payment(invoice_id=invoice.pk, actor=self.actor)
     return {"invoice_id": invoice.pk, **step.as_result()}
 
 
 @platform_task(name=TaskName.SEND_PAYMENT_REMINDERS, soft_time_limit=120, time_limit=150)
 def send_payment_reminders(self) -> dict[str, int]:
     """Remind buyers of overdue invoices: at most one reminder per invoice per day."""
-    return remind_overdue_invoices(
-        today=timezone.localdate(), job_id=self.request.id, actor=f"{ACTOR}.send_payment_reminders"
-    )
+    return remind_overdue_invoices(today=timezone.localdate(), job_id=self.request.id, actor=self.actor)
 
 
 @platform_task(name=TaskName.APPLY_STRIPE_EVENT, soft_time_limit=30, time_limit=60)

@@ -52,5 +52,5 @@ def check_delayed_shipments(self) -> dict[str, int]:
         now=timezone.now(),
         today=timezone.localdate(),
         job_id=self.request.id,
-        actor=f"task:{TaskName.CHECK_DELAYED_SHIPMENTS}",
+        actor=self.actor,
     )

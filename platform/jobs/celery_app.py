@@ -35,7 +35,7 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 class PlatformCelery(Celery):
-    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):  # noqa: ANN001, ANN201
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):
         # Every publish passes here (delay, apply_async, retry, send_task, beat, the outbox).
         broker = current_broker()
         for option, value in broker.publish_options(PUBLISH_TIMEOUT_SECONDS).items():
@@ -69,6 +69,12 @@ def registered_task(name: str) -> Task:
         for module in (*maybe_list(app.conf.imports or ()), *maybe_list(app.conf.include or ())):
             app.loader.import_task_module(module)
     return app.tasks[name]
+
+
+def queue_of_task(task_name: str) -> str:
+    """The queue a job of `task_name` goes to: Celery's router on the app's routes (jobs/queues.py
+    TASK_ROUTES, else the default queue), the one answer for the API, the outbox and the ops pages."""
+    return app.amqp.router.route({}, task_name)["queue"].name
 
 
 @signals.task_prerun.connect

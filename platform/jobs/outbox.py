@@ -29,7 +29,7 @@ from django_celery_results.models import TaskResult
 
 from jobs.arguments import check_keywords
 from jobs.brokers import QueueDepth, current_broker
-from jobs.celery_app import app, registered_task
+from jobs.celery_app import app, queue_of_task, registered_task
 from jobs.models import OutboxMessage
 from jobs.queues import QUEUE_NAMES
 
@@ -141,10 +141,7 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
 
 
 def _queue_of(message: OutboxMessage) -> str:
-
-    if message.queue:
-        return message.queue
-    return app.amqp.router.route({}, message.task_name)["queue"].name
+    return message.queue or queue_of_task(message.task_name)
 
 
 def _waiting_by_queue() -> dict[str, QueueDepth] | None:

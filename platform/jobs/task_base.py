@@ -69,9 +69,10 @@ class PlatformTask(DjangoTask):
     max_redeliveries = 3
     # Attempt n (0-based) waits a random time in [ceiling/2, ceiling], ceiling = base * 2**n,
     # capped at retry_backoff_max; the half-open range keeps delays growing while spreading
-    # a burst of failures out. A job waiting for its retry is held by a worker; on Redis the
-    # worker's heartbeat keeps it from being redelivered however long the wait
-    # (jobs/brokers/redis_transport.py), so the bound is about the job, not the broker.
+    # a burst of failures out. On RabbitMQ a job waiting for its retry waits in the broker
+    # (native delayed delivery); on Redis it is held by a worker, whose heartbeat keeps it from
+    # being redelivered however long the wait (jobs/brokers/redis_transport.py). Either way the
+    # bound is about the job, not the broker.
     retry_backoff_base = 2.0
     retry_backoff_max = 600.0
     # Deferrals are bounded too, separately from failures: a job still deferred after this many
@@ -112,6 +113,11 @@ class PlatformTask(DjangoTask):
                 # the failure (the jobs API, Flower) also finds its dead letter.
                 self._record_dead_letter(exc, traceback.format_exc())
             raise
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log says acted when this task changes a row: "task:<its name>"."""
+        return f"task:{self.name}"
 
     def _refuse_crash_loops(self) -> None:
         """A job whose worker died running it comes back (acks_late, reject_on_worker_lost). One
@@ -164,13 +170,13 @@ class PlatformTask(DjangoTask):
             countdown = max(countdown, min(float(retry_after), self.retry_backoff_max))
         return countdown
 
-    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
         # A job published from the outbox records that it is done (succeeded, or gave up
         # into a dead letter), so the relay stops watching it. Other jobs pay nothing here.
         if status in (states.SUCCESS, states.FAILURE) and self.request.get(DURABLE_HEADER):
             mark_completed(task_id, outcome=status)
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         # Failures raised by the task were recorded in __call__; this catches the rest, e.g. a
         # hard time limit, reported by the worker's main process after it killed the child. There
         # self.request is the task's shared default context, not this job's: compare ids.
@@ -182,7 +188,7 @@ class PlatformTask(DjangoTask):
 
     def _record_dead_letter(
         self, exc: BaseException, traceback_text: str, *, task_id: str | None = None, args=None, kwargs=None
-    ) -> None:  # noqa: ANN001
+    ) -> None:
 
         request = self.request
         try:
@@ -217,7 +223,7 @@ def deferred_countdown(retry_after: float | None) -> float:
     return wait + random.uniform(0, max(1.0, wait))
 
 
-def _message_headers(request) -> dict[str, Any]:  # noqa: ANN001
+def _message_headers(request) -> dict[str, Any]:
     # Celery builds the request from the message's headers: a header the broker adds
     # (x-delivery-count) is one of the request's attributes.
     return {key: value for key, value in vars(request).items() if key.startswith("x-")}
