@@ -43,7 +43,7 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
         return mask_phone(obj.to)
 
 
-def _count_rows(statuses) -> Coalesce:  # noqa: ANN001
+def _count_rows(statuses) -> Coalesce:
     rows = (
         WhatsAppMessage.objects.filter(scope=OuterRef("job_id"), status__in=list(statuses))
         .order_by()
@@ -73,7 +73,7 @@ class BulkBatchAdmin(LargeTableAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: BulkBatch | None = None) -> bool:
         return False  # its rows are the record of what was sent
 
-    def get_queryset(self, request: HttpRequest):  # noqa: ANN201
+    def get_queryset(self, request: HttpRequest):
         # The list's counts in its one query: a count per batch over whatsapp_job_status_idx.
         return (
             super()
@@ -93,7 +93,7 @@ class BulkBatchAdmin(LargeTableAdmin):
             f"{obj.pending_count} pending)"
         )
 
-    def get_urls(self):  # noqa: ANN201
+    def get_urls(self):
         view = self.admin_site.admin_view
         return [
             path("<int:pk>/progress.json", view(self.progress_json), name="messaging_bulkbatch_progress"),
@@ -108,7 +108,7 @@ class BulkBatchAdmin(LargeTableAdmin):
             raise Http404("No such batch")
         return batch
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):  # noqa: ANN001, ANN201
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         try:
             batch = self._batch(request, int(object_id))
         except ValueError:

@@ -42,7 +42,7 @@ CHUNK_SIZE = 50
 _CALLBACKS: set[str] = set()
 
 
-def batch_callback(task):  # noqa: ANN001, ANN201
+def batch_callback(task):
     """Register a task (decorate it, below its @platform_task) as one a bulk send may run when its
     batch is done: it is enqueued through the outbox with `batch_id=<the bulk job's id>`. Only
     registered tasks may be named, so an API caller cannot make a batch enqueue any task."""

@@ -180,7 +180,7 @@ def send_chunk(*, job_id: str, first_id: int, last_id: int, time_budget: float =
     }
 
 
-def send_rows(job_id: str, rows, *, deadline: float, run: BulkRun | None = None) -> int:  # noqa: ANN001
+def send_rows(job_id: str, rows, *, deadline: float, run: BulkRun | None = None) -> int:
     """Deliver each row of `rows` (a queryset of the job's pending rows), checking before each
     send that the batch was not cancelled. Returns how many were resent after an interruption.
     Raises RateLimited when the shared limit is spent, Deferred when the time budget is

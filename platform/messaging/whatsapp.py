@@ -198,7 +198,7 @@ def _claim_or_defer(message: WhatsAppMessage) -> None:
         )
 
 
-def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome:  # noqa: ANN001
+def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome:
     """The Twilio call of a claimed row: sending -> sent, failed (number refused) or queued again."""
     try:
         if message.template:
@@ -233,7 +233,7 @@ def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome: 
     return SendOutcome(SendStatus.SENT, message.pk, sent.sid, resent_after_ambiguity=ambiguous)
 
 
-def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa: ANN001
+def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:
     """If Twilio already accepted the interrupted attempt, record its SID and report it already
     sent."""
     if message.template:

@@ -59,10 +59,10 @@ def test_revoke_api_key_names_an_unknown_key():
 class _Spy:
     """Counts calls to a standard-library function and records its arguments, then calls it."""
 
-    def __init__(self, real) -> None:  # noqa: ANN001
+    def __init__(self, real) -> None:
         self.real, self.calls = real, []
 
-    def __call__(self, *args):  # noqa: ANN002, ANN204
+    def __call__(self, *args):
         self.calls.append(args)
         return self.real(*args)
 

@@ -109,7 +109,7 @@ def test_an_unknown_task_is_404_unknown_task_and_nothing_is_recorded(api):
     assert not AcceptedJob.objects.exists()
 
 
-def _fields(response) -> dict[str, str]:  # noqa: ANN001
+def _fields(response) -> dict[str, str]:
     details = assert_error(response, 400, "invalid_arguments")
     return details["fields"]
 

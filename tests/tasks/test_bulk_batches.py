@@ -42,7 +42,7 @@ def notifications_worker(database_url, private_redis, fake_twilio):
         worker.stop()
 
 
-def _env(database_url: str, private_redis, fake_twilio, *, rate_limit: str = "") -> dict[str, str]:  # noqa: ANN001
+def _env(database_url: str, private_redis, fake_twilio, *, rate_limit: str = "") -> dict[str, str]:
     return platform_env(
         database_url=database_url,
         redis_url=private_redis.url,
@@ -79,7 +79,7 @@ def _send_bulk(redis_url: str, recipients: list[str], **extra) -> str:
     return job_id
 
 
-def _batch(job_id: str, worker) -> BulkBatch:  # noqa: ANN001
+def _batch(job_id: str, worker) -> BulkBatch:
     return wait_until(
         lambda: BulkBatch.objects.filter(job_id=job_id).first(),
         timeout=60,
@@ -102,7 +102,7 @@ def _assert_progress_equals_rows(batch: BulkBatch) -> None:
     assert progress.pending == rows.get("queued", 0) + rows.get("sending", 0)
 
 
-def _wait_done(job_id: str, worker) -> dict:  # noqa: ANN001
+def _wait_done(job_id: str, worker) -> dict:
     row = wait_until(
         lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").first(),
         timeout=180,
