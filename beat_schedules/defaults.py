@@ -8,8 +8,14 @@ there wins over this file until someone runs `sync_schedules --reset NAME`.
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from jobs.schedules.declarations import Cron, DefaultSchedule
 from jobs.task_names import TaskName
+
+# The dashboards' refresh periods, in minutes (settings.DASHBOARD_REFRESH_MINUTES, their one home).
+_DEALER_PERFORMANCE_MINUTES = settings.DASHBOARD_REFRESH_MINUTES["dealer_performance"]
+_ANALYTICS_MINUTES = settings.DASHBOARD_REFRESH_MINUTES["analytics_dashboard"]
 
 DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     DefaultSchedule(
@@ -85,16 +91,18 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         # a run still queued when the next is due is redundant.
         name="refresh-dealer-performance",
         task=TaskName.REFRESH_DEALER_PERFORMANCE,
-        when=Cron(minute="*/30"),
-        description="Recompute every dealer's performance snapshot, every 30 minutes.",
-        expire_seconds=29 * 60,
+        when=Cron(minute=f"*/{_DEALER_PERFORMANCE_MINUTES}"),
+        description=(
+            f"Recompute every dealer's performance snapshot, every {_DEALER_PERFORMANCE_MINUTES} minutes."
+        ),
+        expire_seconds=(_DEALER_PERFORMANCE_MINUTES - 1) * 60,
     ),
     DefaultSchedule(
         name="refresh-analytics-dashboard",
         task=TaskName.REFRESH_ANALYTICS_DASHBOARD,
-        when=Cron(minute="*/15"),
-        description="Recompute the marketplace analytics snapshot, every 15 minutes.",
-        expire_seconds=14 * 60,
+        when=Cron(minute=f"*/{_ANALYTICS_MINUTES}"),
+        description=f"Recompute the marketplace analytics snapshot, every {_ANALYTICS_MINUTES} minutes.",
+        expire_seconds=(_ANALYTICS_MINUTES - 1) * 60,
     ),
     DefaultSchedule(
         name="prune-job-records",

@@ -40,7 +40,7 @@ def _fake_twilio(latency: float):
     class SlowTwilio(FakeTwilio):
         """Answers message creation after `latency` seconds, as Twilio's API takes."""
 
-        def _create_message(self, request, match):  # noqa: ANN001, ANN202
+        def _create_message(self, request, match):
             if latency:
                 time.sleep(latency)
             return super()._create_message(request, match)
@@ -56,7 +56,7 @@ def _reset(environment: Environment) -> None:
         cursor.execute("TRUNCATE messaging_whatsappmessage, messaging_bulkbatch, jobs_outboxmessage")
 
 
-def _worker(environment: Environment, fake, *, name: str, rate_limit: str, **extra: str):  # noqa: ANN001
+def _worker(environment: Environment, fake, *, name: str, rate_limit: str, **extra: str):
     return environment.start_worker(
         name=name,
         queues=QUEUE,
@@ -98,7 +98,7 @@ def _bulk(environment: Environment, *, recipients: int, rate_limit: str, label: 
     finally:
         worker.stop()
         fake.stop()
-    rows = WhatsAppMessage.objects.filter(job_id=job_id, status="sent")
+    rows = WhatsAppMessage.objects.filter(scope=job_id, status="sent")
     stats = rows.aggregate(n=Count("pk"), first=Min("sent_at"), last=Max("sent_at"))
     seconds = (stats["last"] - stats["first"]).total_seconds() if stats["n"] >= 2 else None
     per_recipient = Counter(m["to"] for m in fake.messages.values())

@@ -28,7 +28,7 @@ class SlowVehicleHistory(FakeVehicleHistory):
         # so the provider costs what it says: 200 ms.
         self._httpd.RequestHandlerClass.wbufsize = 64 * 1024
 
-    def _report(self, request, match):  # noqa: ANN001, ANN202
+    def _report(self, request, match):
         time.sleep(PROVIDER_LATENCY)
         return super()._report(request, match)
 

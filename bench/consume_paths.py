@@ -23,8 +23,8 @@ import redis
 
 sys.path.insert(0, "platform")
 
-from jobs.brokers.redis_transport import TAKE_SCRIPT  # noqa: E402
-from tests.support.processes import RedisServer  # noqa: E402
+from jobs.brokers.redis_transport import TAKE_SCRIPT
+from tests.support.processes import RedisServer
 
 BODY = "x" * 600  # a Celery task message with its headers is ~1-2 kB
 

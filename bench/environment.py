@@ -63,7 +63,7 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str], name: str, log_dir: Path) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}-{int(time.time() * 1000)}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

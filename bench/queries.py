@@ -38,7 +38,7 @@ def _replicate(
     template_pk: int,
     rows: int,
     overrides: dict[str, str | tuple[str, list]],
-    *,  # noqa: ANN001
+    *,
     status: dict[str, int] | None = None,
 ) -> None:
     """INSERT `rows` copies of one row made by the factories, in one statement, with `overrides`
@@ -236,7 +236,7 @@ def _cases() -> list[Case]:
     ]
 
 
-def _explain_ms(sql: str, params) -> tuple[float, list[str]]:  # noqa: ANN001
+def _explain_ms(sql: str, params) -> tuple[float, list[str]]:
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -255,7 +255,7 @@ def _explain_ms(sql: str, params) -> tuple[float, list[str]]:  # noqa: ANN001
     return float(plan["Execution Time"]), indexes
 
 
-def _timed(sql: str, params) -> tuple[float, list[str]]:  # noqa: ANN001
+def _timed(sql: str, params) -> tuple[float, list[str]]:
     _explain_ms(sql, params)  # warm the buffer cache: both variants read from memory
     runs = [_explain_ms(sql, params) for _ in range(RUNS)]
     return statistics.median(ms for ms, _ in runs), runs[0][1]

@@ -306,7 +306,7 @@ def _combined(halves: list[dict]) -> dict:
     return combined
 
 
-def _start_profilers(web, label: str, seconds: int) -> list[subprocess.Popen]:  # noqa: ANN001
+def _start_profilers(web, label: str, seconds: int) -> list[subprocess.Popen]:
     """py-spy on every gunicorn worker (the master's children) when BENCH_PROFILE names a directory."""
     directory = os.environ.get("BENCH_PROFILE")
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))

@@ -157,7 +157,7 @@ class _TwilioTransport(TwilioHttpClient):
         self.base_url = base_url
         self._local = threading.local()
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any):  # noqa: ANN201
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any):
         if self.base_url:
             url = _TWILIO_ORIGIN.sub(self.base_url, url, count=1)
         self._local.headers = {}

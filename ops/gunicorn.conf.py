@@ -35,7 +35,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proc_name = "platform-web"
 
 
-def child_exit(server, worker) -> None:  # noqa: ANN001
+def child_exit(server, worker) -> None:
     # prometheus-client multiprocess mode: forget the live gauges of a worker that exited.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Not at the top: prometheus-client picks its mode when first imported, and the master must not

@@ -6,12 +6,10 @@ from jobs.task_base import platform_task
 from jobs.task_names import TaskName
 from marketplace.commission_settlement import compute_commissions, settle_pending_commissions
 
-ACTOR = f"task:{TaskName.PROCESS_PENDING_COMMISSIONS}"
-
 
 @platform_task(name=TaskName.PROCESS_PENDING_COMMISSIONS, soft_time_limit=300, time_limit=330)
 def process_pending_commissions(self) -> dict[str, int]:
     """Create the commission of each paid deal with a broker, then settle every pending one,
     converting to CAD at the current rate (recorded on the commission)."""
-    created = compute_commissions(actor=ACTOR)
-    return {"computed": created, **settle_pending_commissions(job_id=self.request.id, actor=ACTOR)}
+    created = compute_commissions(actor=self.actor)
+    return {"computed": created, **settle_pending_commissions(job_id=self.request.id, actor=self.actor)}

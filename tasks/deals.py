@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from audit.subjects import fetch_subject
 from jobs.arguments import RowId
-from jobs.outcomes import SkipReason, skipped
+from jobs.outcomes import NothingDone, nothing_done
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
 from marketplace.follow_ups import flag_stalled_leads_and_deals, follow_up_deal, follow_up_lead
@@ -18,7 +18,7 @@ from messaging.whatsapp import SendOutcome
 def check_stalled_deals(self) -> dict[str, int]:
     """Flag leads and deals idle past STALLED_LEAD_AFTER_DAYS / STALLED_DEAL_AFTER_DAYS, each once
     per idle period, and enqueue their follow-ups."""
-    return flag_stalled_leads_and_deals(now=timezone.now(), actor=f"task:{TaskName.CHECK_STALLED_DEALS}")
+    return flag_stalled_leads_and_deals(now=timezone.now(), actor=self.actor)
 
 
 @platform_task(name=TaskName.SEND_LEAD_FOLLOW_UP, soft_time_limit=45, time_limit=60)
@@ -28,7 +28,7 @@ def send_lead_follow_up(self, lead_id: RowId) -> dict:
         Lead, lead_id, argument="lead_id", queryset=Lead.objects.select_related("buyer", "vehicle")
     )
     if lead is None:
-        return skipped(SkipReason.DELETED, lead_id=lead_id)
+        return nothing_done(NothingDone.DELETED, lead_id=lead_id)
     return _result("lead_id", lead_id, follow_up_lead(lead=lead))
 
 
@@ -39,13 +39,13 @@ def send_deal_follow_up(self, deal_id: RowId) -> dict:
         Deal, deal_id, argument="deal_id", queryset=Deal.objects.select_related("buyer", "vehicle")
     )
     if deal is None:
-        return skipped(SkipReason.DELETED, deal_id=deal_id)
+        return nothing_done(NothingDone.DELETED, deal_id=deal_id)
     return _result("deal_id", deal_id, follow_up_deal(deal=deal))
 
 
 def _result(argument: str, pk: int, outcome: SendOutcome | None) -> dict:
     if outcome is None:
-        return skipped(SkipReason.CLOSED, **{argument: pk})
+        return nothing_done(NothingDone.CLOSED, **{argument: pk})
     # The buyer's number came from the subject `argument` names.
     outcome.raise_if_refused(argument=argument)
     return {argument: pk, "status": outcome.status, "sid": outcome.sid}

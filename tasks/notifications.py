@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from audit.subjects import fetch_subject
 from jobs.arguments import ContentSid, E164Phone, RowId
-from jobs.outcomes import SkipReason, skipped
+from jobs.outcomes import NothingDone, nothing_done
 from jobs.task_base import PlatformTask, platform_task
 from jobs.task_names import TaskName
 from marketplace.models import Vehicle
@@ -17,8 +17,9 @@ from messaging.batches import is_batch_callback
 from messaging.bulk import BulkPaused, max_recipients, send_bulk, send_chunk
 from messaging.whatsapp import SendOutcome, send_whatsapp_once
 
-# The running totals of a bulk job, carried by the message that resumes it (messaging/bulk.py).
-BULK_PROGRESS_HEADER = "bulk_progress"
+# The run of a bulk job (messaging/bulk.py, BulkRun), carried by the message that resumes it. (The
+# header's name from when it carried totals: jobs already waiting keep theirs across a deploy.)
+BULK_RUN_HEADER = "bulk_progress"
 
 
 def _not_blank(value: str) -> str:
@@ -75,9 +76,9 @@ Recipients = Annotated[
 def send_whatsapp_message(self, to: E164Phone, body: MessageBody, vehicle_id: RowId | None = None) -> dict:
     """Send one WhatsApp text to `to`, optionally about a vehicle."""
     if vehicle_id is not None and fetch_subject(Vehicle, vehicle_id, argument="vehicle_id") is None:
-        return skipped(SkipReason.DELETED, vehicle_id=vehicle_id)
+        return nothing_done(NothingDone.DELETED, vehicle_id=vehicle_id)
     outcome = send_whatsapp_once(
-        job_id=self.request.id, key="message", to=to, body=body, vehicle_id=vehicle_id
+        scope=self.request.id, key="message", to=to, body=body, vehicle_id=vehicle_id
     )
     return _result(outcome)
 
@@ -86,21 +87,21 @@ def send_whatsapp_message(self, to: E164Phone, body: MessageBody, vehicle_id: Ro
 def send_whatsapp_template(self, to: E164Phone, template: ContentSid, variables: TemplateVariables) -> dict:
     """Send one WhatsApp template (Twilio Content API: ContentSid `template`, ContentVariables)."""
     outcome = send_whatsapp_once(
-        job_id=self.request.id, key="template", to=to, template=template, variables=variables
+        scope=self.request.id, key="template", to=to, template=template, variables=variables
     )
     return _result(outcome)
 
 
 class BulkSendTask(PlatformTask):
-    """PlatformTask whose rate-limit reschedule carries the bulk job's running totals along."""
+    """PlatformTask whose deferrals (BulkPaused) carry the bulk job's run along."""
+
+    deferrals = (*PlatformTask.deferrals, BulkPaused)
 
     def _retry_later(self, exc: BaseException) -> BaseException:
         if isinstance(exc, BulkPaused):
             # The reschedule copies this request's headers into the next message.
-            self.request.headers = {
-                **(self.request.headers or {}),
-                BULK_PROGRESS_HEADER: exc.progress.as_dict(),
-            }
+            self.request.headers = {**(self.request.headers or {}), BULK_RUN_HEADER: exc.run.as_dict()}
+            exc = exc.cause  # why it pauses (a RateLimited, a Deferred): what the retry records
         return super()._retry_later(exc)
 
 
@@ -108,39 +109,34 @@ class BulkSendTask(PlatformTask):
     name=TaskName.SEND_BULK_WHATSAPP_NOTIFICATIONS,
     base=BulkSendTask,
     # Each execution sends what the shared Twilio limit allows, then the job is rescheduled to
-    # carry on (RateLimited): the budget below bounds one execution, the deferrals the whole job.
+    # carry on (BulkPaused): the budget below bounds one execution, the deferrals the whole job.
     soft_time_limit=120,
     time_limit=150,
-    max_rate_limit_deferrals=20_000,
+    max_deferrals=20_000,
 )
 def send_bulk_whatsapp_notifications(
     self, recipients: Recipients, body: MessageBody, on_complete: BatchCallback | None = None
 ) -> dict[str, int]:
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
-    resent_after_interruption}. Followed as a batch (admin, and `progress` in the jobs API);
+    resent_after_interruption} (skipped: sent before this run of the job, by an earlier one: a
+    redelivery, a replay). Followed as a batch (admin, and `progress` in the jobs API);
     `on_complete` names a registered batch callback run when the batch is done."""
-    # BulkPaused (a RateLimited) reschedules this same job, with its totals (BulkSendTask).
+    # BulkPaused reschedules this same job, with its run (BulkSendTask).
     return send_bulk(
         job_id=self.request.id,
         recipients=recipients,
         body=body,
-        progress=self.request.get(BULK_PROGRESS_HEADER),
+        run=self.request.get(BULK_RUN_HEADER),
         time_budget=90.0,
-        fan_out=lambda first_id, last_id: enqueue_bulk_chunk(self.request.id, first_id, last_id),
         on_complete=on_complete or "",
     )
-
-
-def enqueue_bulk_chunk(batch_id: str, first_id: int, last_id: int) -> None:
-    """One chunk job of a fanned-out bulk send (also what "retry failed" enqueues)."""
-    send_bulk_whatsapp_chunk.delay(batch_id=batch_id, first_id=first_id, last_id=last_id)
 
 
 @platform_task(
     name=TaskName.SEND_BULK_WHATSAPP_CHUNK,
     soft_time_limit=120,
     time_limit=150,
-    max_rate_limit_deferrals=20_000,
+    max_deferrals=20_000,
 )
 def send_bulk_whatsapp_chunk(
     self,

@@ -16,11 +16,9 @@ from billing.stripe_events import apply_stripe_event as apply_event
 from jobs.arguments import RowId, json_int
 from jobs.ledger import claim_effect
 from jobs.outbox import enqueue_durably
-from jobs.outcomes import SkipReason, skipped
+from jobs.outcomes import NothingDone, nothing_done
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
-
-ACTOR = "task:tasks.payments"
 
 
 @platform_task(name=TaskName.PROCESS_PENDING_PAYMENTS, soft_time_limit=120, time_limit=150)
@@ -43,17 +41,15 @@ def process_invoice_payment(self, invoice_id: RowId) -> dict:
     """Take the next Stripe step for one invoice (billing/payment_processing.py)."""
     invoice = fetch_subject(Invoice, invoice_id, argument="invoice_id")
     if invoice is None:
-        return skipped(SkipReason.DELETED, invoice_id=invoice_id)
-    step = advance_invoice_payment(invoice_id=invoice.pk, actor=f"{ACTOR}.process_invoice_payment")
+        return nothing_done(NothingDone.DELETED, invoice_id=invoice_id)
+    step = advance_invoice_payment(invoice_id=invoice.pk, actor=self.actor)
     return {"invoice_id": invoice.pk, **step.as_result()}
 
 
 @platform_task(name=TaskName.SEND_PAYMENT_REMINDERS, soft_time_limit=120, time_limit=150)
 def send_payment_reminders(self) -> dict[str, int]:
     """Remind buyers of overdue invoices: at most one reminder per invoice per day."""
-    return remind_overdue_invoices(
-        today=timezone.localdate(), job_id=self.request.id, actor=f"{ACTOR}.send_payment_reminders"
-    )
+    return remind_overdue_invoices(today=timezone.localdate(), job_id=self.request.id, actor=self.actor)
 
 
 @platform_task(name=TaskName.APPLY_STRIPE_EVENT, soft_time_limit=30, time_limit=60)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from audit.subjects import fetch_subject
 from jobs.arguments import RowId
-from jobs.outcomes import SkipReason, skipped
+from jobs.outcomes import NothingDone, nothing_done
 from jobs.task_base import platform_task
 from jobs.task_names import TaskName
 from logistics.models import Shipment, ShipmentEvent
@@ -37,10 +37,10 @@ def send_shipment_notification(self, shipment_id: RowId, event: EventKind) -> di
         queryset=Shipment.objects.select_related("deal__buyer", "deal__vehicle"),
     )
     if shipment is None:
-        return skipped(SkipReason.DELETED, shipment_id=shipment_id)
+        return nothing_done(NothingDone.DELETED, shipment_id=shipment_id)
     outcome = notify_shipment_event(shipment=shipment, event=event)
     if outcome is None:
-        return skipped(SkipReason.NO_PHONE, shipment_id=shipment_id)
+        return nothing_done(NothingDone.NO_PHONE, shipment_id=shipment_id)
     outcome.raise_if_refused(argument="shipment_id")  # the buyer's number, through the shipment
     return {"shipment_id": shipment_id, "event": event, "status": outcome.status, "sid": outcome.sid}
 
@@ -52,5 +52,5 @@ def check_delayed_shipments(self) -> dict[str, int]:
         now=timezone.now(),
         today=timezone.localdate(),
         job_id=self.request.id,
-        actor=f"task:{TaskName.CHECK_DELAYED_SHIPMENTS}",
+        actor=self.actor,
     )

@@ -191,7 +191,7 @@ def make_shipment_event(
 def make_whatsapp_message(**kw: Any) -> WhatsAppMessage:
     kw.setdefault("to", make_phone())
     kw.setdefault("body", "Your vehicle has left Halifax.")
-    kw.setdefault("job_id", f"job-{next_id()}")
+    kw.setdefault("scope", f"job-{next_id()}")
     kw.setdefault("idempotency_key", "message")
     return WhatsAppMessage.objects.create(**kw)
 
@@ -202,7 +202,7 @@ def make_bulk_batch(*, recipients: int = 3, **kw: Any) -> BulkBatch:
     kw.setdefault("body", "The port of Douala reopens Monday.")
     batch = BulkBatch.objects.create(total=recipients, **kw)
     for n in range(recipients):
-        make_whatsapp_message(job_id=batch.job_id, idempotency_key=f"to:{n}", body=batch.body)
+        make_whatsapp_message(scope=batch.job_id, idempotency_key=f"to:{n}", body=batch.body)
     return batch
 
 

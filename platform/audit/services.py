@@ -1,5 +1,6 @@
 """Writing audit-log entries; every service that changes domain state calls record_audit."""
 
+from datetime import date
 from typing import Any
 
 from django.db import models, transaction
@@ -54,3 +55,16 @@ def create_audited(*, obj: models.Model, actor: str, action: str = "create") -> 
         fields = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
         record_audit(actor=actor, action=action, obj=obj, changes={k: [None, v] for k, v in fields.items()})
     return obj
+
+
+def claim_once_per_day(
+    model: type[models.Model], pk: int, *, field: str, today: date, actor: str, action: str
+) -> bool:
+    """Set the date column `field` of row `pk` to `today` unless it is already today or later,
+    audited as `action`: True for exactly one caller per row per day (a conditional update), the
+    guard of notices due once per subject per day (messaging/daily_notices.py)."""
+    with transaction.atomic():
+        claimed = model.objects.filter(pk=pk).exclude(**{f"{field}__gte": today}).update(**{field: today})
+        if claimed:
+            record_audit(actor=actor, action=action, obj=model(pk=pk), changes={field: [None, today]})
+    return bool(claimed)

@@ -4,10 +4,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
-from audit.services import create_audited, record_audit
+from audit.services import claim_once_per_day, create_audited
 from audit.transitions import apply_transition
 from billing.models import ExchangeRate, Invoice
 from marketplace.models import Deal
@@ -53,21 +52,10 @@ def transition_invoice(*, invoice_id: int, to: str, actor: str) -> Invoice:
 
 def claim_invoice_reminder(*, invoice_id: int, today: date, actor: str) -> bool:
     """Record that today's reminder for this invoice is being sent. True for exactly one caller
-    per invoice per day (conditional update), False when it was already reminded today."""
-    with transaction.atomic():
-        claimed = (
-            Invoice.objects.filter(pk=invoice_id)
-            .exclude(last_reminder_on__gte=today)
-            .update(last_reminder_on=today)
-        )
-        if claimed:
-            record_audit(
-                actor=actor,
-                action="reminder",
-                obj=Invoice(pk=invoice_id),
-                changes={"last_reminder_on": [None, today]},
-            )
-    return bool(claimed)
+    per invoice per day, False when it was already reminded today."""
+    return claim_once_per_day(
+        Invoice, invoice_id, field="last_reminder_on", today=today, actor=actor, action="reminder"
+    )
 
 
 def record_exchange_rate(

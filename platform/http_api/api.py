@@ -48,7 +48,7 @@ class ApiKeyAuth(HttpBearer):
         # whether a key was revoked since this process cached it (http_api/keys.py).
         request.auth = key
         setattr(request, ratelimit.TAKEN_ATTRIBUTE, ratelimit.take(f"key:{key.prefix}"))
-        return None if keys.authenticate_again(request) else key
+        return None if keys.revoked_since_authenticated(request) else key
 
 
 api = NinjaAPI(

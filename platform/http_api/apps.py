@@ -5,9 +5,10 @@ from django.apps import AppConfig
 
 
 class HttpApiConfig(AppConfig):
+    # Its label is its name. Until this release it was "trigger_api": its tables keep that name
+    # (each model's db_table), and `manage.py migrate` moves the migration history and content
+    # types recorded under the old label to this one first (http_api/legacy_label.py).
     name = "http_api"
-    # The label of its first name: its tables, migrations and admin URLs stay where they were.
-    label = "trigger_api"
     verbose_name = "HTTP API"
 
     def ready(self) -> None:

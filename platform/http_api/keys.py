@@ -168,7 +168,7 @@ def note_use(row: ApiKey) -> None:
     row.last_used_at = now
 
 
-def authenticate_again(request) -> bool:  # noqa: ANN001
+def revoked_since_authenticated(request) -> bool:
     """True when the key `request` was authenticated with has been revoked since: the rate
     limiter saw the revocation generation move (note_generation emptied the cache) after
     authenticate() ran. Reads the row only then."""

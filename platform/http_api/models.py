@@ -1,4 +1,7 @@
-"""The trigger API's tables: API keys (hash only), jobs it accepted, Idempotency-Keys, webhook events."""
+"""The trigger API's tables: API keys (hash only), jobs it accepted, Idempotency-Keys, webhook events.
+
+Each table keeps the name it was created with under the app's first label, trigger_api
+(http_api/apps.py)."""
 
 import uuid
 
@@ -19,6 +22,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "trigger_api_apikey"
         ordering = ("name",)
         verbose_name = "API key"
 
@@ -39,6 +43,9 @@ class AcceptedJob(models.Model):
     api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="accepted_jobs")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    class Meta:
+        db_table = "trigger_api_acceptedjob"
+
     def __str__(self) -> str:
         return f"{self.task_name}[{self.job_id}]"
 
@@ -54,6 +61,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        db_table = "trigger_api_idempotencyrecord"
         constraints = [
             models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_once_per_api_key"),
         ]
@@ -73,6 +81,7 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        db_table = "trigger_api_webhookevent"
         ordering = ("-received_at",)
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_once"),

@@ -35,7 +35,8 @@ class BrokerUnavailable(Exception):
 def publish_job(*, task_name: str, kwargs: dict[str, Any], job_id: str, countdown: int | None) -> None:
     """Send `task_name(**kwargs)` under `job_id`, routed by jobs/queues.py; BrokerUnavailable if not sent.
 
-    By name (send_task): the API needs no import of the task modules."""
+    By name (send_task), through this module's bounded producer pool; `kwargs` were validated
+    against the task's whole argument model already (http_api/api.py, http_api/registry.py)."""
     timeout = conf.publish_timeout_seconds()
     broker = current_broker()
     connection = _pool_key(broker.url, timeout)

@@ -122,7 +122,7 @@ def take(bucket: str) -> float:
     return 0.0 if int(granted) else max(int(wait_us) / 1_000_000, 0.001)
 
 
-def _script():  # noqa: ANN202
+def _script():
     """The GCRA script, sent by its SHA (EVALSHA) and loaded once per Redis client."""
     global _registered
     client = get_redis_connection("default")

@@ -1,7 +1,8 @@
 """The tasks other services may trigger over HTTP: each is a task object with a description. Its
-name, its queue (the routes of platform/jobs/queues.py) and its arguments' model (the types of the
-task's signature: jobs/arguments.py) all come from the task itself, so the API can never disagree
-with what the worker accepts. A task not declared here cannot be triggered.
+name and its arguments' model (the types of the task's signature: jobs/arguments.py) come from the
+task itself, and its queue from Celery's router (jobs.celery_app.queue_of_task, on the routes of
+platform/jobs/queues.py), so the API can never disagree with what the worker accepts. A task not
+declared here cannot be triggered.
 
 The model's JSON Schema is what GET /api/v1/tasks shows and what POST /api/v1/jobs validates.
 """
@@ -9,12 +10,11 @@ The model's JSON Schema is what GET /api/v1/tasks shows and what POST /api/v1/jo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from functools import cache
 from typing import Any
 
 from jobs.arguments import TaskArguments
-from jobs.queues import TASK_ROUTES, Queue
+from jobs.celery_app import queue_of_task
 from jobs.task_base import PlatformTask
 from tasks import commissions, deals, fx, maintenance, notifications, payments, reports, shipments
 
@@ -34,7 +34,7 @@ class TriggerableTask:
 
     @property
     def queue(self) -> str:
-        return queue_for(self.name)
+        return queue_of_task(self.name)
 
     def kwargs_schema(self) -> dict[str, Any]:
         return _json_schema(self.arguments)
@@ -46,14 +46,6 @@ def _json_schema(model: type[TaskArguments]) -> dict[str, Any]:
     schema = model.model_json_schema()
     schema.pop("title", None)
     return schema
-
-
-def queue_for(task_name: str) -> str:
-    """The queue platform/jobs/queues.py routes `task_name` to."""
-    for pattern, route in TASK_ROUTES.items():
-        if fnmatchcase(task_name, pattern):
-            return route["queue"]
-    return Queue.DEFAULT.value
 
 
 _DECLARED = [

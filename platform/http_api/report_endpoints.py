@@ -121,8 +121,8 @@ def dealer_performance(
     if_none_match: str | None = IF_NONE_MATCH,
 ):
     """Vehicles listed, offers received, deals won and their value in CAD, average days to sale
-    and overdue invoices, as last computed (every 30 minutes). 404 `not_found` for an id that is
-    not a dealer's."""
+    and overdue invoices, as last computed (every 30 minutes; computed now for a dealer new since
+    the last refresh). 404 `not_found` for an id that is not a dealer's."""
     dashboard = read_dealer_performance(dealer_id=dealer_id)
     if dashboard is None:
         raise ApiError(404, "not_found", "No dealer has this id.", {"dealer_id": dealer_id})
@@ -137,7 +137,8 @@ def dealer_performance(
 )
 def market_analytics(request: HttpRequest, response: HttpResponse, if_none_match: str | None = IF_NONE_MATCH):
     """The dealer figures across the market, by week over the last 12 weeks, payments collected
-    per currency and shipments on time against late, as last computed (every 15 minutes)."""
+    per currency and shipments on time against late, as last computed (every 15 minutes; computed
+    now if it never was)."""
     return _answer(read_market_analytics(), response, if_none_match)
 
 

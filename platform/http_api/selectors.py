@@ -50,7 +50,7 @@ def _progress(job_id: str) -> dict[str, Any] | None:
     return batch_progress(batch).as_dict() if batch is not None else None
 
 
-def _job_status(job_id, result, accepted, letter) -> dict[str, Any]:  # noqa: ANN001
+def _job_status(job_id, result, accepted, letter) -> dict[str, Any]:
     task_name = (
         (result and result.task_name) or (accepted and accepted.task_name) or (letter and letter.task_name)
     )
@@ -82,7 +82,7 @@ def _job_status(job_id, result, accepted, letter) -> dict[str, Any]:  # noqa: AN
     )
 
 
-def _status(job_id, task_name, state, value, error, retries, letter, created, done) -> dict[str, Any]:  # noqa: ANN001
+def _status(job_id, task_name, state, value, error, retries, letter, created, done) -> dict[str, Any]:
     return {
         "id": job_id,
         "task": task_name or None,

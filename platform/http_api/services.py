@@ -123,7 +123,7 @@ def _earlier_job(*, api_key: ApiKey, key: str, request_hash: str) -> AcceptedJob
     return record.job
 
 
-def purge_expired(*, now=None) -> dict[str, int]:  # noqa: ANN001
+def purge_expired(*, now=None) -> dict[str, int]:
     """Delete Idempotency-Keys past their 24 h and accepted-job records past the results'
     retention (CELERY_RESULT_EXPIRES: after it, GET answers 404 for the job either way)."""
     now = now or timezone.now()
@@ -132,7 +132,7 @@ def purge_expired(*, now=None) -> dict[str, int]:  # noqa: ANN001
             created_at__lt=now - timedelta(seconds=conf.idempotency_ttl_seconds())
         )
     )
-    retention = int(getattr(settings, "CELERY_RESULT_EXPIRES", 7 * 24 * 3600) or 7 * 24 * 3600)
+    retention = int(settings.CELERY_RESULT_EXPIRES)
     # An accepted job's delete cascades to its Idempotency-Key, if one is left: counted with the jobs.
     jobs = delete_in_batches(AcceptedJob.objects.filter(created_at__lt=now - timedelta(seconds=retention)))
     return {"idempotency_keys": keys.deleted, "accepted_jobs": jobs.deleted}

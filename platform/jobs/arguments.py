@@ -9,7 +9,9 @@ whose arguments it refuses fails at once into a dead letter naming every wrong f
 dotted path (`to`, `recipients.3`), with no retry (InvalidArgument). The trigger API validates
 requests with the same model, answers with the same paths under `kwargs.` (`kwargs.recipients.3`)
 and the same sentences, and shows its JSON Schema (GET /api/v1/tasks, the OpenAPI document).
-`.delay()` stays cheap: nothing is validated when a job is enqueued (Celery checks the names only).
+`.delay()` stays cheap: nothing is validated when a job is enqueued (Celery checks the names only:
+PlatformTask.typing). A job published by name (jobs/outbox.py, a dead letter's replay) gets the same
+check of the names, against the model, from `check_keywords` below.
 
 Models forbid unknown arguments and are strict about types (no "5" for 5, no 5 for "5"), except
 that JSON's integral floats count as integers (7.0 is 7). The argument types below are the ones
@@ -154,6 +156,36 @@ def validate_arguments(
     except ValidationError as exc:
         raise InvalidArgument.naming(field_problems(exc.errors())) from None
     return {name: getattr(validated, name) for name in model.model_fields}
+
+
+def check_keywords(task: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> None:
+    """What `.delay()` checks in the caller (Celery's typing=True), for a job published by name:
+    the arguments' names against the task's argument model. An unknown (misspelt) or missing
+    argument raises TypeError naming it and the task, before anything is written or sent. The
+    values are checked in the worker, as for `.delay()`. A task declared without a model (one of
+    Celery's own) gets Celery's check of its signature."""
+    kwargs = kwargs or {}
+    model: type[TaskArguments] | None = getattr(task, "arguments", None)
+    if model is None:
+        header = getattr(task, "__header__", None)
+        if header is not None:
+            header(*args, **kwargs)  # TypeError, as .delay() raises it
+        return
+    names = list(model.model_fields)
+    positional = names[: len(args)]
+    problems = []
+    if len(args) > len(names):
+        problems.append(f"takes at most {len(names)} arguments, {len(args)} given positionally")
+    problems += [f"unknown argument {name!r}" for name in kwargs if name not in model.model_fields]
+    problems += [f"argument {name!r} given twice" for name in positional if name in kwargs]
+    problems += [
+        f"missing argument {name!r}"
+        for name, field in model.model_fields.items()
+        if field.is_required() and name not in kwargs and name not in positional
+    ]
+    if problems:
+        takes = ", ".join(names) or "no arguments"
+        raise TypeError(f"{task.name}: {'; '.join(problems)} (it takes: {takes})")
 
 
 def field_problems(errors: Iterable[Mapping[str, Any]], *, prefix: str = "") -> dict[str, str]:

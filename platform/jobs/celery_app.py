@@ -7,7 +7,8 @@ outcomes, publish stamps, paused queues) are connected by the jobs app (jobs/app
 
 from logging.config import dictConfig
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
+from celery.utils.functional import maybe_list
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -34,7 +35,7 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 class PlatformCelery(Celery):
-    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):  # noqa: ANN001, ANN201
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):
         # Every publish passes here (delay, apply_async, retry, send_task, beat, the outbox).
         broker = current_broker()
         for option, value in broker.publish_options(PUBLISH_TIMEOUT_SECONDS).items():
@@ -56,6 +57,24 @@ app.conf.update(
     # Undecodable and unknown messages become dead letters (jobs/poison.py).
     worker_consumer="jobs.poison:PoisonAwareConsumer",
 )
+
+
+def registered_task(name: str) -> Task:
+    """The task registered as `name`, for whoever publishes by name (jobs/outbox.py, a replay).
+
+    A process that never imported the task modules (a web process, a shell, a script) imports
+    them here, once: the app's `include` and `imports`, as a worker does at start-up. A name no
+    module registers raises celery.exceptions.NotRegistered."""
+    if name not in app.tasks:
+        for module in (*maybe_list(app.conf.imports or ()), *maybe_list(app.conf.include or ())):
+            app.loader.import_task_module(module)
+    return app.tasks[name]
+
+
+def queue_of_task(task_name: str) -> str:
+    """The queue a job of `task_name` goes to: Celery's router on the app's routes (jobs/queues.py
+    TASK_ROUTES, else the default queue), the one answer for the API, the outbox and the ops pages."""
+    return app.amqp.router.route({}, task_name)["queue"].name
 
 
 @signals.task_prerun.connect

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from celery.exceptions import NotRegistered
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.celery_app import app
+from jobs.arguments import check_keywords
+from jobs.celery_app import app, registered_task
 from jobs.models import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,8 @@ def record_dead_letter(
 
 
 class ReplayFailed(RuntimeError):
-    """The broker refused a replayed job; that dead letter (and any after it) stays open."""
+    """A replayed job was not sent (the broker refused it, or its task no longer takes its
+    arguments); that dead letter (and any after it) stays open."""
 
 
 def replay_dead_letters(letters, *, by: str = "") -> int:
@@ -92,6 +95,14 @@ def replay_dead_letters(letters, *, by: str = "") -> int:
             )
             if locked is None:
                 continue  # someone else replayed or discarded it meanwhile
+            try:
+                # The names checked as the outbox checks them: a letter whose arguments its task
+                # no longer takes (renamed since) would only fail again in a worker.
+                check_keywords(registered_task(locked.task_name), locked.args, locked.kwargs)
+            except (TypeError, NotRegistered) as exc:
+                raise ReplayFailed(
+                    f"cannot replay {locked} ({replayed} replayed before it): {type(exc).__name__}: {exc}"
+                ) from exc
             try:
                 app.send_task(
                     locked.task_name,

@@ -10,7 +10,7 @@ The job is written to the outbox in the caller's transaction (it exists exactly 
 it is about exists), and published as soon as that transaction commits. The relay
 (`relay_outbox`, run by tasks.maintenance.relay_outbox on a schedule) publishes rows that never
 were (the process died between commit and publish, or the broker was down), and republishes rows
-whose job did not complete within OUTBOX_REPUBLISH_AFTER (the broker lost the message). The
+whose job did not complete within OUTBOX_REPUBLISH_AFTER_SECONDS (the broker lost the message). The
 job id never changes, so a republished job is a redelivery that the task's ledger makes
 harmless. Workers record completion (platform/jobs/task_base.py) for messages marked `durable`.
 """
@@ -27,8 +27,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from jobs.arguments import check_keywords
 from jobs.brokers import QueueDepth, current_broker
-from jobs.celery_app import app
+from jobs.celery_app import app, queue_of_task, registered_task
 from jobs.models import OutboxMessage
 from jobs.queues import QUEUE_NAMES
 
@@ -42,10 +43,16 @@ logger = logging.getLogger(__name__)
 def enqueue_durably(
     task: Task | str, *, countdown: float | None = None, queue: str | None = None, **kwargs
 ) -> str:
-    """Enqueue `task(**kwargs)` durably, in the current transaction. Returns the job id."""
-    task_name = task if isinstance(task, str) else task.name
+    """Enqueue `task(**kwargs)` durably, in the current transaction. Returns the job id.
+
+    `task` is the task or its registered name (TaskName: for code below tasks/, which cannot
+    import it). Either way the keywords are checked here, as `.delay()` checks them: a misspelt
+    one raises TypeError in the caller, naming it, and nothing is written (jobs/arguments.py)."""
+    if isinstance(task, str):
+        task = registered_task(task)
+    check_keywords(task, kwargs=kwargs)
     message = OutboxMessage.objects.create(
-        task_name=task_name,
+        task_name=task.name,
         kwargs=kwargs,
         queue=queue or "",
         eta=timezone.now() + timedelta(seconds=countdown) if countdown else None,
@@ -134,10 +141,7 @@ def relay_outbox(*, batch_size: int = 500) -> dict[str, int]:
 
 
 def _queue_of(message: OutboxMessage) -> str:
-
-    if message.queue:
-        return message.queue
-    return app.amqp.router.route({}, message.task_name)["queue"].name
+    return message.queue or queue_of_task(message.task_name)
 
 
 def _waiting_by_queue() -> dict[str, QueueDepth] | None:

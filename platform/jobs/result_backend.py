@@ -51,7 +51,7 @@ class ReconnectingDatabaseBackend(DatabaseBackend):
                 connection.close()
             return self._write_state(*args, **kwargs)
 
-    def _write_state(self, task_id, result, status, traceback=None, request=None, using=None):  # noqa: ANN001, ANN202
+    def _write_state(self, task_id, result, status, traceback=None, request=None, using=None):
         model = self.TaskModel
         alias = using or router.db_for_write(model)
         connection = connections[alias]
@@ -95,7 +95,7 @@ class ReconnectingDatabaseBackend(DatabaseBackend):
         }
 
 
-def _upsert(connection, model, task_id: str, fields: dict, now, *, durable: bool) -> None:  # noqa: ANN001
+def _upsert(connection, model, task_id: str, fields: dict, now, *, durable: bool) -> None:
     """One INSERT ... ON CONFLICT (task_id) DO UPDATE of `fields` (date_created only on insert)."""
     meta = model._meta
     quote = connection.ops.quote_name
@@ -118,7 +118,7 @@ def _upsert(connection, model, task_id: str, fields: dict, now, *, durable: bool
 
 
 @signals.task_prerun.connect(dispatch_uid="jobs.record_retries")
-def record_retries(task=None, **_kwargs) -> None:  # noqa: ANN001
+def record_retries(task=None, **_kwargs) -> None:
     request = getattr(task, "request", None)
     if request is None:
         return
@@ -128,7 +128,7 @@ def record_retries(task=None, **_kwargs) -> None:  # noqa: ANN001
 
 
 @signals.task_prerun.connect(dispatch_uid="jobs.started_write_checks_the_connection")
-def started_write_checks_the_connection(task=None, **_kwargs) -> None:  # noqa: ANN001
+def started_write_checks_the_connection(task=None, **_kwargs) -> None:
     """jobs/celery_app.py re-arms CONN_HEALTH_CHECKS before every task, so that a connection the
     server dropped is replaced before the task's first query. Where that first query is this
     backend's STARTED write, which is written once more on a fresh connection when ours is dead

@@ -6,7 +6,9 @@
   (jobs/arguments.py): a job whose arguments cannot be used fails at once (InvalidArgument);
 - transient failures (`TransientError`, `NotReadyYet`, a dropped database connection) are retried
   with exponential backoff and jitter, at most `max_retries` times;
-- our own rate limits (`RateLimited`) reschedule the job without spending its retry budget;
+- deferrals reschedule the job without spending its retry budget: a provider's rate limit
+  (`RateLimited`), or the machinery's `Deferred` (jobs/errors.py: another execution holds the row,
+  the time budget is spent, the jobs it waits for are still running);
 - anything else fails at once and is recorded as a dead letter that ops staff can replay from
   admin: the vocabulary's permanent failures (jobs/errors.py: InvalidArgument, UnexpectedState),
   a provider's PermanentError, retries exhausted, and any other exception (a bug).
@@ -34,13 +36,17 @@ from jobs.arguments import TaskArguments, arguments_model, validate_arguments
 from jobs.brokers import current_broker, queue_of_delivery
 from jobs.celery_app import app
 from jobs.dead_letters import record_dead_letter
-from jobs.errors import NotReadyYet
+from jobs.errors import Deferred, NotReadyYet
 from jobs.outbox import DURABLE_HEADER, mark_completed
 
 
 class WorkerKeptDying(Exception):
     """A job was redelivered more than max_redeliveries times: its worker died every time."""
 
+
+# How many times the job was deferred so far, carried by each deferral's message. (The name it had
+# when only rate limits deferred: jobs already waiting keep their count across a deploy.)
+DEFERRALS_HEADER = "rate_limit_deferrals"
 
 # Set on a request once its dead letter is recorded, so it is recorded once.
 _DEAD_LETTERED = "platform_dead_lettered"
@@ -63,14 +69,15 @@ class PlatformTask(DjangoTask):
     max_redeliveries = 3
     # Attempt n (0-based) waits a random time in [ceiling/2, ceiling], ceiling = base * 2**n,
     # capped at retry_backoff_max; the half-open range keeps delays growing while spreading
-    # a burst of failures out. A job waiting for its retry is held by a worker; on Redis the
-    # worker's heartbeat keeps it from being redelivered however long the wait
-    # (jobs/brokers/redis_transport.py), so the bound is about the job, not the broker.
+    # a burst of failures out. On RabbitMQ a job waiting for its retry waits in the broker
+    # (native delayed delivery); on Redis it is held by a worker, whose heartbeat keeps it from
+    # being redelivered however long the wait (jobs/brokers/redis_transport.py). Either way the
+    # bound is about the job, not the broker.
     retry_backoff_base = 2.0
     retry_backoff_max = 600.0
-    # Rate-limit deferrals are bounded too, separately from failures: a job still rate-limited
-    # after this many (an hour or more at a per-second limit) counts its next one as a failure.
-    max_rate_limit_deferrals = 1000
+    # Deferrals are bounded too, separately from failures: a job still deferred after this many
+    # (an hour or more at a per-second limit) counts its next one as a failure.
+    max_deferrals = 1000
 
     # What waiting can heal. Database connection errors are transient: the server restarted
     # or dropped us, and the next attempt gets a new connection.
@@ -80,6 +87,8 @@ class PlatformTask(DjangoTask):
         db.OperationalError,
         db.InterfaceError,
     )
+    # What defers a job: it runs again later, and no retry attempt is spent.
+    deferrals: tuple[type[BaseException], ...] = (RateLimited, Deferred)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -89,7 +98,7 @@ class PlatformTask(DjangoTask):
                 if self.arguments is not None:
                     args, kwargs = (), validate_arguments(self.arguments, args, kwargs)
                 return super().__call__(*args, **kwargs)
-            except self.transient_errors as exc:
+            except self.transient_errors + self.deferrals as exc:
                 if self.request.called_directly:
                     raise
                 if isinstance(exc, db.Error):
@@ -104,6 +113,11 @@ class PlatformTask(DjangoTask):
                 # the failure (the jobs API, Flower) also finds its dead letter.
                 self._record_dead_letter(exc, traceback.format_exc())
             raise
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log says acted when this task changes a row: "task:<its name>"."""
+        return f"task:{self.name}"
 
     def _refuse_crash_loops(self) -> None:
         """A job whose worker died running it comes back (acks_late, reject_on_worker_lost). One
@@ -134,14 +148,14 @@ class PlatformTask(DjangoTask):
         # through the same delay queue for a dead-letter cycle and drop it silently).
         headers = {k: v for k, v in (self.request.headers or {}).items() if not _set_by_broker(k)}
         first_failed_at = self.request.get("first_failed_at")
-        if isinstance(exc, RateLimited):
-            deferrals = int(self.request.get("rate_limit_deferrals") or 0)
-            if deferrals < self.max_rate_limit_deferrals:
+        if isinstance(exc, self.deferrals):
+            deferrals = int(self.request.get(DEFERRALS_HEADER) or 0)
+            if deferrals < self.max_deferrals:
                 # Not a failure: keep the attempt number (Task.retry adds one back), so the
                 # retry budget and the failure backoff are untouched.
                 self.request.retries -= 1
-                countdown = rate_limited_countdown(exc.retry_after)
-                headers.update(rate_limit_deferrals=deferrals + 1, first_failed_at=first_failed_at)
+                countdown = deferred_countdown(exc.retry_after)
+                headers.update({DEFERRALS_HEADER: deferrals + 1, "first_failed_at": first_failed_at})
                 return self.retry(exc=exc, countdown=countdown, headers=headers)
         headers.update(first_failed_at=first_failed_at or _now_iso())
         return self.retry(exc=exc, countdown=self.retry_countdown(exc), headers=headers)
@@ -156,13 +170,13 @@ class PlatformTask(DjangoTask):
             countdown = max(countdown, min(float(retry_after), self.retry_backoff_max))
         return countdown
 
-    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
         # A job published from the outbox records that it is done (succeeded, or gave up
         # into a dead letter), so the relay stops watching it. Other jobs pay nothing here.
         if status in (states.SUCCESS, states.FAILURE) and self.request.get(DURABLE_HEADER):
             mark_completed(task_id, outcome=status)
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         # Failures raised by the task were recorded in __call__; this catches the rest, e.g. a
         # hard time limit, reported by the worker's main process after it killed the child. There
         # self.request is the task's shared default context, not this job's: compare ids.
@@ -174,7 +188,7 @@ class PlatformTask(DjangoTask):
 
     def _record_dead_letter(
         self, exc: BaseException, traceback_text: str, *, task_id: str | None = None, args=None, kwargs=None
-    ) -> None:  # noqa: ANN001
+    ) -> None:
 
         request = self.request
         try:
@@ -201,15 +215,15 @@ def _set_by_broker(header: str) -> bool:
     return header == "redelivered" or header.startswith("x-")
 
 
-def rate_limited_countdown(retry_after: float | None) -> float:
-    """When a rate-limited job tries again: after the limiter's wait, spread over one more such
+def deferred_countdown(retry_after: float | None) -> float:
+    """When a deferred job tries again: after the limiter's wait, spread over one more such
     wait (at least a second), so the waiters do not all wake when the oldest slot frees and all
     but one be deferred again."""
     wait = retry_after or 1.0
     return wait + random.uniform(0, max(1.0, wait))
 
 
-def _message_headers(request) -> dict[str, Any]:  # noqa: ANN001
+def _message_headers(request) -> dict[str, Any]:
     # Celery builds the request from the message's headers: a header the broker adds
     # (x-delivery-count) is one of the request's attributes.
     return {key: value for key, value in vars(request).items() if key.startswith("x-")}

@@ -34,7 +34,7 @@ class MaskingAMQP(AMQP):
         args=None,
         kwargs=None,
         *positional,
-        argsrepr=None,  # noqa: ANN001
+        argsrepr=None,
         kwargsrepr=None,
         **options,
     ):
@@ -46,10 +46,10 @@ class MaskingAMQP(AMQP):
             task_id, name, args, kwargs, *positional, argsrepr=argsrepr, kwargsrepr=kwargsrepr, **options
         )
 
-    def _create_task_sender(self):  # noqa: ANN202
+    def _create_task_sender(self):
         send = super()._create_task_sender()
 
-        def send_task_message(producer, name, message, **kwargs):  # noqa: ANN001, ANN202
+        def send_task_message(producer, name, message, **kwargs):
             sent_event = message[3]
             if not sent_event or not producer.supports_batch_publish:
                 return send(producer, name, message, **kwargs)

@@ -72,7 +72,7 @@ def notify_shipment_event(*, shipment: Shipment, event: str) -> SendOutcome | No
     occurrence_key = occurrence.pk if occurrence is not None else "status"
     key = f"shipment:{shipment.pk}:{event}:{occurrence_key}"
     return send_whatsapp_once(
-        job_id=NOTIFICATION_SCOPE, key=key, to=buyer.phone, body=body, vehicle_id=vehicle.pk
+        scope=NOTIFICATION_SCOPE, key=key, to=buyer.phone, body=body, vehicle_id=vehicle.pk
     )
 
 

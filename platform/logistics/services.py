@@ -5,7 +5,7 @@ from datetime import date, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import create_audited, record_audit
+from audit.services import claim_once_per_day, create_audited
 from audit.transitions import apply_transition
 from logistics.models import Shipment, ShipmentEvent
 from marketplace.models import Deal
@@ -87,17 +87,6 @@ def mark_events_notified(*, event_ids: list[int], at: datetime | None = None) ->
 
 def claim_delay_alert(*, shipment_id: int, today: date, actor: str) -> bool:
     """True for exactly one caller per shipment per day: the one that may send today's alert."""
-    with transaction.atomic():
-        claimed = (
-            Shipment.objects.filter(pk=shipment_id)
-            .exclude(last_delay_alert_on__gte=today)
-            .update(last_delay_alert_on=today)
-        )
-        if claimed:
-            record_audit(
-                actor=actor,
-                action="delay_alert",
-                obj=Shipment(pk=shipment_id),
-                changes={"last_delay_alert_on": [None, today]},
-            )
-    return bool(claimed)
+    return claim_once_per_day(
+        Shipment, shipment_id, field="last_delay_alert_on", today=today, actor=actor, action="delay_alert"
+    )

@@ -63,7 +63,7 @@ def follow_up_lead(*, lead: Lead) -> SendOutcome | None:
         f"{vehicle.make} {vehicle.model}? Reply here and we will get back to you today."
     )
     return send_whatsapp_once(
-        job_id=FOLLOW_UP_SCOPE,
+        scope=FOLLOW_UP_SCOPE,
         key=f"lead:{lead.pk}:{period_of(lead)}",
         to=lead.buyer.phone,
         body=body,
@@ -87,7 +87,7 @@ def follow_up_deal(*, deal: Deal) -> SendOutcome | None:
         f"{vehicle.model} is waiting for you to {next_step}. Reply here if you have questions."
     )
     return send_whatsapp_once(
-        job_id=FOLLOW_UP_SCOPE,
+        scope=FOLLOW_UP_SCOPE,
         key=f"deal:{deal.pk}:{period_of(deal)}",
         to=deal.buyer.phone,
         body=body,

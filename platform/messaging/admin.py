@@ -11,15 +11,9 @@ from django.urls import path
 
 from identifiers import mask_phone
 from jobs.operations.admin_scale import LargeTableAdmin
-from messaging.batches import (
-    PENDING_STATUSES,
-    batch_progress,
-    cancel_batch,
-    failed_recipients,
-    retry_failed,
-)
+from messaging.batches import batch_progress, cancel_batch, failed_recipients, retry_failed
 from messaging.models import BulkBatch, WhatsAppMessage
-from messaging.whatsapp import DONE_STATUSES
+from messaging.whatsapp import DONE_STATUSES, PENDING_STATUSES
 
 
 @admin.register(WhatsAppMessage)
@@ -27,7 +21,7 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
     list_display = ("created_at", "to_masked", "status", "template", "vehicle", "twilio_sid", "error_code")
     list_filter = ("status", "error_code")
     # Search by exact number only: no substring scans over personal data.
-    search_fields = ("=to", "=twilio_sid", "=job_id", "template")
+    search_fields = ("=to", "=twilio_sid", "=scope", "template")
     list_select_related = ("vehicle",)
     raw_id_fields = ("vehicle",)
     date_hierarchy = "created_at"
@@ -35,7 +29,7 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
     readonly_fields = (
         "twilio_sid",
         "status",
-        "job_id",
+        "scope",
         "idempotency_key",
         "error_code",
         "error_message",
@@ -49,11 +43,11 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
         return mask_phone(obj.to)
 
 
-def _count_rows(statuses) -> Coalesce:  # noqa: ANN001
+def _count_rows(statuses) -> Coalesce:
     rows = (
-        WhatsAppMessage.objects.filter(job_id=OuterRef("job_id"), status__in=list(statuses))
+        WhatsAppMessage.objects.filter(scope=OuterRef("job_id"), status__in=list(statuses))
         .order_by()
-        .values("job_id")
+        .values("scope")
         .annotate(n=Count("pk"))
         .values("n")[:1]
     )
@@ -79,7 +73,7 @@ class BulkBatchAdmin(LargeTableAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: BulkBatch | None = None) -> bool:
         return False  # its rows are the record of what was sent
 
-    def get_queryset(self, request: HttpRequest):  # noqa: ANN201
+    def get_queryset(self, request: HttpRequest):
         # The list's counts in its one query: a count per batch over whatsapp_job_status_idx.
         return (
             super()
@@ -99,7 +93,7 @@ class BulkBatchAdmin(LargeTableAdmin):
             f"{obj.pending_count} pending)"
         )
 
-    def get_urls(self):  # noqa: ANN201
+    def get_urls(self):
         view = self.admin_site.admin_view
         return [
             path("<int:pk>/progress.json", view(self.progress_json), name="messaging_bulkbatch_progress"),
@@ -114,7 +108,7 @@ class BulkBatchAdmin(LargeTableAdmin):
             raise Http404("No such batch")
         return batch
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):  # noqa: ANN001, ANN201
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         try:
             batch = self._batch(request, int(object_id))
         except ValueError:

@@ -9,20 +9,20 @@ marks the batch done and returns the totals. Exactly once per recipient stays th
 (messaging/whatsapp.py): a chunk enqueued twice (the bulk job redelivered after a SIGKILL) finds
 its rows sent, or held by the other execution.
 
-When the limit is spent a job does not wait: RateLimited propagates, and the task base
-reschedules the same job (same id, retry budget untouched), which carries on with the rows still
-queued. The result covers the whole run of the job, counted from its rows: sent (by this run),
-skipped (already sent before this run began: a redelivery or a replay of a finished job),
-failed (Twilio refused the number). What travels with a rescheduled job (`progress`) is only
-when its run began and whether it fanned out, so a worker killed mid-run loses no count: the rows
-hold them.
+A job does not wait inside a worker: when the shared limit is spent (RateLimited), its time budget
+is (Deferred), or rows are held by another execution (Deferred), it raises BulkPaused and the task
+base reschedules the same job (same id, retry budget untouched), which carries on with the rows
+still queued. The result covers the whole run of the job, counted from its rows: `sent` (by this
+run), `skipped` (the word results have always used: sent before this run began, by a redelivery or
+a replay of a finished job), `failed` (Twilio refused the number). What travels with a rescheduled
+job (BulkRun) is only when its run began and whether it fanned out, so a worker killed mid-run
+loses no count: the rows hold them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -32,8 +32,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from integrations.errors import RateLimited
-from jobs.outbox import enqueue_durably
-from messaging.batches import CHUNK_SIZE, finish_if_complete, is_cancelled, mark_paused
+from jobs.errors import DeferReason, Deferred
+from messaging.batches import CHUNK_SIZE, enqueue_chunk, finish_batch_if_complete, is_cancelled, mark_paused
 from messaging.models import BulkBatch, WhatsAppMessage
 from messaging.whatsapp import DONE_STATUSES, deliver, pending_messages
 
@@ -47,7 +47,10 @@ def max_recipients() -> int:
 
 
 @dataclass
-class BulkProgress:
+class BulkRun:
+    """One run of a bulk job (its first delivery, a redelivery, a replay), carried from each
+    deferral of the job to the next (BulkPaused.run); the counts are read from the rows."""
+
     recipients: int
     started_at: str  # ISO time the run of the job began: rows sent since were sent by this run
     resent_after_interruption: int = 0
@@ -60,12 +63,14 @@ class BulkProgress:
         return asdict(self)
 
 
-class BulkPaused(RateLimited):
-    """The job must come back later to finish; `progress` holds the totals so far."""
+class BulkPaused(Exception):
+    """The bulk job must come back later to finish, because of `cause` (a RateLimited or a
+    Deferred); `run` travels with the rescheduled job (tasks/notifications.py, BulkSendTask)."""
 
-    def __init__(self, message: str, *, progress: BulkProgress, retry_after: float, code: str) -> None:
-        super().__init__(message, provider="twilio", code=code, retry_after=retry_after)
-        self.progress = progress
+    def __init__(self, cause: RateLimited | Deferred, *, run: BulkRun) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.run = run
 
 
 def recipient_key(number: str) -> str:
@@ -77,96 +82,94 @@ def send_bulk(
     job_id: str,
     recipients: list[str],
     body: str,
-    progress: dict | None = None,
+    run: dict | None = None,
     time_budget: float = 60.0,
-    fan_out: Callable[[int, int], None] | None = None,
     on_complete: str = "",
 ) -> dict[str, int]:
     """Send `body` to every recipient of job `job_id` once (a number listed twice gets one
     message); returns the job's totals. `recipients` are E.164 numbers and `body` is not blank:
     the task's argument types checked them.
 
-    `progress` is None when a run of the job begins (first delivery, a redelivery of it, a replay)
-    and BulkPaused.progress when the job is resumed after a pause. `fan_out(first_id, last_id)`
-    enqueues a chunk job for the rows in that pk range; without it the job sends every row.
-    `on_complete` names a task enqueued (durably) with batch_id=job_id when the batch is done."""
+    `run` is None when a run of the job begins (first delivery, a redelivery of it, a replay)
+    and BulkPaused.run (as a dict) when the job is resumed after a pause. More than CHUNK_SIZE
+    recipients fan out to chunk jobs (messaging/batches.py, enqueue_chunk). `on_complete` names
+    a task enqueued (durably) with batch_id=job_id when the batch is done."""
     numbers = list(dict.fromkeys(recipients))
-    if progress is None:
+    if run is None:
         _record_recipients(job_id=job_id, numbers=numbers, body=body, on_complete=on_complete)
-        totals = BulkProgress(recipients=len(numbers), started_at=timezone.now().isoformat())
-        if fan_out is not None and len(numbers) > CHUNK_SIZE:
-            totals.fanned_out = True
+        this_run = BulkRun(recipients=len(numbers), started_at=timezone.now().isoformat())
+        if len(numbers) > CHUNK_SIZE:
+            this_run.fanned_out = True
             chunks = pending_chunks(job_id)
             BulkBatch.objects.filter(job_id=job_id).update(chunks=len(chunks))
             for first_id, last_id in chunks:
-                fan_out(first_id, last_id)
+                enqueue_chunk(job_id, first_id, last_id)
     else:
-        totals = BulkProgress(**progress)
-    if totals.fanned_out:
-        _wait_for_chunks(job_id, totals, fan_out)
-    else:
-        try:
+        this_run = BulkRun(**run)
+    try:
+        if this_run.fanned_out:
+            _wait_for_chunks(job_id, this_run)
+        else:
             send_rows(
                 job_id,
-                pending_messages(job_id=job_id),
+                pending_messages(scope=job_id),
                 deadline=time.monotonic() + time_budget,
-                progress=totals,
+                run=this_run,
             )
-        except RateLimited as exc:
-            raise BulkPaused(
-                str(exc), progress=totals, retry_after=exc.retry_after or 1.0, code=str(exc.code)
-            ) from exc
+    except (RateLimited, Deferred) as exc:
+        raise BulkPaused(exc, run=this_run) from exc
     finish_batch_if_complete(job_id)
-    result = job_totals(job_id=job_id, progress=totals)
+    result = job_totals(job_id=job_id, run=this_run)
     logger.info("bulk whatsapp job %s: %s", job_id, result)
     return result
 
 
 # A fanned-out send whose pending rows have not moved for this long enqueues their chunks again:
-# a chunk job published with .delay() is lost for good if the broker itself loses it (a Redis run
-# without persistence that restarts; tests/faults); a duplicate chunk job costs a look at its rows, never
-# a second send. Each time it does, the wait before the next doubles (up to STALLED_AFTER_MAX), so
-# a long Twilio outage (chunks waiting out their retry backoff) does not pile up duplicates.
+# a chunk job lost by the broker (a Redis run without persistence that restarts; tests/faults) is
+# published again by the outbox's relay only after OUTBOX_REPUBLISH_AFTER_SECONDS; a duplicate
+# chunk job costs a look at its rows, never a second send. Each time it does, the wait before the
+# next doubles (up to STALLED_AFTER_MAX), so a long Twilio outage (chunks waiting out their retry
+# backoff) does not pile up duplicates.
 STALLED_AFTER = timedelta(seconds=20)
 STALLED_AFTER_MAX = timedelta(minutes=10)
 
 
-def _wait_for_chunks(job_id: str, totals: BulkProgress, fan_out: Callable[[int, int], None] | None) -> None:
-    """Return once no row is pending (or the batch was cancelled); else BulkPaused to look again
+def _wait_for_chunks(job_id: str, run: BulkRun) -> None:
+    """Return once no row is pending (or the batch was cancelled); else Deferred to look again
     in a second, enqueueing the pending rows' chunks again when they stalled."""
     if is_cancelled(job_id):
         return
-    pending = pending_messages(job_id=job_id).count()
+    pending = pending_messages(scope=job_id).count()
     if not pending:
         return
     now = timezone.now()
-    if pending != totals.pending or not totals.stalled_since:
-        totals.pending, totals.stalled_since = pending, now.isoformat()
-    elif fan_out is not None and now - datetime.fromisoformat(totals.stalled_since) > _stall_limit(totals):
+    if pending != run.pending or not run.stalled_since:
+        run.pending, run.stalled_since = pending, now.isoformat()
+    elif now - datetime.fromisoformat(run.stalled_since) > _stall_limit(run):
         chunks = pending_chunks(job_id)
         logger.warning(
             "bulk whatsapp job %s: %s row(s) pending without progress for %s s; enqueueing their %s "
             "chunk(s) again",
             job_id,
             pending,
-            int(_stall_limit(totals).total_seconds()),
+            int(_stall_limit(run).total_seconds()),
             len(chunks),
         )
         for first_id, last_id in chunks:
-            fan_out(first_id, last_id)
-        totals.stalled_since = now.isoformat()
-        totals.refanouts += 1
-    raise BulkPaused("waiting for its chunk jobs", progress=totals, retry_after=1.0, code="waiting")
+            enqueue_chunk(job_id, first_id, last_id)
+        run.stalled_since = now.isoformat()
+        run.refanouts += 1
+    raise Deferred("waiting for its chunk jobs", reason=DeferReason.WAITING_FOR_JOBS, retry_after=1.0)
 
 
-def _stall_limit(totals: BulkProgress) -> timedelta:
-    return min(STALLED_AFTER * 2 ** min(totals.refanouts, 10), STALLED_AFTER_MAX)
+def _stall_limit(run: BulkRun) -> timedelta:
+    return min(STALLED_AFTER * 2 ** min(run.refanouts, 10), STALLED_AFTER_MAX)
 
 
 def send_chunk(*, job_id: str, first_id: int, last_id: int, time_budget: float = 60.0) -> dict:
-    """Send the pending rows of bulk job `job_id` with pk in [first_id, last_id]; RateLimited when
-    the job must come back later (the task base reschedules it)."""
-    rows = pending_messages(job_id=job_id).filter(pk__gte=first_id, pk__lte=last_id)
+    """Send the pending rows of bulk job `job_id` with pk in [first_id, last_id]; RateLimited or
+    Deferred when the job must come back later (the task base reschedules it)."""
+    rows = pending_messages(scope=job_id).filter(pk__gte=first_id, pk__lte=last_id)
     resent = send_rows(job_id, rows, deadline=time.monotonic() + time_budget)
     return {
         "batch": job_id,
@@ -177,68 +180,65 @@ def send_chunk(*, job_id: str, first_id: int, last_id: int, time_budget: float =
     }
 
 
-def send_rows(job_id: str, rows, *, deadline: float, progress: BulkProgress | None = None) -> int:  # noqa: ANN001
+def send_rows(job_id: str, rows, *, deadline: float, run: BulkRun | None = None) -> int:
     """Deliver each row of `rows` (a queryset of the job's pending rows), checking before each
-    send that the batch was not cancelled. Returns how many were resent after an interruption;
-    raises RateLimited when the shared limit is spent, the time budget is, or rows are in flight
-    in another execution (the job comes back to them)."""
-    busy = resent = 0
+    send that the batch was not cancelled. Returns how many were resent after an interruption.
+    Raises RateLimited when the shared limit is spent, Deferred when the time budget is
+    (TIME_BUDGET_SPENT) or rows are in flight in another execution (HELD_ELSEWHERE): the job comes
+    back to them."""
+    held_elsewhere = resent = 0
     for message in rows.iterator(chunk_size=200):
         if is_cancelled(job_id):
             return resent  # what is left was cancelled with the batch
         if time.monotonic() > deadline:
-            raise RateLimited("time budget spent", provider="twilio", code="time_budget", retry_after=0.1)
+            raise Deferred("time budget spent", reason=DeferReason.TIME_BUDGET_SPENT, retry_after=0.1)
         try:
             outcome = deliver(message)
+        except Deferred as exc:
+            if exc.reason != DeferReason.HELD_ELSEWHERE:
+                raise
+            held_elsewhere += 1  # another execution holds it (or cancel took it); counted when it ends
+            continue
         except RateLimited as exc:
-            if exc.code == "in_flight":
-                busy += 1  # another execution holds it (or cancel took it); counted when it ends
-                continue
             # The shared Twilio limit is spent: resume when a slot frees up.
             mark_paused(job_id, retry_after=exc.retry_after or 1.0)
             raise
         if outcome.resent_after_ambiguity:
             resent += 1
-            if progress is not None:
-                progress.resent_after_interruption += 1
-    if busy and not is_cancelled(job_id):
-        raise RateLimited(
-            f"{busy} message(s) in flight elsewhere", provider="twilio", code="in_flight", retry_after=1.0
+            if run is not None:
+                run.resent_after_interruption += 1
+    if held_elsewhere and not is_cancelled(job_id):
+        raise Deferred(
+            f"{held_elsewhere} message(s) in flight elsewhere",
+            reason=DeferReason.HELD_ELSEWHERE,
+            retry_after=1.0,
         )
     return resent
 
 
 def pending_chunks(job_id: str) -> list[tuple[int, int]]:
     """The pk ranges, CHUNK_SIZE pending rows each, of the job's rows still to send."""
-    ids = list(pending_messages(job_id=job_id).values_list("pk", flat=True))
+    ids = list(pending_messages(scope=job_id).values_list("pk", flat=True))
     return [(ids[i], ids[min(i + CHUNK_SIZE, len(ids)) - 1]) for i in range(0, len(ids), CHUNK_SIZE)]
 
 
-def finish_batch_if_complete(job_id: str) -> bool:
-    """Mark the batch done once nothing is pending, and enqueue its callback (in the same
-    transaction, through the outbox: it runs once the batch is done, even after a crash)."""
-    with transaction.atomic():
-        if not finish_if_complete(job_id):
-            return False
-        callback = BulkBatch.objects.filter(job_id=job_id).values_list("on_complete", flat=True).first()
-        if callback:
-            enqueue_durably(callback, batch_id=job_id)
-    return True
-
-
-def job_totals(*, job_id: str, progress: BulkProgress) -> dict[str, int]:
-    """The job's outcome, counted from its rows."""
-    rows = WhatsAppMessage.objects.filter(job_id=job_id)
-    started_at = datetime.fromisoformat(progress.started_at)
+def job_totals(*, job_id: str, run: BulkRun) -> dict[str, int]:
+    """The job's outcome, counted from its rows. Rows sent before this run began (by an earlier
+    run: a redelivery, a replay) are "skipped" in the result, its word since the first release
+    (docs/contract.md)."""
+    rows = WhatsAppMessage.objects.filter(scope=job_id)
+    started_at = datetime.fromisoformat(run.started_at)
     counts = rows.aggregate(
         sent=Count("pk", filter=Q(status__in=DONE_STATUSES, sent_at__gte=started_at)),
-        skipped=Count("pk", filter=Q(status__in=DONE_STATUSES) & ~Q(sent_at__gte=started_at)),
+        sent_before_this_run=Count("pk", filter=Q(status__in=DONE_STATUSES) & ~Q(sent_at__gte=started_at)),
         failed=Count("pk", filter=Q(status=WhatsAppMessage.Status.FAILED)),
     )
     return {
-        "recipients": progress.recipients,
-        **counts,
-        "resent_after_interruption": progress.resent_after_interruption,
+        "recipients": run.recipients,
+        "sent": counts["sent"],
+        "skipped": counts["sent_before_this_run"],
+        "failed": counts["failed"],
+        "resent_after_interruption": run.resent_after_interruption,
     }
 
 
@@ -252,7 +252,7 @@ def _record_recipients(*, job_id: str, numbers: list[str], body: str, on_complet
         )
         WhatsAppMessage.objects.bulk_create(
             [
-                WhatsAppMessage(to=n, body=body, job_id=job_id, idempotency_key=recipient_key(n))
+                WhatsAppMessage(to=n, body=body, scope=job_id, idempotency_key=recipient_key(n))
                 for n in numbers
             ],
             ignore_conflicts=True,

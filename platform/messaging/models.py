@@ -41,9 +41,12 @@ class WhatsAppMessage(models.Model):
     variables = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     twilio_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
-    # The job that produced it and the key it used: unique together, so a redelivered or
-    # replayed job finds its own row instead of creating (and sending) a second message.
-    job_id = models.CharField(max_length=255, blank=True)
+    # Whose message it is and the key it used: unique together, so a redelivered or replayed job
+    # finds its own row instead of creating (and sending) a second message. The scope is the id
+    # of the job that sends it (a bulk send's: its batch), or a stable scope for a message due
+    # once per subject rather than once per job ("follow-up": messaging/whatsapp.py). Its column
+    # keeps the name it was created with.
+    scope = models.CharField(max_length=255, blank=True, db_column="job_id")
     idempotency_key = models.CharField(max_length=255)
     error_code = models.CharField(max_length=20, blank=True)
     error_message = models.TextField(blank=True)
@@ -62,7 +65,7 @@ class WhatsAppMessage(models.Model):
         ordering = ("-created_at",)
         constraints = [
             models.UniqueConstraint(
-                fields=["job_id", "idempotency_key"], name="whatsapp_once_per_job_and_key"
+                fields=["scope", "idempotency_key"], name="whatsapp_once_per_job_and_key"
             ),
         ]
         indexes = [
@@ -70,7 +73,7 @@ class WhatsAppMessage(models.Model):
             models.Index(fields=["to", "-created_at"], name="whatsapp_to_created_idx"),
             # A batch's progress is one aggregate over its rows, served by this index alone
             # (messaging/batches.py): counts stay exact because the rows are the truth.
-            models.Index(fields=["job_id", "status"], include=["sent_at"], name="whatsapp_job_status_idx"),
+            models.Index(fields=["scope", "status"], include=["sent_at"], name="whatsapp_job_status_idx"),
         ]
 
     def __str__(self) -> str:
@@ -79,7 +82,7 @@ class WhatsAppMessage(models.Model):
 
 class BulkBatch(models.Model):
     """One bulk WhatsApp send, followed as a batch: its recipients are the WhatsAppMessage rows
-    with job_id = this batch's job_id; every count is read from them (messaging/batches.py)."""
+    whose scope is this batch's job_id; every count is read from them (messaging/batches.py)."""
 
     class State(models.TextChoices):
         RUNNING = "running", "Running"

@@ -8,27 +8,27 @@ from messaging.models import WhatsAppMessage
 def record_whatsapp_message(
     *,
     to: str,
-    job_id: str,
+    scope: str,
     idempotency_key: str,
     body: str = "",
     template: str = "",
     variables: dict | None = None,
     vehicle_id: int | None = None,
 ) -> tuple[WhatsAppMessage, bool]:
-    """The row for (job_id, idempotency_key), created queued if new. Validated first: an invalid
+    """The row for (scope, idempotency_key), created queued if new. Validated first: an invalid
     number raises ValidationError on "to". Returns (message, created)."""
     candidate = WhatsAppMessage(
         to=to,
         body=body,
         template=template,
         variables=variables or {},
-        job_id=job_id,
+        scope=scope,
         idempotency_key=idempotency_key,
         vehicle_id=vehicle_id,
     )
     candidate.full_clean(validate_unique=False, validate_constraints=False)
     return WhatsAppMessage.objects.get_or_create(
-        job_id=job_id,
+        scope=scope,
         idempotency_key=idempotency_key,
         defaults={
             "to": to,

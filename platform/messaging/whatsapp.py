@@ -1,11 +1,12 @@
 """Sending WhatsApp messages once: a row is recorded before the Twilio call and its SID after, and a
 row recorded as sent is never sent again, whatever runs the job twice.
 
-    outcome = send_whatsapp_once(job_id=self.request.id, key="message", to="+14165550123", body="Hi")
+    outcome = send_whatsapp_once(scope=self.request.id, key="message", to="+14165550123", body="Hi")
 
-A message row is identified by (job_id, idempotency_key): a redelivered, retried or replayed job
-finds its own row. For messages due once per subject rather than once per job (a follow-up per lead
-per idle period), callers pass a stable scope as `job_id` and put the subject and period in `key`.
+A message row is identified by (scope, idempotency_key). The scope is usually the sending job's id:
+a redelivered, retried or replayed job finds its own row. For messages due once per subject rather
+than once per job (a follow-up per lead per idle period), callers pass a stable scope ("follow-up")
+and put the subject and period in `key`.
 
 The row's status is the send guard:
 
@@ -20,7 +21,7 @@ accepted it. Twilio's Messages API takes no idempotency key, so once the claim's
 this recipient with this body, created since the row was recorded (shortly before its first
 attempt; a fixed point, so retries and outages do not narrow the search), whose SID no row has
 recorded yet, is that attempt: its SID is recorded without sending again
-(`platform_whatsapp_reconciled_total`). Messages other rows already recorded are skipped: another
+(`platform_whatsapp_reconciled_total`). Messages other rows already recorded are left out: another
 job may legitimately have sent the same text to the same number. A template message is never
 matched (Twilio returns the rendered text, not the template, and recipient and time alone prove
 nothing). When nothing matches the message is sent again, logged as a warning and counted in
@@ -38,14 +39,13 @@ from enum import StrEnum
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import Counter
 
 from identifiers import mask_phone
-from integrations.errors import IntegrationError, InvalidRecipient, RateLimited
+from integrations.errors import IntegrationError, InvalidRecipient
 from integrations.twilio_whatsapp import get_whatsapp_client
-from jobs.errors import InvalidArgument
+from jobs.errors import DeferReason, Deferred, InvalidArgument
 from messaging.models import WhatsAppMessage
 from messaging.services import record_whatsapp_message
 
@@ -67,6 +67,8 @@ DONE_STATUSES = (
     WhatsAppMessage.Status.READ,
     WhatsAppMessage.Status.UNDELIVERED,
 )
+# Rows still to send: queued, or sending under a claim that may have lapsed.
+PENDING_STATUSES = (WhatsAppMessage.Status.QUEUED, WhatsAppMessage.Status.SENDING)
 # error_code of a row released after a timeout: the call may have reached Twilio.
 TIMEOUT_CODE = "timeout"
 # Twilio's date_created has whole seconds and its clock is not ours: look this far before the row.
@@ -74,11 +76,15 @@ CLOCK_SLACK = timedelta(seconds=5)
 
 
 class SendStatus(StrEnum):
-    """What one send did. (A row another execution is sending right now is not an outcome: deliver
-    raises RateLimited(code="in_flight") and the job comes back to it.)"""
+    """What one send did; the value is the `status` of the sending job's result (docs/contract.md
+    lists these words). A row another execution is sending right now is not an outcome: deliver
+    raises Deferred(HELD_ELSEWHERE) and the job comes back to it."""
 
     SENT = "sent"  # sent now
-    SKIPPED = "skipped"  # sent earlier: not again
+    # Sent earlier (by an earlier run of the job, or found already accepted by Twilio): not sent
+    # again. "skipped" is the word job results have always used for it.
+    ALREADY_SENT = "skipped"
+    CANCELLED = "cancelled"  # its bulk batch was cancelled before it was sent: never sent
     FAILED = "failed"  # Twilio will never deliver to this number
 
 
@@ -108,7 +114,7 @@ def sending_lease() -> timedelta:
 
 def send_whatsapp_once(
     *,
-    job_id: str,
+    scope: str,
     key: str,
     to: str,
     body: str = "",
@@ -116,11 +122,11 @@ def send_whatsapp_once(
     variables: dict | None = None,
     vehicle_id: int | None = None,
 ) -> SendOutcome:
-    """Record the message for (job_id, key) if new, then deliver it unless it was sent already."""
+    """Record the message for (scope, key) if new, then deliver it unless it was sent already."""
     try:
         message, _ = record_whatsapp_message(
             to=to,
-            job_id=job_id,
+            scope=scope,
             idempotency_key=key,
             body=body,
             template=template,
@@ -138,7 +144,7 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
     state machine of the module docstring.
 
     Raises the client's errors other than InvalidRecipient (the row is released for the retry),
-    and RateLimited(code="in_flight") when another execution holds a fresh claim on the row."""
+    and Deferred(HELD_ELSEWHERE) when another execution holds a fresh claim on the row."""
     message.refresh_from_db()
     settled = _settled(message)
     if settled is not None:
@@ -164,36 +170,35 @@ def deliver(message: WhatsAppMessage) -> SendOutcome:
 def _settled(message: WhatsAppMessage) -> SendOutcome | None:
     """The outcome of a row that must not be sent again (sent, or refused for good), else None."""
     if message.status in DONE_STATUSES or message.twilio_sid:
-        return SendOutcome(SendStatus.SKIPPED, message.pk, message.twilio_sid)
+        return SendOutcome(SendStatus.ALREADY_SENT, message.pk, message.twilio_sid)
     if message.status == WhatsAppMessage.Status.FAILED:
         # Twilio refused this number for good (InvalidRecipient): sending again cannot help.
         return SendOutcome(SendStatus.FAILED, message.pk)
     if message.status == WhatsAppMessage.Status.CANCELLED:
-        return SendOutcome(SendStatus.SKIPPED, message.pk)  # its batch was cancelled (messaging/batches.py)
+        return SendOutcome(SendStatus.CANCELLED, message.pk)  # its batch was cancelled (messaging/batches.py)
     return None
 
 
 def _claim_or_defer(message: WhatsAppMessage) -> None:
-    """Move the row to `sending` for this execution, or raise RateLimited("in_flight") while
+    """Move the row to `sending` for this execution, or raise Deferred(HELD_ELSEWHERE) while
     another one holds it (its claim is fresh, or it claimed the row since we read it)."""
     if message.status == WhatsAppMessage.Status.SENDING:
         held_until = message.updated_at + sending_lease()
         if held_until > timezone.now():
             wait = (held_until - timezone.now()).total_seconds()
-            raise RateLimited(
+            raise Deferred(
                 "another execution is sending this message",
-                provider="twilio",
-                code="in_flight",
+                reason=DeferReason.HELD_ELSEWHERE,
                 retry_after=max(wait, 0.5),
             )
     if not _claim(message):
         # Someone else claimed it between our read and our update: look again next time.
-        raise RateLimited(
-            "another execution claimed this message", provider="twilio", code="in_flight", retry_after=1.0
+        raise Deferred(
+            "another execution claimed this message", reason=DeferReason.HELD_ELSEWHERE, retry_after=1.0
         )
 
 
-def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome:  # noqa: ANN001
+def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome:
     """The Twilio call of a claimed row: sending -> sent, failed (number refused) or queued again."""
     try:
         if message.template:
@@ -228,8 +233,9 @@ def _send(client, message: WhatsAppMessage, *, ambiguous: bool) -> SendOutcome: 
     return SendOutcome(SendStatus.SENT, message.pk, sent.sid, resent_after_ambiguity=ambiguous)
 
 
-def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa: ANN001
-    """If Twilio already accepted the interrupted attempt, record its SID and report it skipped."""
+def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:
+    """If Twilio already accepted the interrupted attempt, record its SID and report it already
+    sent."""
     if message.template:
         return None  # nothing but recipient and time to match on: not evidence (module doc)
     # Every attempt began after the row was recorded. Not updated_at: each failed lookup or
@@ -269,7 +275,7 @@ def _reconcile(client, message: WhatsAppMessage) -> SendOutcome | None:  # noqa:
         mask_phone(message.to),
         earlier.sid,
     )
-    return SendOutcome(SendStatus.SKIPPED, message.pk, earlier.sid, resent_after_ambiguity=False)
+    return SendOutcome(SendStatus.ALREADY_SENT, message.pk, earlier.sid, resent_after_ambiguity=False)
 
 
 def _mark_sent(message: WhatsAppMessage, *, sid: str) -> None:
@@ -304,10 +310,6 @@ def _finish(message: WhatsAppMessage, *, status: str, error_code: str, error_mes
     )
 
 
-def pending_messages(*, job_id: str):
-    """Rows of a job still to send (queued, or sending under a claim that may have lapsed)."""
-    return (
-        WhatsAppMessage.objects.filter(job_id=job_id)
-        .filter(Q(status=WhatsAppMessage.Status.QUEUED) | Q(status=WhatsAppMessage.Status.SENDING))
-        .order_by("pk")
-    )
+def pending_messages(*, scope: str):
+    """Rows of a scope (a job, a bulk batch) still to send (PENDING_STATUSES)."""
+    return WhatsAppMessage.objects.filter(scope=scope, status__in=PENDING_STATUSES).order_by("pk")

@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -59,12 +60,12 @@ DEALER_PERFORMANCE = DashboardSnapshot.Kind.DEALER_PERFORMANCE.value
 ANALYTICS_DASHBOARD = DashboardSnapshot.Kind.ANALYTICS_DASHBOARD.value
 MARKET_KEY = "market"
 
-# How often each kind is refreshed; beat_schedules/defaults.py declares the same periods
-# (tests/reports/test_schedules.py keeps them in step). A snapshot older than twice its period
-# means refreshes stopped: admin and the API say so.
+# How often each kind is refreshed (settings.DASHBOARD_REFRESH_MINUTES, which its default schedule
+# and its cache lifetime read too). A snapshot older than twice its period means refreshes
+# stopped: admin and the API say so.
 REFRESH_PERIODS: dict[str, timedelta] = {
-    DEALER_PERFORMANCE: timedelta(minutes=30),
-    ANALYTICS_DASHBOARD: timedelta(minutes=15),
+    kind: timedelta(minutes=settings.DASHBOARD_REFRESH_MINUTES[kind])
+    for kind in (DEALER_PERFORMANCE, ANALYTICS_DASHBOARD)
 }
 STALE_AFTER_PERIODS = 2
 

@@ -51,7 +51,7 @@ def snapshot_context(dashboard: Dashboard | None) -> dict[str, Any]:
     }
 
 
-def market_dashboard_view(model_admin, request: HttpRequest) -> HttpResponse:  # noqa: ANN001
+def market_dashboard_view(model_admin, request: HttpRequest) -> HttpResponse:
     """The marketplace analytics as last computed, with refresh buttons."""
     context = {
         **model_admin.admin_site.each_context(request),
@@ -64,7 +64,7 @@ def market_dashboard_view(model_admin, request: HttpRequest) -> HttpResponse:  #
     return TemplateResponse(request, "admin/reports/market_dashboard.html", context)
 
 
-def refresh_view(model_admin, request: HttpRequest) -> HttpResponse:  # noqa: ANN001
+def refresh_view(model_admin, request: HttpRequest) -> HttpResponse:
     """POST kind=<dealer_performance|analytics_dashboard>: enqueue that refresh job, then go back."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])

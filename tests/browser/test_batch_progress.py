@@ -62,7 +62,7 @@ def test_a_bulk_sends_progress_bar_moves_to_100_percent_without_a_reload(
     expect(bar).to_have_attribute("data-state", "done")
     expect(admin_page.locator('[data-field="sent"]')).to_have_text("20")
     assert navigations == []  # the page polled: nobody reloaded it
-    rows = WhatsAppMessage.objects.filter(job_id=batch.job_id)
+    rows = WhatsAppMessage.objects.filter(scope=batch.job_id)
     assert rows.filter(status__in=DONE_STATUSES).count() == 20
     assert len(live_platform.twilio.sent()) == 20  # each recipient once
 
@@ -73,7 +73,7 @@ def test_cancel_stops_a_bulk_send_at_once_and_what_was_sent_stays_sent(
     batch = _start_bulk_send(live_platform, recipients=60, first=1800, marker=marker)
     bar = _open_batch(admin_page, live_platform, batch)
     wait_until(
-        lambda: WhatsAppMessage.objects.filter(job_id=batch.job_id, status__in=DONE_STATUSES).count() >= 3,
+        lambda: WhatsAppMessage.objects.filter(scope=batch.job_id, status__in=DONE_STATUSES).count() >= 3,
         timeout=30,
         what="a few sends before the cancel",
     )
@@ -86,12 +86,12 @@ def test_cancel_stops_a_bulk_send_at_once_and_what_was_sent_stays_sent(
     # Nothing is left waiting to be sent: the rest were skipped, not queued for later.
     wait_until(
         lambda: (
-            not WhatsAppMessage.objects.filter(job_id=batch.job_id, status__in=["queued", "sending"]).exists()
+            not WhatsAppMessage.objects.filter(scope=batch.job_id, status__in=["queued", "sending"]).exists()
         ),
         timeout=30,
         what="the cancelled batch to settle",
     )
-    rows = WhatsAppMessage.objects.filter(job_id=batch.job_id)
+    rows = WhatsAppMessage.objects.filter(scope=batch.job_id)
     sent = rows.filter(status__in=DONE_STATUSES).count()
     assert 3 <= sent < 60
     assert len(live_platform.twilio.sent()) == sent == sent_at_cancel  # none after the cancel

@@ -143,7 +143,7 @@ def test_status_changes_from_admin_go_through_the_state_machine(admin_client_):
 
 def test_bulk_batch_page_shows_progress_counted_from_rows_with_stable_hooks(admin_client_):
     batch = f.make_bulk_batch(recipients=4)
-    rows = list(WhatsAppMessage.objects.filter(job_id=batch.job_id).order_by("pk"))
+    rows = list(WhatsAppMessage.objects.filter(scope=batch.job_id).order_by("pk"))
     WhatsAppMessage.objects.filter(pk=rows[0].pk).update(status="sent", sent_at=timezone.now())
     WhatsAppMessage.objects.filter(pk=rows[1].pk).update(
         status="failed", error_code="21211", error_message="The 'To' number +1416*****99 is not valid"

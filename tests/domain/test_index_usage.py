@@ -188,7 +188,7 @@ def test_batch_progress_is_served_by_whatsapp_job_status_idx():
         batch = batches[n % len(batches)]
         status = _pick({"sent": 6, "delivered": 2, "failed": 1, "queued": 1})
         rows.append(
-            WhatsAppMessage(to=f.make_phone(n), job_id=batch.job_id, idempotency_key=f"to:{n}", status=status)
+            WhatsAppMessage(to=f.make_phone(n), scope=batch.job_id, idempotency_key=f"to:{n}", status=status)
         )
     WhatsAppMessage.objects.bulk_create(rows)
     with connection.cursor() as cursor:

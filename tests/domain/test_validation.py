@@ -195,9 +195,7 @@ def test_deal_parties_must_have_the_right_roles():
 def test_whatsapp_recipient_must_be_e164_without_prefix():
     raises_on(
         "to",
-        lambda: record_whatsapp_message(
-            to="whatsapp:+14165550123", body="x", job_id="j", idempotency_key="k"
-        ),
+        lambda: record_whatsapp_message(to="whatsapp:+14165550123", body="x", scope="j", idempotency_key="k"),
         WhatsAppMessage,
     )
 

@@ -57,7 +57,7 @@ def test_bulk_batch_of_500_with_its_worker_sigkilled_ends_at_500_sent_none_twice
         worker.kill(signal.SIGKILL)
         worker.proc.wait(10)
         sent_at_kill = len(fake_twilio.messages)
-        in_flight_at_kill = WhatsAppMessage.objects.filter(job_id=job_id, status="sending").count()
+        in_flight_at_kill = WhatsAppMessage.objects.filter(scope=job_id, status="sending").count()
         worker = start("batch-1")
         done = wait_until(
             lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").first(),
@@ -72,7 +72,7 @@ def test_bulk_batch_of_500_with_its_worker_sigkilled_ends_at_500_sent_none_twice
     twice = sorted(number for number, n in received.items() if n > 1)
     batch = BulkBatch.objects.get(job_id=job_id)
     progress = batch_progress(batch)
-    rows = dict(WhatsAppMessage.objects.filter(job_id=job_id).values_list("status").annotate(n=Count("pk")))
+    rows = dict(WhatsAppMessage.objects.filter(scope=job_id).values_list("status").annotate(n=Count("pk")))
     fault_figures(
         submitted=RECIPIENTS,
         faults=1,

@@ -34,13 +34,13 @@ def api(api_key: ApiKeyFixture) -> Client:
     return Client(enforce_csrf_checks=True, **api_key.header)
 
 
-def post_job(client: Client, body, **headers):  # noqa: ANN001
+def post_job(client: Client, body, **headers):
 
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return client.post("/api/v1/jobs", data=data, content_type="application/json", **headers)
 
 
-def assert_error(response, status: int, code: str) -> dict:  # noqa: ANN001
+def assert_error(response, status: int, code: str) -> dict:
     """The response is the contract's error shape with this status and code; returns its details."""
     assert response.status_code == status, response.content[:500]
     assert response["Content-Type"].startswith("application/json")

@@ -59,10 +59,10 @@ def test_revoke_api_key_names_an_unknown_key():
 class _Spy:
     """Counts calls to a standard-library function and records its arguments, then calls it."""
 
-    def __init__(self, real) -> None:  # noqa: ANN001
+    def __init__(self, real) -> None:
         self.real, self.calls = real, []
 
-    def __call__(self, *args):  # noqa: ANN002, ANN204
+    def __call__(self, *args):
         self.calls.append(args)
         return self.real(*args)
 
@@ -122,8 +122,8 @@ def test_an_authenticated_request_within_the_minute_writes_nothing(api, api_key,
 
 
 def test_admin_lists_keys_with_last_use_but_never_the_hash(admin_client, api_key):
-    listing = admin_client.get("/admin/trigger_api/apikey/")
-    page = admin_client.get(f"/admin/trigger_api/apikey/{api_key.row.pk}/change/")
+    listing = admin_client.get("/admin/http_api/apikey/")
+    page = admin_client.get(f"/admin/http_api/apikey/{api_key.row.pk}/change/")
 
     assert listing.status_code == page.status_code == 200
     for response in (listing, page):
@@ -131,12 +131,12 @@ def test_admin_lists_keys_with_last_use_but_never_the_hash(admin_client, api_key
         assert api_key.row.name in text and f"pk_{api_key.row.prefix}_" in text
         assert api_key.row.hashed_secret not in text and api_key.key not in text
     assert "Last used" in listing.content.decode()
-    assert admin_client.get("/admin/trigger_api/apikey/add/").status_code == 403
+    assert admin_client.get("/admin/http_api/apikey/add/").status_code == 403
 
 
 def test_admin_revoke_action_takes_effect_at_once(admin_client, api, api_key):
     response = admin_client.post(
-        "/admin/trigger_api/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.row.pk]}
+        "/admin/http_api/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.row.pk]}
     )
 
     assert response.status_code == 302

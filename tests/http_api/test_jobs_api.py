@@ -109,7 +109,7 @@ def test_an_unknown_task_is_404_unknown_task_and_nothing_is_recorded(api):
     assert not AcceptedJob.objects.exists()
 
 
-def _fields(response) -> dict[str, str]:  # noqa: ANN001
+def _fields(response) -> dict[str, str]:
     details = assert_error(response, 400, "invalid_arguments")
     return details["fields"]
 
@@ -204,7 +204,7 @@ def test_a_bulk_job_reads_back_with_its_batch_progress_counted_from_its_rows(api
     BulkBatch.objects.create(job_id=job_id, body="hi", total=7)
     statuses = ["sent"] * 3 + ["delivered", "failed", "cancelled", "queued"]
     WhatsAppMessage.objects.bulk_create(
-        WhatsAppMessage(to=f"+1416555{n:04d}", body="hi", job_id=job_id, idempotency_key=f"to:{n}", status=s)
+        WhatsAppMessage(to=f"+1416555{n:04d}", body="hi", scope=job_id, idempotency_key=f"to:{n}", status=s)
         for n, s in enumerate(statuses)
     )
 

@@ -28,7 +28,7 @@ def probe_tasks(monkeypatch):
         monkeypatch.setitem(registry.TRIGGERABLE, task.name, registry.TriggerableTask(task, "probe"))
 
 
-def _wait_state(api, job_id: str, *states: str, timeout: float = 30) -> dict:  # noqa: ANN001
+def _wait_state(api, job_id: str, *states: str, timeout: float = 30) -> dict:
     return wait_until(
         lambda: (body := api.get(f"/api/v1/jobs/{job_id}").json())["state"] in states and body,
         timeout=timeout,

@@ -116,7 +116,7 @@ def test_a_property_based_run_finds_no_server_error_and_no_response_contradictin
             derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
-        def check(case) -> None:  # noqa: ANN001
+        def check(case) -> None:
             nonlocal ran
             ran += 1
             case.call_and_validate(headers=headers)

@@ -69,12 +69,12 @@ def stripe_signature(payload: bytes, *, secret: str = STRIPE_SECRET, timestamp: 
     return f"t={timestamp},v1={digest}"
 
 
-def post_stripe(client: Client, payload: bytes, signature: str | None):  # noqa: ANN201
+def post_stripe(client: Client, payload: bytes, signature: str | None):
     headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
     return client.post("/webhooks/stripe", data=payload, content_type="application/json", **headers)
 
 
-def post_twilio(client: Client, params: dict[str, str], *, token: str = TWILIO_TOKEN):  # noqa: ANN201
+def post_twilio(client: Client, params: dict[str, str], *, token: str = TWILIO_TOKEN):
     signature = RequestValidator(token).compute_signature(STATUS_URL, params)
     return client.post("/webhooks/twilio/status", data=params, HTTP_X_TWILIO_SIGNATURE=signature)
 

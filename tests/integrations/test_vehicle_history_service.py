@@ -121,7 +121,7 @@ def test_concurrent_askers_for_one_vin_pay_for_it_once(fake_vehicle_history):
     def ask():
         try:
             answers.append(get_vehicle_history(vin=VIN))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()

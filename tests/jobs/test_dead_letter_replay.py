@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
 from tests.support.probe import tasks as probe
 from tests.support.probe.models import ProbeEffect, ProbeExecution
@@ -114,3 +115,32 @@ def test_replay_with_the_broker_down_leaves_the_dead_letter_open(database_url):
     assert "refused:" in out.stdout, out.stderr[-2000:]
     letter.refresh_from_db()
     assert letter.status == DeadLetter.Status.OPEN and letter.replay_count == 0
+
+
+@pytest.mark.parametrize(
+    ("task_name", "kwargs", "why"),
+    [
+        ("probe.effect", {"markr": "m"}, "unknown argument 'markr'"),
+        ("probe.no_longer_registered", {}, "NotRegistered"),
+    ],
+)
+def test_replay_of_a_job_its_task_would_refuse_is_refused_in_the_caller_and_stays_open(
+    task_name, kwargs, why
+):
+    # Checked as the outbox checks: the replay would only fail again in a worker.
+    now = timezone.now()
+    letter = DeadLetter.objects.create(
+        task_id=f"job-{task_name}",
+        task_name=task_name,
+        kwargs=kwargs,
+        exception_type="E",
+        first_failed_at=now,
+        last_failed_at=now,
+    )
+
+    with pytest.raises(ReplayFailed, match=why):
+        replay_dead_letters([letter], by="ops")
+
+    letter.refresh_from_db()
+    assert letter.status == DeadLetter.Status.OPEN and letter.replay_count == 0
+    assert not TaskResult.objects.filter(task_id=letter.task_id).exists()

@@ -5,6 +5,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import NotRegistered
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -33,6 +35,48 @@ def test_durable_job_runs_once_after_commit_and_is_recorded_completed(marker):
     assert message.outcome == "SUCCESS" and message.published_at is not None
     assert TaskResult.objects.get(task_id=job_id).status == "SUCCESS"
     assert ProbeEffect.objects.filter(marker=marker).count() == 1
+
+
+@pytest.mark.parametrize("task", [probe.effect, "probe.effect"], ids=["task", "name"])
+def test_a_misspelt_keyword_raises_in_the_caller_naming_it_and_writes_no_outbox_row(task, marker):
+    # As .delay() does (typing=True): the caller learns at once, not from a dead letter later.
+    with pytest.raises(
+        TypeError,
+        match=(
+            r"^probe\.effect: unknown argument 'markr'; missing argument 'marker' "
+            r"\(it takes: marker, sleep\)$"
+        ),
+    ):
+        with transaction.atomic():
+            enqueue_durably(task, markr=marker)
+    with pytest.raises(TypeError, match=r"missing argument 'marker'"):
+        enqueue_durably(task, sleep=1.0)
+
+    assert not OutboxMessage.objects.exists()
+
+
+def test_an_unregistered_task_name_raises_in_the_caller_and_writes_no_outbox_row():
+    with pytest.raises(NotRegistered):
+        enqueue_durably("probe.no_such_task")
+
+    assert not OutboxMessage.objects.exists()
+
+
+def test_a_task_name_is_found_in_a_process_that_never_imported_the_task_modules(database_url, marker):
+    # A script or a shell publishes by name (TaskName) without importing tasks/: checked all the same.
+    env = platform_env(database_url=database_url, redis_url=settings.REDIS_URL)
+    script = (
+        "import sys\nfrom jobs.outbox import enqueue_durably\n"
+        "assert 'tests.support.probe.tasks' not in sys.modules\n"
+        "try:\n"
+        f"    enqueue_durably('probe.effect', markr={marker!r})\n"
+        "except TypeError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    ran = run_django(script, env)
+    assert ran.returncode == 0, ran.stderr
+    assert "refused: probe.effect: unknown argument 'markr'" in ran.stdout
+    assert not OutboxMessage.objects.exists()
 
 
 @pytest.mark.usefixtures("live_worker")

@@ -6,7 +6,7 @@ import pytest
 from celery import Task
 
 from integrations.errors import TransientError
-from jobs.task_base import platform_task, rate_limited_countdown
+from jobs.task_base import deferred_countdown, platform_task
 from tests.support.probe.tasks import flaky
 
 
@@ -47,7 +47,7 @@ def test_a_soft_time_limit_at_or_above_the_hard_one_is_refused_at_declaration():
 
 
 def test_rate_limited_jobs_are_spread_over_the_next_window_not_woken_together():
-    waits = [rate_limited_countdown(2.0) for _ in range(500)]
+    waits = [deferred_countdown(2.0) for _ in range(500)]
 
     assert min(waits) >= 2.0 and max(waits) <= 4.0
     assert sum(1 for w in waits if w > 3.0) > 150  # spread, not bunched at the limiter's wait

@@ -80,7 +80,7 @@ def test_a_body_that_takes_arguments_it_cannot_declare_is_refused_at_import():
     with pytest.raises(TypeError, match="needs a type"):
 
         @platform_task(name="probe.untyped")
-        def untyped(self, marker):  # noqa: ANN001
+        def untyped(self, marker):
             return marker
 
     with pytest.raises(TypeError, match=r"\*\*options cannot be validated"):

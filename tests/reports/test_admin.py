@@ -19,7 +19,7 @@ MARKET = "/admin/reports/dashboardsnapshot/market/"
 REFRESH = "/admin/reports/dashboardsnapshot/refresh/"
 
 
-def profile_page(profile) -> str:  # noqa: ANN001
+def profile_page(profile) -> str:
     return f"/admin/marketplace/profile/{profile.pk}/change/"
 
 

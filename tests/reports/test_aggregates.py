@@ -57,24 +57,24 @@ def at(month: int, day: int, hour: int = 10) -> datetime:
     return datetime(2026, month, day, hour, 0, tzinfo=TORONTO)
 
 
-def vehicle(dealer, status, listed_at):  # noqa: ANN001, ANN201
+def vehicle(dealer, status, listed_at):
     v = f.make_vehicle(dealer=dealer, status=status)
     Vehicle.objects.filter(pk=v.pk).update(created_at=listed_at)
     return v
 
 
-def offer(v, made_at):  # noqa: ANN001, ANN201
+def offer(v, made_at):
     o = f.make_offer(vehicle=v)
     Offer.objects.filter(pk=o.pk).update(created_at=made_at)
 
 
-def deal(v, status, price, currency, created_at):  # noqa: ANN001, ANN201
+def deal(v, status, price, currency, created_at):
     d = f.make_deal(vehicle=v, broker=None, status=status, agreed_price=Decimal(price), currency=currency)
     Deal.objects.filter(pk=d.pk).update(created_at=created_at)
     return d
 
 
-def invoice(d, status, amount, currency, due, paid_at=None):  # noqa: ANN001, ANN201
+def invoice(d, status, amount, currency, due, paid_at=None):
     return f.make_invoice(
         deal=d, status=status, amount=Decimal(amount), currency=currency, due_date=due, paid_at=paid_at
     )

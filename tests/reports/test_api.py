@@ -35,7 +35,7 @@ def dealer():
     return dealer
 
 
-def dealer_url(dealer) -> str:  # noqa: ANN001
+def dealer_url(dealer) -> str:
     return f"/api/v1/reports/dealers/{dealer.pk}"
 
 

@@ -40,7 +40,7 @@ def add_dealers(n: int) -> list:
     return dealers
 
 
-def queries_of(task) -> int:  # noqa: ANN001
+def queries_of(task) -> int:
     with count_queries() as log:
         task()
     return log.count

@@ -42,7 +42,7 @@ def notifications_worker(database_url, private_redis, fake_twilio):
         worker.stop()
 
 
-def _env(database_url: str, private_redis, fake_twilio, *, rate_limit: str = "") -> dict[str, str]:  # noqa: ANN001
+def _env(database_url: str, private_redis, fake_twilio, *, rate_limit: str = "") -> dict[str, str]:
     return platform_env(
         database_url=database_url,
         redis_url=private_redis.url,
@@ -79,7 +79,7 @@ def _send_bulk(redis_url: str, recipients: list[str], **extra) -> str:
     return job_id
 
 
-def _batch(job_id: str, worker) -> BulkBatch:  # noqa: ANN001
+def _batch(job_id: str, worker) -> BulkBatch:
     return wait_until(
         lambda: BulkBatch.objects.filter(job_id=job_id).first(),
         timeout=60,
@@ -88,7 +88,7 @@ def _batch(job_id: str, worker) -> BulkBatch:  # noqa: ANN001
 
 
 def _row_counts(job_id: str) -> dict[str, int]:
-    rows = WhatsAppMessage.objects.filter(job_id=job_id).values("status").annotate(n=Count("pk"))
+    rows = WhatsAppMessage.objects.filter(scope=job_id).values("status").annotate(n=Count("pk"))
     return {row["status"]: row["n"] for row in rows}
 
 
@@ -98,11 +98,11 @@ def _assert_progress_equals_rows(batch: BulkBatch) -> None:
     assert progress.total == sum(rows.values())
     assert progress.sent == sum(rows.get(s, 0) for s in ("sent", "delivered", "read", "undelivered"))
     assert progress.failed == rows.get("failed", 0)
-    assert progress.skipped == rows.get("cancelled", 0)
+    assert progress.cancelled == rows.get("cancelled", 0)
     assert progress.pending == rows.get("queued", 0) + rows.get("sending", 0)
 
 
-def _wait_done(job_id: str, worker) -> dict:  # noqa: ANN001
+def _wait_done(job_id: str, worker) -> dict:
     row = wait_until(
         lambda: TaskResult.objects.filter(task_id=job_id, status="SUCCESS").first(),
         timeout=180,
@@ -182,7 +182,7 @@ def test_cancel_from_the_admin_page_stops_sending_at_once_and_sent_stays_sent(
     assert len(fake_twilio.sent()) == sent_when_cancel_returned, "nothing sent after cancel returned"
     assert progress.state == "cancelled"
     assert progress.sent == len(fake_twilio.messages) == sent_when_cancel_returned
-    assert progress.skipped == 300 - progress.sent and progress.pending == 0
+    assert progress.cancelled == 300 - progress.sent and progress.pending == 0
     assert sorted(accepted_recipients(fake_twilio).values()) == [1] * progress.sent
     _assert_progress_equals_rows(batch)
     page = admin_client.get(f"/admin/messaging/bulkbatch/{batch.pk}/change/").content.decode()

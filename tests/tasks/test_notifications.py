@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.services import record_audit
 from integrations import ratelimit
 from integrations.errors import InvalidRecipient, PermanentError, RateLimited
-from jobs.errors import InvalidArgument
+from jobs.errors import DeferReason, Deferred, InvalidArgument
 from jobs.models import DeadLetter
 from messaging.bulk import BulkPaused
 from messaging.models import WhatsAppMessage
@@ -195,26 +195,26 @@ def test_twilio_outage_releases_the_message_so_the_retry_sends_it(fake_twilio):
 def test_message_being_sent_by_another_execution_is_not_sent_again_meanwhile(fake_twilio):
     job_id, to = new_job_id(), make_phone()
     WhatsAppMessage.objects.create(
-        to=to, body="x", job_id=job_id, idempotency_key="message", status=WhatsAppMessage.Status.SENDING
+        to=to, body="x", scope=job_id, idempotency_key="message", status=WhatsAppMessage.Status.SENDING
     )
 
-    with pytest.raises(RateLimited) as raised:
-        send_whatsapp_once(job_id=job_id, key="message", to=to, body="x")
+    with pytest.raises(Deferred) as raised:
+        send_whatsapp_once(scope=job_id, key="message", to=to, body="x")
 
-    assert raised.value.code == "in_flight"
+    assert raised.value.reason == DeferReason.HELD_ELSEWHERE
     assert fake_twilio.sent() == []
 
 
 def test_message_left_sending_by_a_crash_is_resent_once_its_lease_lapsed_and_counted(fake_twilio):
     job_id, to = new_job_id(), make_phone()
     message = WhatsAppMessage.objects.create(
-        to=to, body="x", job_id=job_id, idempotency_key="message", status=WhatsAppMessage.Status.SENDING
+        to=to, body="x", scope=job_id, idempotency_key="message", status=WhatsAppMessage.Status.SENDING
     )
     WhatsAppMessage.objects.filter(pk=message.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
     before = AMBIGUOUS_RESENDS._value.get()
 
-    outcome = send_whatsapp_once(job_id=job_id, key="message", to=to, body="x")
-    again = send_whatsapp_once(job_id=job_id, key="message", to=to, body="x")
+    outcome = send_whatsapp_once(scope=job_id, key="message", to=to, body="x")
+    again = send_whatsapp_once(scope=job_id, key="message", to=to, body="x")
 
     assert (outcome.status, outcome.resent_after_ambiguity, again.status) == ("sent", True, "skipped")
     assert AMBIGUOUS_RESENDS._value.get() == before + 1
@@ -275,18 +275,17 @@ def test_bulk_paused_by_the_rate_limit_carries_its_totals_to_the_resumed_executi
 
     task.push_request(id=job_id, called_directly=False, retries=0)
     try:
-        with pytest.raises(BulkPaused) as paused:  # a RateLimited: the task base reschedules the job
+        with pytest.raises(BulkPaused) as paused:  # the task base reschedules the job (BulkSendTask)
             task.run(recipients=recipients, body="x")
-        carried = paused.value.progress.as_dict()
+        assert isinstance(paused.value.cause, RateLimited)
+        carried = paused.value.run.as_dict()
     finally:
         task.pop_request()
     assert carried["recipients"] == 6
     assert len(fake_twilio.sent()) == 4
 
     settings.RATE_LIMITS = {}
-    task.push_request(
-        id=job_id, called_directly=False, retries=0, **{notifications.BULK_PROGRESS_HEADER: carried}
-    )
+    task.push_request(id=job_id, called_directly=False, retries=0, **{notifications.BULK_RUN_HEADER: carried})
     try:
         result = task.run(recipients=recipients, body="x")
     finally:

@@ -21,7 +21,7 @@ CONTENT_SID = "HX" + "0123456789abcdef" * 2
 def _interrupted(to: str, body: str = "", *, job_id: str = "job-1", template: str = "") -> WhatsAppMessage:
     """A row an earlier execution claimed and then died with: left `sending`, lease lapsed."""
     message, _ = record_whatsapp_message(
-        to=to, job_id=job_id, idempotency_key="message", body=body, template=template
+        to=to, scope=job_id, idempotency_key="message", body=body, template=template
     )
     claimed_at = timezone.now() - sending_lease() - timedelta(seconds=1)
     WhatsAppMessage.objects.filter(pk=message.pk).update(
@@ -79,7 +79,7 @@ def test_a_message_another_row_recorded_is_not_taken_for_the_interrupted_one(fak
     WhatsAppMessage.objects.create(
         to=to,
         body=body,
-        job_id="job-b",
+        scope="job-b",
         idempotency_key="message",
         status=WhatsAppMessage.Status.SENT,
         twilio_sid=theirs.sid,
@@ -98,7 +98,7 @@ def test_an_interrupted_send_is_resent_when_twilio_has_only_another_rows_message
     WhatsAppMessage.objects.create(
         to=to,
         body=body,
-        job_id="job-b",
+        scope="job-b",
         idempotency_key="message",
         status=WhatsAppMessage.Status.SENT,
         twilio_sid=theirs.sid,

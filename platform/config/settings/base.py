@@ -122,12 +122,16 @@ CACHES = {
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
+# How often each dashboard is recomputed, in minutes: its default schedule
+# (beat_schedules/defaults.py), its staleness rule (reports/market_dashboards.py, REFRESH_PERIODS)
+# and its cache lifetime (below: the next refresh replaces it before it expires) all read this.
+DASHBOARD_REFRESH_MINUTES = {"dealer_performance": 30, "analytics_dashboard": 15}
+
 # One table of cache lifetimes, in seconds, per kind of data.
 CACHE_TTLS = {
     "vehicle_history": 24 * 3600,
     "exchange_rates": 12 * 3600,
-    "dealer_performance": 30 * 60,
-    "analytics_dashboard": 15 * 60,
+    **{kind: minutes * 60 for kind, minutes in DASHBOARD_REFRESH_MINUTES.items()},
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -140,7 +144,9 @@ CACHE_TTLS = {
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 # Settings are configuration: the per-broker blocks below choose on the URL's scheme. Code never
 # does; it asks jobs.brokers.current_broker().
-BROKER_IS_RABBITMQ = CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+# The URL schemes that name RabbitMQ (kombu's); jobs.brokers.is_rabbitmq_url reads them too.
+RABBITMQ_URL_SCHEMES = ("amqp", "amqps", "pyamqp")
+BROKER_IS_RABBITMQ = CELERY_BROKER_URL.split("://", 1)[0] in RABBITMQ_URL_SCHEMES
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing when Redis is down must fail fast (the API answers 503 within 2 s), not hang.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
@@ -399,7 +405,7 @@ FLOWER_BROKER_API = env.str(
 # A lead or deal with no activity for this many days is followed up (check_stalled_deals).
 STALLED_LEAD_AFTER_DAYS = env.int("STALLED_LEAD_AFTER_DAYS", default=3)
 STALLED_DEAL_AFTER_DAYS = env.int("STALLED_DEAL_AFTER_DAYS", default=7)
-# Audit-log rows older than this are deleted by cleanup_old_audit_logs.
 # A broker's commission: this fraction of the deal's agreed price (Decimal, never float).
 BROKER_COMMISSION_RATE = Decimal(env.str("BROKER_COMMISSION_RATE", default="0.03"))
+# Audit-log rows older than this are deleted by cleanup_old_audit_logs.
 AUDIT_LOG_RETENTION_DAYS = env.int("AUDIT_LOG_RETENTION_DAYS", default=365)

@@ -16,7 +16,7 @@ if DEBUG and importlib.util.find_spec("debug_toolbar") is not None:
     # As early as possible, but after GZipMiddleware, which must not compress the page before the
     # toolbar is inserted into it.
     _after_gzip = MIDDLEWARE.index("django.middleware.gzip.GZipMiddleware") + 1  # noqa: F405
-    MIDDLEWARE = [  # noqa: F405
+    MIDDLEWARE = [
         *MIDDLEWARE[:_after_gzip],  # noqa: F405
         "debug_toolbar.middleware.DebugToolbarMiddleware",
         *MIDDLEWARE[_after_gzip:],  # noqa: F405

@@ -38,11 +38,10 @@ __all__ = (
     "queue_of_delivery",
 )
 
-RABBITMQ_SCHEMES = ("amqp", "amqps", "pyamqp")
-
 
 def is_rabbitmq_url(url: str) -> bool:
-    return url.split("://", 1)[0] in RABBITMQ_SCHEMES
+    """True for a URL whose scheme names RabbitMQ (settings.RABBITMQ_URL_SCHEMES)."""
+    return url.split("://", 1)[0] in settings.RABBITMQ_URL_SCHEMES
 
 
 @lru_cache(maxsize=8)

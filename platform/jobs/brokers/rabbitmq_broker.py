@@ -175,7 +175,7 @@ def _node_name(node_url: str) -> str:
     return maybe_sanitize_url(node_url)
 
 
-def _outcome(future) -> str:  # noqa: ANN001
+def _outcome(future) -> str:
     if not future.done():
         return "no answer in time"
     exc = future.exception()

@@ -62,10 +62,10 @@ class RequestMetricsMiddleware:
     The route label is the URL pattern ("api/v1/jobs/<str:job_id>"), never the raw path, so
     the number of series stays bounded whatever clients ask for."""
 
-    def __init__(self, get_response) -> None:  # noqa: ANN001
+    def __init__(self, get_response) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):  # noqa: ANN001, ANN204
+    def __call__(self, request):
         started = time.monotonic()
         response = self.get_response(request)
         duration = time.monotonic() - started
@@ -259,7 +259,7 @@ def _merge(sources: list[Iterable[Metric]]) -> list[Metric]:
 
 
 @require_GET
-def metrics_view(request):  # noqa: ANN001, ANN201
+def metrics_view(request):
     """GET /metrics. Unauthenticated: bind it to a private interface (ops/gunicorn.conf.py)."""
     registry = CollectorRegistry(auto_describe=False)
     for collector in (ProcessesCollector(), BrokerCollector(), BeatCollector(), DatabaseCollector()):

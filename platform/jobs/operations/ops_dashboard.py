@@ -162,11 +162,11 @@ def _within(futures: dict, deadline: float) -> dict:
 # --- View ---------------------------------------------------------------------------------------
 
 
-def _can_act(request) -> bool:  # noqa: ANN001
+def _can_act(request) -> bool:
     return request.user.has_perm("jobs.change_deadletter")
 
 
-def _act(request) -> None:  # noqa: ANN001
+def _act(request) -> None:
     action = request.POST.get("action", "")
     user = request.user.get_username()
     try:
@@ -197,7 +197,7 @@ def _act(request) -> None:  # noqa: ANN001
         messages.error(request, f"{action} failed: {type(exc).__name__}: {exc}"[:300])
 
 
-def ops_dashboard(request):  # noqa: ANN001, ANN201
+def ops_dashboard(request):
     """GET shows the dashboard; POST performs one action, then redirects back."""
     if request.method == "POST":
         if _can_act(request):

@@ -181,7 +181,7 @@ def remember_queues_started_with(queues: list[str]) -> None:
 
 
 @control_command(args=[("queue", str)], signature="<queue>", name=RESUME_COMMAND)
-def resume_platform_queue(state, queue: str) -> dict:  # noqa: ANN001 (Celery's worker state)
+def resume_platform_queue(state, queue: str) -> dict:
     """Consume `queue` again if this worker was started to consume it."""
     if queue not in _started_with:
         return ok(f"{queue} is not one of this worker's queues")

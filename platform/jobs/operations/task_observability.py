@@ -1,7 +1,8 @@
 """What every process that publishes or runs tasks reports: one JSON-able log line and two metrics
 per task outcome, a publish timestamp on every message, and paused queues honoured at start-up.
 
-Imported by tasks/app.py, so web, worker and beat all connect these Celery signals. In a
+Imported by the jobs app's ready() (jobs/apps.py), so web, worker and beat all connect these
+Celery signals. In a
 prefork worker the outcome metrics are written by the pool's child processes: with
 PROMETHEUS_MULTIPROC_DIR set they go to files that GET /metrics merges (jobs/operations/metrics.py).
 """
@@ -56,7 +57,7 @@ def _start_clock(task_id: str | None = None, **_kwargs) -> None:
 
 
 @signals.task_postrun.connect
-def record_task_outcome(task_id=None, task=None, state=None, retval=None, **_kwargs) -> None:  # noqa: ANN001
+def record_task_outcome(task_id=None, task=None, state=None, retval=None, **_kwargs) -> None:
     """Count, time and log one execution. Sent after every execution, whatever its outcome."""
     started = _started.pop(task_id, None)
     duration = time.monotonic() - started if started is not None else 0.0
@@ -88,7 +89,7 @@ def record_task_outcome(task_id=None, task=None, state=None, retval=None, **_kwa
 
 
 @signals.celeryd_after_setup.connect
-def leave_paused_queues_alone(sender=None, instance=None, **_kwargs) -> None:  # noqa: ANN001
+def leave_paused_queues_alone(sender=None, instance=None, **_kwargs) -> None:
     """A worker that starts while one of its queues is paused does not consume it.
 
     Taken out of the worker's queues before its consumer starts: RabbitMQ delivers (and a

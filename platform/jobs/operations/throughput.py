@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django_celery_results.models import TaskResult
 
-from jobs.celery_app import app
+from jobs.celery_app import queue_of_task
 from jobs.queues import QUEUE_NAMES
 
 MINUTES = 60
@@ -32,18 +32,13 @@ OUTCOMES = {"SUCCESS": "succeeded", "FAILURE": "failed"}
 
 
 @lru_cache(maxsize=1024)
-def queue_of_task(task_name: str) -> str:
-    """The queue a task name routes to: Celery's router, on the app's task_routes."""
-    return app.amqp.router.route({}, task_name)["queue"].name
-
-
 def window(now: datetime) -> tuple[datetime, datetime]:
     """The MINUTES whole minutes up to and including the current one: [start, end)."""
     end = now.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     return end - timedelta(minutes=MINUTES), end
 
 
-def outcome_counts(*, start: datetime, end: datetime):  # noqa: ANN201
+def outcome_counts(*, start: datetime, end: datetime):
     """(minute, task_name, status, count) rows of finished jobs in [start, end)."""
     return (
         TaskResult.objects.filter(date_done__gte=start, date_done__lt=end, status__in=list(OUTCOMES))

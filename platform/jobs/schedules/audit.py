@@ -9,29 +9,14 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django_celery_beat.models import PeriodicTask
 
+from jobs.schedules.declarations import PERIODIC_TASK_FIELDS
 from jobs.schedules.models import ScheduleChange
 
 # The fields an operator edits (admin) or a default declares (beat_schedules/defaults.py).
 # The schedule itself (crontab, interval, solar or clocked, and its fields) is one entry,
 # "schedule", rendered as text: "crontab 30 0 * * * America/Toronto".
-AUDITED_FIELDS = (
-    "name",
-    "task",
-    "schedule",
-    "enabled",
-    "args",
-    "kwargs",
-    "queue",
-    "exchange",
-    "routing_key",
-    "priority",
-    "headers",
-    "expires",
-    "expire_seconds",
-    "one_off",
-    "start_time",
-    "description",
-)
+# Name and task first, then the schedule, as a change is shown.
+AUDITED_FIELDS = (*PERIODIC_TASK_FIELDS[:2], "schedule", *PERIODIC_TASK_FIELDS[2:], "description")
 
 # What a default declares, and so what "still equal to its default" compares.
 MANAGED_FIELDS = (

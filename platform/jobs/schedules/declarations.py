@@ -4,6 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# A periodic task's own fields that change what or how beat sends it, besides its schedule (the
+# crontab, interval, solar or clocked row): what the schedule audit records (jobs/schedules/audit.py)
+# and what beat's fingerprint of the schedules watches (jobs/schedules/scheduler.py). Not
+# last_run_at / total_run_count: beat itself writes those after every send.
+PERIODIC_TASK_FIELDS = (
+    "name",
+    "task",
+    "enabled",
+    "args",
+    "kwargs",
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "headers",
+    "expires",
+    "expire_seconds",
+    "one_off",
+    "start_time",
+)
+
 
 @dataclass(frozen=True)
 class Cron:

@@ -35,6 +35,8 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
+from jobs.schedules.declarations import PERIODIC_TASK_FIELDS
+
 logger = logging.getLogger(__name__)
 
 LEADER_KEY = "platform:beat:leader"
@@ -56,23 +58,10 @@ return 0
 """
 
 # Everything about a periodic task that changes what or when beat sends, with the fields of
-# its schedule. Not last_run_at / total_run_count: beat itself writes those after every send.
+# its schedule.
 _FINGERPRINT_FIELDS = (
     "id",
-    "name",
-    "task",
-    "enabled",
-    "args",
-    "kwargs",
-    "queue",
-    "exchange",
-    "routing_key",
-    "priority",
-    "headers",
-    "expires",
-    "expire_seconds",
-    "one_off",
-    "start_time",
+    *PERIODIC_TASK_FIELDS,
     "interval_id",
     "interval__every",
     "interval__period",

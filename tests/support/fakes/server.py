@@ -74,10 +74,10 @@ class FakeServer:
         class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake._handle(self)
 
-            do_POST = do_DELETE = do_PUT = do_PATCH = do_GET  # noqa: N815
+            do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass

@@ -326,7 +326,7 @@ class Command(BaseCommand):
     def _messages_reports_audit(self, vehicles, buyers) -> None:
         for i, buyer in enumerate(buyers[:3]):
             WhatsAppMessage.objects.update_or_create(
-                job_id=SEED,
+                scope=SEED,
                 idempotency_key=f"welcome-{buyer.user.username}",
                 defaults={
                     "to": buyer.phone,
