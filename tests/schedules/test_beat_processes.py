@@ -10,12 +10,11 @@ import time
 from datetime import timedelta
 
 import pytest
-import redis
 from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from jobs.schedules.scheduler import LEADER_KEY
+from jobs.schedules.models import BeatLease
 from tests.support.probe.models import ProbeExecution
 from tests.support.processes import ManagedProcess, platform_env, start_beat, wait_until
 
@@ -33,7 +32,7 @@ def lease() -> int:
 @pytest.fixture
 def beats(database_url, live_worker, lease):
     """Start beat processes (lease `lease` seconds) that are stopped after the test."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(LEADER_KEY)  # a lease left by a killed test
+    BeatLease.objects.all().delete()  # a lease left by a killed test
     env = platform_env(
         database_url=database_url,
         redis_url=settings.CELERY_BROKER_URL,

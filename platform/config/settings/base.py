@@ -262,7 +262,7 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 # publishing), so a standby beat that takes over knows what was already sent; the default,
 # every 3 minutes, would make it send those again.
 CELERY_BEAT_SYNC_EVERY = 1
-# A beat leader holds this lease in Redis and renews it every tick; a standby takes over
+# A beat leader holds this lease in PostgreSQL and renews it every tick; a standby takes over
 # once it lapses (platform/jobs/schedules/scheduler.py).
 BEAT_LOCK_LEASE_SECONDS = env.int("BEAT_LOCK_LEASE_SECONDS", default=30)
 
