@@ -11,6 +11,7 @@ from celery import Celery, signals
 from django.conf import settings
 from django.db import close_old_connections
 
+from jobs import rate_budget
 from jobs.brokers import current_broker
 from jobs.queues import QUEUE_NAMES, TASK_ROUTES, Queue
 
@@ -56,6 +57,10 @@ app.conf.update(
     # Undecodable and unknown messages become dead letters (jobs/poison.py).
     worker_consumer="jobs.poison:PoisonAwareConsumer",
 )
+
+
+# While Redis is away, shared rate limits divide themselves by the live worker processes.
+rate_budget.register(app)
 
 
 @signals.task_prerun.connect

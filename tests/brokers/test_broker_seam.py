@@ -12,6 +12,7 @@ import redis
 from jobs.brokers import current_broker
 from jobs.brokers.rabbitmq_broker import RabbitMQBroker
 from jobs.brokers.redis_broker import RedisBroker
+from jobs.models import PausedQueue
 from jobs.operations import queue_ops
 from jobs.schedules.models import BeatLease
 from jobs.schedules.scheduler import LEASE_NAME, read_beat_heartbeat
@@ -53,14 +54,15 @@ def two_redises():
 
 
 @pytest.mark.django_db
-def test_paused_queues_live_in_redis_url_not_in_a_redis_broker(settings, two_redises):
+def test_paused_queues_live_in_postgresql_not_in_any_redis(settings, two_redises):
     broker, store = two_redises
     settings.CELERY_BROKER_URL, settings.REDIS_URL = broker.url, store.url
 
     queue_ops.pause_queue(queue="reports")  # no worker answers: paused all the same
 
-    assert redis.Redis.from_url(store.url).smembers(queue_ops.PAUSED_QUEUES_KEY) == {b"reports"}
-    assert not redis.Redis.from_url(broker.url).exists(queue_ops.PAUSED_QUEUES_KEY)
+    assert list(PausedQueue.objects.values_list("name", flat=True)) == ["reports"]
+    assert not redis.Redis.from_url(store.url).keys("platform:ops:paused*")
+    assert not redis.Redis.from_url(broker.url).keys("platform:ops:paused*")
     assert {queue.name: queue.paused for queue in queue_ops.queue_stats()}["reports"] is True
 
 
