@@ -3,7 +3,7 @@
 Without Redis the shared rate limits cannot be shared, so each process keeps the limit divided by
 the processes that may call it. Besides those it last saw in Redis, it asks Celery: an inspect
 `stats` broadcast over the broker (RabbitMQ answers whatever Redis does), summing each live
-worker's pool size. Asked at most once a minute per process, and only while Redis is down.
+worker's pool processes. Asked at most once a minute per process, and only while Redis is down.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ def live_worker_processes(app: Celery) -> int | None:
     except BrokerUnreachable:
         return None
     replies = app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).stats() or {}
-    total = 0
-    for stats in replies.values():
-        pool = stats.get("pool") or {}
-        total += max(int(pool.get("max-concurrency") or 0), len(pool.get("processes") or []), 1)
+    # A prefork worker lists its child processes, each with a limiter of its own; a threads (or
+    # solo) worker is one process whatever its concurrency, its threads sharing one limiter.
+    total = sum(len((stats.get("pool") or {}).get("processes") or []) or 1 for stats in replies.values())
     return total or None
 
 

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from celery.schedules import schedstate
 from celery.utils.time import ffwd, maybe_make_aware
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.utils import DatabaseError, InterfaceError
 from django_celery_beat.models import PeriodicTask
@@ -43,6 +44,9 @@ from django_celery_beat.tzcrontab import TzAwareCrontab
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "beat"  # the one lease row (schedules_beatlease.name)
+# Where a beat that cannot reach its lease store says so for /healthz, besides its log: the
+# cache (best effort; a Redis that is down too leaves the stale heartbeat to say it).
+CANNOT_ACT_CACHE_KEY = "platform:beat:cannot_act"
 
 # Take the lease if it is free, lapsed or already ours: one statement, on the database's clock
 # (clock_timestamp(), not the beats' own clocks, so clock skew between machines cannot make two
@@ -232,7 +236,22 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         self.is_leader = False
         self._seen_fingerprint: str | None = None
         self.cannot_act: str | None = None  # why this beat could not reach its lease, if it could not
+        self._setup_pending = False  # the schedules could not be read at start: read them once we can
         super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        # Stock beat reads every schedule here and dies if the database does not answer; this
+        # one starts anyway, says it cannot act every tick, and reads them once it can.
+        try:
+            super().setup_schedule()
+            self._setup_pending = False
+        except (DatabaseError, InterfaceError) as exc:
+            self._setup_pending = True
+            try:
+                connection.close()
+            except (DatabaseError, InterfaceError):
+                pass
+            self._cannot_act(LeaseStoreUnreachable(f"{type(exc).__name__}: {exc}".strip()[:300]))
 
     def install_default_entries(self, data) -> None:
         # Result pruning is one of our declared defaults (beat_schedules/defaults.py);
@@ -245,6 +264,10 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if not self._hold_lease():
             # Standby: fire nothing, look again well before the leader's lease could lapse.
             return min(self.max_interval, self.lease_ms / 3000)
+        if self._setup_pending:
+            self.setup_schedule()
+            if self._setup_pending:
+                return min(self.max_interval, self.lease_ms / 3000)
         self._write_heartbeat()
         interval = super().tick(*args, **kwargs)
         # Come back before the lease lapses, however long nothing is due.
@@ -290,6 +313,11 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         )
         self.cannot_act = str(exc)
         self.is_leader = False
+        cache.set(
+            CANNOT_ACT_CACHE_KEY,
+            {"identity": self.identity, "detail": self.cannot_act},
+            timeout=int(2 * min(self.max_interval, self.lease_ms / 3000)) + 1,
+        )
 
     def _hold_lease(self) -> bool:
         try:
@@ -308,6 +336,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if self.cannot_act is not None:
             logger.warning("beat: the lease store answers again")
             self.cannot_act = None
+            cache.delete(CANNOT_ACT_CACHE_KEY)
         if acquired:
             logger.info("beat: %s is now the leader", self.identity)
             # Forget what this process read before: the old leader may have sent runs since,
