@@ -6,7 +6,7 @@ outcome), the beat leader; actions to pause or resume a queue and to replay dead
 It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
 CONTROL_TIMEOUT_SECONDS at most, broker and Redis reads have short socket timeouts, and a section
 that is not ready by the deadline is shown as unavailable rather than waited for. The broker is
-Redis or RabbitMQ (jobs/brokers/); paused queues and the beat leader are read from REDIS_URL.
+Redis or RabbitMQ (jobs/brokers/); paused queues and the beat leader are read from PostgreSQL.
 """
 
 from __future__ import annotations
