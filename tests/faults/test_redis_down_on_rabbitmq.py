@@ -21,6 +21,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from http_api.keys import create_api_key
 from integrations.ratelimit import Rate
+from jobs.brokers import current_broker
 from tests.factories import make_phone
 from tests.faults.test_faults import _publish, _received
 from tests.support.probe.models import ProbeExecution
@@ -246,3 +247,13 @@ def test_a_bulk_send_on_two_workers_stays_within_twilios_limit_then_redis_return
         f"busiest second: {_busiest_second(outage_times)} while Redis was down, "
         f"{_busiest_second(times)} after it returned (limit {limit.limit}/s)"
     )
+
+
+def test_the_crash_loop_count_on_rabbitmq_needs_no_redis(rabbitmq, absent_redis, settings):
+    """docs/redis-outage.md: on RabbitMQ the redelivery count is the quorum queue's header; only a
+    Redis broker keeps a counter in REDIS_URL."""
+    settings.REDIS_URL = absent_redis.url
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": absent_redis.url}}
+    settings.CELERY_BROKER_URL = rabbitmq.url
+
+    assert current_broker().delivery_count("job", 0, {"x-delivery-count": 3}) == 3
