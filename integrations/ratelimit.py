@@ -10,22 +10,33 @@ N or fewer; the margin absorbs jitter between our clock and the moment the provi
 The check-and-take runs as one Lua script on Redis's own clock: atomic, and immune to skew
 between machines.
 
-On a Redis error the limiter fails CLOSED (raises RateLimited): the limits protect money (paid
-vehicle-history calls) and the sender's standing with Twilio, and a closed limiter costs only a
-delay, because the job is rescheduled, never dropped.
+While Redis is unreachable the limit is not shared, so each process falls back to a conservative
+budget of its own (`Fallback` below): the limit divided by the processes that may be calling it,
+that is the most of (the processes last seen using a limiter while Redis answered, the live
+worker processes the registered counter reports, RATE_LIMIT_FALLBACK_PROCESSES). The limits still
+protect money and the sender's standing with Twilio, and jobs keep going: a Redis outage on
+RabbitMQ stops no send (docs/redis-outage.md). The switch is announced once per outage in the log
+and as platform_rate_limit_fallback in /metrics; Redis is asked again every
+REDIS_DOWN_RETRY_AFTER seconds, and the shared window is used as soon as it answers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
+import threading
+import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django_redis import get_redis_connection
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from integrations.errors import RateLimited
@@ -35,30 +46,55 @@ logger = logging.getLogger(__name__)
 RATE_LIMIT_DECISIONS = Counter(
     "platform_integration_rate_limit_total",
     "Slots asked of the shared integration rate limiter, by outcome.",
-    ["integration", "outcome"],  # outcome: allowed | limited | redis_error
+    [
+        "integration",
+        "outcome",
+    ],  # outcome: allowed | limited | redis_error | fallback_allowed | fallback_limited
+)
+RATE_LIMIT_FALLBACK = Gauge(
+    "platform_rate_limit_fallback",
+    "1 while a shared rate limit runs on a per-process budget because Redis is unreachable.",
+    ["limiter"],
+    multiprocess_mode="livemax",
+)
+RATE_LIMIT_FALLBACK_PROCESSES = Gauge(
+    "platform_rate_limit_fallback_processes",
+    "Processes a shared limit is divided among while it runs on a per-process budget.",
+    ["limiter"],
+    multiprocess_mode="livemax",
 )
 
-# KEYS[1] the window's sorted set; ARGV: limit, window in microseconds, a unique member.
-# Returns {1, 0} when a slot was taken, else {0, microseconds until the oldest slot expires}.
+# KEYS[1] the window's sorted set; KEYS[2] the processes seen using a limiter (PROCESSES_KEY);
+# ARGV: limit, window in microseconds, a unique member, this process's name.
+# Returns {1, 0, processes} when a slot was taken, else {0, microseconds until the oldest slot
+# expires, processes}; processes: how many took part in the last PROCESS_SEEN_SECONDS.
 _SLIDING_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 300000000)
+redis.call('PEXPIRE', KEYS[2], 600000)
+local processes = redis.call('ZCARD', KEYS[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-  return {1, 0}
+  return {1, 0, processes}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(oldest[2]) + window - now}
+return {0, tonumber(oldest[2]) + window - now, processes}
 """
+# Every process that used a shared limit in the last 5 minutes (the script above keeps it).
+PROCESSES_KEY = "ratelimit:processes"
 
 _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
-# While Redis is unreachable, callers come back after this long.
+# While Redis is unreachable, it is asked again after this long (meanwhile: the fallback budget).
 REDIS_DOWN_RETRY_AFTER = 5.0
+# How long the live worker processes reported by the registered counter are trusted.
+PROCESS_COUNT_TTL = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,28 +118,137 @@ def rate_for(integration: str) -> Rate | None:
     return Rate.parse(text) if text else None
 
 
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# Who reports the live worker processes without Redis (jobs/rate_budget.py registers Celery's
+# own inspect, which answers over the broker): a callable returning a count, or None.
+_process_counter: Callable[[], int | None] | None = None
+
+
+def set_process_counter(counter: Callable[[], int | None] | None) -> None:
+    global _process_counter
+    _process_counter = counter
+
+
+class Fallback:
+    """One shared limiter's per-process stand-in while Redis is away (module docstring).
+
+    Knows the processes last seen sharing the limit (from each successful round trip), announces
+    the outage once and its end once, and while it lasts answers from a sliding window of this
+    process's own: floor(limit / processes) slots per period (at least one slot, over a longer
+    period when there are more processes than the limit allows)."""
+
+    def __init__(self, limiter: str, *, counter: Callable[[], Callable[[], int | None] | None]) -> None:
+        self.limiter = limiter
+        self._counter = counter
+        self._lock = threading.Lock()
+        self.active = False
+        self.down_until = 0.0
+        self.processes_seen: int | None = None  # from the last successful round trip
+        self._counted: tuple[float, int | None] | None = None  # (when, live worker processes)
+        self._windows: dict[str, deque[float]] = {}
+
+    def redis_answered(self, processes: int | None = None) -> None:
+        if processes:
+            self.processes_seen = int(processes)
+        if self.active:
+            with self._lock:
+                if self.active:
+                    self.active = False
+                    self._windows.clear()
+                    RATE_LIMIT_FALLBACK.labels(self.limiter).set(0)
+                    logger.warning(
+                        "rate limiter for %s: Redis answers again, back to the shared limit", self.limiter
+                    )
+
+    def redis_failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self.down_until = time.monotonic() + REDIS_DOWN_RETRY_AFTER
+            if self.active:
+                return
+            self.active = True
+        processes = self.processes()
+        RATE_LIMIT_FALLBACK.labels(self.limiter).set(1)
+        logger.warning(
+            "rate limiter for %s: Redis unreachable (%s), each process now keeps 1/%d of the limit "
+            "until it answers again",
+            self.limiter,
+            type(exc).__name__,
+            processes,
+        )
+
+    def redis_resting(self) -> bool:
+        """True while Redis failed less than REDIS_DOWN_RETRY_AFTER ago: don't ask it yet."""
+        return self.active and time.monotonic() < self.down_until
+
+    def processes(self) -> int:
+        """The processes the limit is divided among: the most of every count we have."""
+        now = time.monotonic()
+        if self._counted is None or now - self._counted[0] >= PROCESS_COUNT_TTL:
+            counter = self._counter()
+            live = None
+            if counter is not None:
+                try:
+                    live = counter()
+                except Exception as exc:  # a count we cannot get is one we don't use
+                    logger.info("rate limiter for %s: live processes unknown: %r", self.limiter, exc)
+            # A failed count keeps the last good one.
+            self._counted = (now, live if live else (self._counted[1] if self._counted else None))
+        counts = [self.processes_seen, self._counted[1], int(settings.RATE_LIMIT_FALLBACK_PROCESSES)]
+        processes = max(1, *(count for count in counts if count))
+        RATE_LIMIT_FALLBACK_PROCESSES.labels(self.limiter).set(processes)
+        return processes
+
+    def take(self, key: str, rate: Rate) -> float:
+        """One slot of this process's share of `rate`: 0.0, or seconds until one is free."""
+        processes = self.processes()
+        slots = max(1, rate.limit // processes)
+        # More processes than the limit: one slot each, over as many periods as that takes.
+        period = rate.period * max(1.0, slots * processes / rate.limit)
+        window = period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN))
+        now = time.monotonic()
+        with self._lock:
+            taken = self._windows.setdefault(key, deque())
+            while taken and taken[0] <= now - window:
+                taken.popleft()
+            if len(taken) < slots:
+                taken.append(now)
+                return 0.0
+            return max(taken[0] + window - now, 0.01)
+
+
+_fallback = Fallback("integrations", counter=lambda: _process_counter)
+
+
 def acquire(integration: str) -> None:
     """Take one slot of `integration`'s shared limit, or raise RateLimited(retry_after=seconds)."""
     rate = rate_for(integration)
     if rate is None:
         return
     window_us = int(rate.period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN)) * 1_000_000)
+    if _fallback.redis_resting():
+        _fallback_acquire(integration, rate)
+        return
     try:
         client = get_redis_connection("default")
-        allowed, wait_us = client.eval(
-            _SLIDING_WINDOW, 1, f"ratelimit:{integration}", rate.limit, window_us, uuid.uuid4().hex
+        allowed, wait_us, processes = client.eval(
+            _SLIDING_WINDOW,
+            2,
+            f"ratelimit:{integration}",
+            PROCESSES_KEY,
+            rate.limit,
+            window_us,
+            uuid.uuid4().hex,
+            process_name(),
         )
     except (RedisError, OSError) as exc:
         RATE_LIMIT_DECISIONS.labels(integration, "redis_error").inc()
-        logger.warning(
-            "rate limiter for %s unavailable (%s): deferring the call", integration, type(exc).__name__
-        )
-        raise RateLimited(
-            "rate limiter unavailable",
-            provider=integration,
-            code="limiter_unavailable",
-            retry_after=REDIS_DOWN_RETRY_AFTER,
-        ) from exc
+        _fallback.redis_failed(exc)
+        _fallback_acquire(integration, rate)
+        return
+    _fallback.redis_answered(int(processes))
     if allowed:
         RATE_LIMIT_DECISIONS.labels(integration, "allowed").inc()
         return
@@ -115,6 +260,20 @@ def acquire(integration: str) -> None:
         provider=integration,
         code="rate_limited",
         retry_after=retry_after,
+    )
+
+
+def _fallback_acquire(integration: str, rate: Rate) -> None:
+    wait = _fallback.take(integration, rate)
+    if not wait:
+        RATE_LIMIT_DECISIONS.labels(integration, "fallback_allowed").inc()
+        return
+    RATE_LIMIT_DECISIONS.labels(integration, "fallback_limited").inc()
+    raise RateLimited(
+        f"this process's share of {rate.limit} per {rate.period:g}s spent (Redis unreachable)",
+        provider=integration,
+        code="rate_limited",
+        retry_after=wait,
     )
 
 

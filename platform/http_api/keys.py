@@ -17,7 +17,8 @@ reads no row. A revocation made through this module (`revoke_api_key`, the admin
 forgets the key in its own process at once and bumps a generation number in REDIS_URL; the rate
 limiter's one Redis script returns that number with every request (http_api/ratelimit.py), and a
 process that sees it move forgets its cache and reads the row again: other processes refuse the
-key on their next request too. The time bound holds without Redis (the limiter fails open).
+key on their next request too. The time bound holds without Redis (the limiter falls back to a
+per-process budget, and the cache's second still bounds how long a revoked key is honoured).
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ which becomes Retry-After.
 
 Why not integrations/ratelimit.py's sliding window: that one protects providers that count "N
 per second" strictly (bursts forbidden) and costs a sorted-set member per call; an API budget per
-caller is about fairness and capacity, where a bucket's burst is the point. And unlike it, this
-limiter fails OPEN on a Redis error: a cache outage must not turn into refusing every API call
+caller is about fairness and capacity, where a bucket's burst is the point. Like it, on a Redis
+error this limiter falls back to a conservative budget per web process (integrations/ratelimit.py
+`Fallback`: the limit divided by the web processes last seen sharing it, at least
+RATE_LIMIT_FALLBACK_PROCESSES), announced once in the log and as platform_rate_limit_fallback{limiter="api"}
+in /metrics: a cache outage must not turn into refusing every API call, nor into no limit at all
 (POST /api/v1/jobs answers 503 by itself when the broker, the same Redis, is down). After an error
-it stops asking Redis for a few seconds, so a hung Redis costs one timeout, not one per request.
+it stops asking Redis for a few seconds, so a hung Redis costs one timeout, not one per request;
+the first answer after that puts the shared bucket back in charge.
 
 Leases: where the budget is large (more than one request per LEASE_SECONDS), a web process takes
 the requests that fit in LEASE_SECONDS from the shared bucket in one round trip and spends them
@@ -33,37 +37,43 @@ from ninja.throttling import BaseThrottle
 from redis.exceptions import RedisError
 
 from http_api import conf, keys
-from integrations.ratelimit import Rate
+from integrations.ratelimit import Fallback, Rate, process_name
 
 logger = logging.getLogger(__name__)
 
 # KEYS[1]: the key's theoretical arrival time (TAT), microseconds; KEYS[2]: the API keys'
 # revocation generation (http_api/keys.py), returned so that the same round trip tells a web
 # process a key was revoked. ARGV: emission interval (period/limit, us), burst allowance
-# ((limit-1) * interval, us), requests wanted (a lease: as many of them as fit, at least one).
-# Returns {granted, 0, generation} when allowed, else {0, microseconds until a request fits, generation}.
+# ((limit-1) * interval, us), requests wanted (a lease: as many of them as fit, at least one),
+# this process's name, kept in KEYS[3] (PROCESSES_KEY) with the time it was last seen.
+# Returns {granted, 0, generation, processes} when allowed, else {0, microseconds until a request
+# fits, generation, processes}; processes: web processes seen in the last 5 minutes.
 _GCRA = """
 local generation = tonumber(redis.call('GET', KEYS[2]) or 0)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZADD', KEYS[3], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 300000000)
+redis.call('PEXPIRE', KEYS[3], 600000)
+local processes = redis.call('ZCARD', KEYS[3])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local allow_at = tat - burst
 if now < allow_at then
-  return {0, allow_at - now, generation}
+  return {0, allow_at - now, generation, processes}
 end
 local granted = math.max(1, math.min(tonumber(ARGV[3]), math.floor((now - allow_at) / interval) + 1))
 local new_tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {granted, 0, generation}
+return {granted, 0, generation, processes}
 """
+PROCESSES_KEY = "api-ratelimit:processes"
 
-# After a Redis error, skip the limiter this long (fail open without paying a timeout each time).
-REDIS_DOWN_BACKOFF_SECONDS = 5.0
-_redis_down_until = 0.0
 _registered = None
+# While Redis is away: this process's share of each key's budget (web processes: no worker count).
+_fallback = Fallback("api", counter=lambda: None)
 # Where authentication leaves what it took from the key's budget (http_api/api.py): the same
 # round trip that tells a revoked key, not a second one.
 TAKEN_ATTRIBUTE = "_api_rate_limit_wait"
@@ -98,23 +108,22 @@ def rate() -> Rate:
 def take(bucket: str) -> float:
     """Take one request from `bucket`: 0.0 when allowed, else seconds until one fits. Notes the
     API keys' revocation generation on the way (keys.note_generation)."""
-    global _redis_down_until
-    if time.monotonic() < _redis_down_until:
-        return 0.0
     if _from_lease(bucket):
         return 0.0
     current = rate()
+    if _fallback.redis_resting():
+        return _fallback.take(bucket, current)
     interval_us = current.period * 1_000_000 / current.limit
     wanted = lease_size(current)
     try:
-        granted, wait_us, generation = _script()(
-            keys=[f"api-ratelimit:{bucket}", keys.GENERATION_KEY],
-            args=[int(interval_us), int(interval_us * (current.limit - 1)), wanted],
+        granted, wait_us, generation, processes = _script()(
+            keys=[f"api-ratelimit:{bucket}", keys.GENERATION_KEY, PROCESSES_KEY],
+            args=[int(interval_us), int(interval_us * (current.limit - 1)), wanted, process_name()],
         )
     except (RedisError, OSError) as exc:
-        _redis_down_until = time.monotonic() + REDIS_DOWN_BACKOFF_SECONDS
-        logger.warning("API rate limiter unavailable (%s): letting requests through", type(exc).__name__)
-        return 0.0
+        _fallback.redis_failed(exc)
+        return _fallback.take(bucket, current)
+    _fallback.redis_answered(int(processes))
     keys.note_generation(int(generation))
     if int(granted) > 1:
         with _leases_lock:

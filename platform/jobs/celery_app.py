@@ -12,6 +12,7 @@ from celery.utils.functional import maybe_list
 from django.conf import settings
 from django.db import close_old_connections
 
+from jobs import rate_budget
 from jobs.brokers import current_broker
 from jobs.queues import QUEUE_NAMES, TASK_ROUTES, Queue
 
@@ -75,6 +76,10 @@ def queue_of_task(task_name: str) -> str:
     """The queue a job of `task_name` goes to: Celery's router on the app's routes (jobs/queues.py
     TASK_ROUTES, else the default queue), the one answer for the API, the outbox and the ops pages."""
     return app.amqp.router.route({}, task_name)["queue"].name
+
+
+# While Redis is away, shared rate limits divide themselves by the live worker processes.
+rate_budget.register(app)
 
 
 @signals.task_prerun.connect

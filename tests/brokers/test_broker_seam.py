@@ -12,8 +12,10 @@ import redis
 from jobs.brokers import current_broker
 from jobs.brokers.rabbitmq_broker import RabbitMQBroker
 from jobs.brokers.redis_broker import RedisBroker
+from jobs.models import PausedQueue
 from jobs.operations import queue_ops
-from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
+from jobs.schedules.models import BeatLease
+from jobs.schedules.scheduler import LEASE_NAME, read_beat_heartbeat
 from tests.support.processes import ROOT, RedisServer, platform_env, start_beat, wait_until
 
 SEAM = ROOT / "platform" / "jobs" / "brokers"
@@ -52,31 +54,32 @@ def two_redises():
 
 
 @pytest.mark.django_db
-def test_paused_queues_live_in_redis_url_not_in_a_redis_broker(settings, two_redises):
+def test_paused_queues_live_in_postgresql_not_in_any_redis(settings, two_redises):
     broker, store = two_redises
     settings.CELERY_BROKER_URL, settings.REDIS_URL = broker.url, store.url
 
     queue_ops.pause_queue(queue="reports")  # no worker answers: paused all the same
 
-    assert redis.Redis.from_url(store.url).smembers(queue_ops.PAUSED_QUEUES_KEY) == {b"reports"}
-    assert not redis.Redis.from_url(broker.url).exists(queue_ops.PAUSED_QUEUES_KEY)
+    assert list(PausedQueue.objects.values_list("name", flat=True)) == ["reports"]
+    assert not redis.Redis.from_url(store.url).keys("platform:ops:paused*")
+    assert not redis.Redis.from_url(broker.url).keys("platform:ops:paused*")
     assert {queue.name: queue.paused for queue in queue_ops.queue_stats()}["reports"] is True
 
 
 @pytest.mark.processes
-def test_beat_holds_its_lease_in_redis_url_not_in_a_redis_broker(database_url, two_redises):
+def test_beat_holds_its_lease_in_postgresql_not_in_any_redis(database_url, two_redises):
     broker, store = two_redises
     beat = start_beat(
         platform_env(database_url=database_url, redis_url=store.url, broker_url=broker.url), name="beat"
     )
-    store_client = redis.Redis.from_url(store.url)
     try:
         wait_until(
-            lambda: store_client.exists(HEARTBEAT_KEY),
+            lambda: read_beat_heartbeat(),
             timeout=30,
             what=lambda: f"beat's heartbeat\n{beat.tail()}",
         )
-        assert store_client.get(LEADER_KEY) is not None
+        assert BeatLease.objects.get(name=LEASE_NAME).holder == read_beat_heartbeat()["identity"]
     finally:
         beat.stop()
     assert not redis.Redis.from_url(broker.url).keys("platform:beat:*")
+    assert not redis.Redis.from_url(store.url).keys("platform:beat:*")

@@ -3,7 +3,9 @@
 import time
 
 import pytest
+import redis
 from django.core.exceptions import ImproperlyConfigured
+from prometheus_client import REGISTRY
 
 from integrations import ratelimit
 from integrations.cache import cache_counts, cache_delete, cached
@@ -96,13 +98,64 @@ def test_integrations_without_a_configured_rate_are_not_limited(settings, marker
         ratelimit.acquire(marker)
 
 
-def test_with_redis_down_the_limiter_fails_closed(settings, private_redis, marker):
-    settings.RATE_LIMITS = {marker: "1000/s"}
+@pytest.fixture
+def fallback(monkeypatch):
+    """A fresh per-process fallback (no outage remembered from another test), no worker count."""
+    fresh = ratelimit.Fallback("integrations", counter=lambda: None)
+    monkeypatch.setattr(ratelimit, "_fallback", fresh)
+    return fresh
+
+
+def _fallback_gauge(limiter: str) -> float | None:
+    return REGISTRY.get_sample_value("platform_rate_limit_fallback", {"limiter": limiter})
+
+
+def test_with_redis_down_each_process_keeps_its_share_then_the_shared_window_returns(
+    settings, private_redis, marker, fallback, caplog
+):
+    """Issue 21: Redis away no longer stops the calls (it used to defer them for as long as Redis
+    was down); each process keeps limit / processes (here the floor, 4: 8/s -> 2/s), announced
+    once, and the shared window is used again once Redis answers."""
+    settings.RATE_LIMITS = {marker: "8/s"}
+    settings.RATE_LIMIT_FALLBACK_PROCESSES = 4
     _point_cache_at(settings, private_redis.url)
+    ratelimit.acquire(marker)  # Redis up: the shared window, and this process is seen
+    assert fallback.processes_seen == 1 and not fallback.active
     private_redis.stop()
 
-    with pytest.raises(RateLimited) as raised:
-        ratelimit.acquire(marker)
+    granted = []
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        if _acquired(marker):
+            granted.append(time.monotonic())
+    assert len(granted) >= 4  # it kept granting: the calls go out, not deferred
+    assert max(sum(1 for t in granted if start <= t < start + 1.0) for start in granted) <= 2
+    assert _fallback_gauge("integrations") == 1.0
+    announced = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert len(announced) == 1, [r.getMessage() for r in announced]  # once per outage, not per call
+    assert "1/4 of the limit" in announced[0].getMessage()
 
-    assert raised.value.code == "limiter_unavailable"
-    assert raised.value.retry_after == ratelimit.REDIS_DOWN_RETRY_AFTER
+    private_redis.start()
+    # Redis is asked again REDIS_DOWN_RETRY_AFTER after the last failure; then the shared window.
+    wait_until(
+        lambda: _acquired(marker) and not fallback.active, timeout=ratelimit.REDIS_DOWN_RETRY_AFTER + 3
+    )
+    assert _fallback_gauge("integrations") == 0.0
+    assert any("back to the shared limit" in r.getMessage() for r in caplog.records)
+    client = redis.Redis.from_url(private_redis.url)
+    assert client.zcard(f"ratelimit:{marker}") >= 1  # slots are taken in Redis again
+
+
+def test_the_fallback_divides_by_the_most_processes_it_knows_of(settings, fallback):
+    settings.RATE_LIMIT_FALLBACK_PROCESSES = 2
+    assert fallback.processes() == 2
+    fallback.processes_seen = 3
+    assert fallback.processes() == 3
+    counted = ratelimit.Fallback("integrations", counter=lambda: lambda: 6)
+    counted.processes_seen = 3
+    assert counted.processes() == 6
+    # More processes than the limit allows: one slot each, over a longer window.
+    rate = ratelimit.Rate(limit=3, period=1.0)
+    assert counted.take("x", rate) == 0.0
+    wait = counted.take("x", rate)
+    assert 1.9 < wait <= 2.0 * (1 + settings.RATE_LIMIT_WINDOW_MARGIN)

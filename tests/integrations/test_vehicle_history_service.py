@@ -7,11 +7,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from integrations import ratelimit
 from integrations.cache import cache_counts, cache_delete
 from integrations.errors import PermanentError, RateLimited
 from reports.models import VehicleHistoryReport
 from reports.services import store_report
 from reports.vehicle_history import PAID_CALLS, get_vehicle_history, paid_call_counts
+from tests.factories import make_vin
 from tests.support.fakes.vehicle_history import API_KEY
 
 VIN = "2T1BURHE0JC034461"
@@ -97,18 +99,25 @@ def test_with_redis_stopped_the_report_is_served_from_the_database_with_a_miss_c
 
 
 @pytest.mark.django_db
-def test_with_redis_stopped_a_report_never_bought_is_deferred_not_bought_unmetered(
-    fake_vehicle_history, settings, private_redis
+def test_with_redis_stopped_reports_are_bought_only_within_this_processs_share_of_the_limit(
+    fake_vehicle_history, settings, private_redis, monkeypatch
 ):
+    """Redis away (issue 21): paid calls go on, but metered by this process's share of the limit
+    (integrations/ratelimit.py's fallback), never unmetered: 30/m over 4 processes is 7 a minute."""
+    monkeypatch.setattr(ratelimit, "_fallback", ratelimit.Fallback("integrations", counter=lambda: None))
     settings.RATE_LIMITS = {"vehicle_history": "30/m"}
+    settings.RATE_LIMIT_FALLBACK_PROCESSES = 4
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": private_redis.url}}
     private_redis.stop()
+    vins = [make_vin() for _ in range(8)]
 
+    for vin in vins[:7]:
+        assert get_vehicle_history(vin=vin).source == "provider"
     with pytest.raises(RateLimited):
-        get_vehicle_history(vin=VIN)
+        get_vehicle_history(vin=vins[7])
 
-    assert fake_vehicle_history.requests == []
-    assert not VehicleHistoryReport.objects.filter(vin=VIN).exists()
+    assert len(fake_vehicle_history.requests) == 7
+    assert not VehicleHistoryReport.objects.filter(vin=vins[7]).exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,14 +5,15 @@ and the alert rules pass `promtool check rules` and their unit tests (`promtool 
 import json
 import re
 import subprocess
-import time
+from datetime import timedelta
 
 import pytest
 import yaml
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.operations.queue_ops import ops_redis
-from jobs.schedules.scheduler import HEARTBEAT_KEY
+from jobs.schedules.models import BeatLease
+from jobs.schedules.scheduler import LEASE_NAME
 from tests.support.processes import ROOT
 
 OPS = ROOT / "ops"
@@ -69,7 +70,10 @@ def test_metric_names_reads_metrics_and_nothing_else():
 def exported(client, ops_broker, db) -> set[str]:
     """Every sample name GET /metrics can export, read from the app's own output; a beat has
     ticked so its heartbeat family is there too."""
-    ops_redis().set(HEARTBEAT_KEY, json.dumps({"identity": "test", "at": time.time()}))
+    now = timezone.now()
+    BeatLease.objects.create(
+        name=LEASE_NAME, holder="test", expires_at=now + timedelta(seconds=30), heartbeat_at=now
+    )
     response = client.get("/metrics")
     assert response.status_code == 200
     names = set()

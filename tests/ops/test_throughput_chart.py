@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from django.urls import reverse
 from django_celery_results.models import TaskResult
 
@@ -18,7 +19,7 @@ from jobs.operations import queue_history, throughput
 from jobs.queues import QUEUE_NAMES
 from tests.conftest import broker_client
 from tests.domain.test_index_usage import assert_uses_index
-from tests.support.processes import wait_until
+from tests.support.processes import free_port, wait_until
 from tests.support.queries import assert_max_queries, count_queries
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +218,20 @@ def test_sampling_records_the_broker_depths_and_keeps_the_history_bounded(ops_br
     client = queue_history.ops_redis()
     assert client.llen(queue_history.SAMPLES_KEY) == queue_history.SAMPLES_KEPT
     assert queue_history.depths_ago(0)["depths"] == recorded
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
+def test_on_rabbitmq_with_redis_down_sampling_skips_the_sample_and_fails_nothing(ops_broker, settings):
+    """docs/redis-outage.md: the every-minute sample is the one thing lost; the task still answers
+    (no failure, no dead letter) and the dashboard's hour-ago column says unknown."""
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+
+    recorded = queue_history.sample_queue_depths()
+
+    assert set(recorded) == set(QUEUE_NAMES)
+    with pytest.raises(redis.RedisError):
+        queue_history.depths_ago(3600)  # the dashboard shows this section as unavailable
 
 
 @pytest.mark.processes

@@ -8,16 +8,18 @@ import json
 import signal
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from jobs.schedules.scheduler import LEADER_KEY
+from jobs.operations.health import check_beat
+from jobs.schedules.models import BeatLease
 from tests.support.probe.models import ProbeExecution
 from tests.support.processes import ManagedProcess, platform_env, start_beat, wait_until
+from tests.support.tcp_forwarder import TcpForwarder
 
 # Short, so most tests finish quickly; the takeover test also runs with production's default.
 LEASE_SECONDS = 2
@@ -33,7 +35,7 @@ def lease() -> int:
 @pytest.fixture
 def beats(database_url, live_worker, lease):
     """Start beat processes (lease `lease` seconds) that are stopped after the test."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(LEADER_KEY)  # a lease left by a killed test
+    BeatLease.objects.all().delete()  # a lease left by a killed test
     env = platform_env(
         database_url=database_url,
         redis_url=settings.CELERY_BROKER_URL,
@@ -175,3 +177,54 @@ def test_a_bulk_update_reaches_a_running_beat_within_seconds(beats, marker):
     # An absence can only be observed over a window: three intervals with nothing sent.
     time.sleep(6)
     assert len(runs(renamed)) == stopped
+
+
+def test_a_beat_that_cannot_reach_its_lease_store_says_so_every_tick_until_it_can(
+    database_url, live_worker, marker
+):
+    """Issue 21: beat started with its database (the lease store) unreachable does not die, nor
+    wait in silence: its log says "cannot act" at once and every tick (production loop, 5 s), and
+    /healthz says so too (through the cache); once the database answers it leads and fires."""
+    BeatLease.objects.all().delete()
+    schedule = probe_schedule(marker, every_seconds=2)
+    url = urlsplit(database_url)
+    forwarder = TcpForwarder(url.hostname, url.port or 5432)
+    through_forwarder = urlunsplit(
+        url._replace(netloc=f"{url.netloc.rpartition('@')[0]}@127.0.0.1:{forwarder.port}")
+    )
+    beat = start_beat(
+        platform_env(database_url=through_forwarder, redis_url=settings.REDIS_URL), name="beat-nodb"
+    )
+    try:
+        started = time.monotonic()
+        wait_until(
+            lambda: beat.saw("beat: cannot act"),
+            timeout=20,
+            what=lambda: f"the first complaint\n{beat.tail()}",
+        )
+        first = time.monotonic() - started
+        tick = min(settings.CELERY_BEAT_MAX_LOOP_INTERVAL, settings.BEAT_LOCK_LEASE_SECONDS / 3)
+        wait_until(
+            lambda: sum("beat: cannot act" in line for line in list(beat.output)) >= 3,
+            timeout=3 * tick + 5,
+            what=lambda: f"a complaint every tick\n{beat.tail()}",
+        )
+        assert beat.proc.poll() is None, beat.tail()
+        health = check_beat()
+        assert health["ok"] is False and "cannot act" in health["detail"], health
+        assert not runs(marker)
+
+        forwarder.open()
+        wait_until(
+            lambda: beat.saw("is now the leader"),
+            timeout=3 * tick,
+            what=lambda: f"beat to lead\n{beat.tail()}",
+        )
+        wait_until(lambda: len(runs(marker)) >= 2, timeout=20, what="runs once the database answers")
+        assert beat.saw("the lease store answers again")
+        wait_until(lambda: check_beat()["ok"], timeout=2 * tick, what="/healthz's beat check to pass")
+    finally:
+        beat.stop()
+        forwarder.close()
+    assert first < 15, f"the first complaint came {first:.1f}s after start"
+    assert sends(beat, schedule) >= 2

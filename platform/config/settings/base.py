@@ -268,7 +268,7 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 # publishing), so a standby beat that takes over knows what was already sent; the default,
 # every 3 minutes, would make it send those again.
 CELERY_BEAT_SYNC_EVERY = 1
-# A beat leader holds this lease in Redis and renews it every tick; a standby takes over
+# A beat leader holds this lease in PostgreSQL and renews it every tick; a standby takes over
 # once it lapses (platform/jobs/schedules/scheduler.py).
 BEAT_LOCK_LEASE_SECONDS = env.int("BEAT_LOCK_LEASE_SECONDS", default=30)
 
@@ -361,6 +361,10 @@ RATE_LIMITS = {
 # makes the provider see more than N in one of its windows (Twilio queues what arrives over a
 # sender's rate; 0.1 cost bulk sends a tenth of their limit: README, bench 11).
 RATE_LIMIT_WINDOW_MARGIN = env.float("RATE_LIMIT_WINDOW_MARGIN", default=0.02)
+# While Redis is unreachable each process keeps 1/N of every shared limit (integrations/ratelimit.py,
+# http_api/ratelimit.py), N being the most of: the processes last seen sharing it, the live worker
+# processes Celery's inspect reports, and this floor (docs/redis-outage.md).
+RATE_LIMIT_FALLBACK_PROCESSES = env.int("RATE_LIMIT_FALLBACK_PROCESSES", default=4)
 
 # --- Trigger API (platform/http_api/conf.py) ----------------------------------------------
 # Requests per API key per window, shared by every web process through Redis ("600/m", "20/s").

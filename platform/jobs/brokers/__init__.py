@@ -8,7 +8,7 @@ returns a `RedisBroker` (jobs/brokers/redis_broker.py) or a `RabbitMQBroker`
 settings have a block per broker (config/settings/base.py), since that is configuration.
 
 What is not the broker's lives elsewhere whatever the broker: paused queues, the beat lease and
-heartbeat, the crash-loop counter when the broker keeps none, all in REDIS_URL.
+heartbeat in PostgreSQL; the crash-loop counter, when the broker keeps none (Redis), in REDIS_URL.
 """
 
 from __future__ import annotations

@@ -3,5 +3,6 @@
 from jobs.models.dead_letter import DeadLetter
 from jobs.models.effect import Effect
 from jobs.models.outbox import OutboxMessage
+from jobs.models.paused_queue import PausedQueue
 
-__all__ = ("DeadLetter", "Effect", "OutboxMessage")
+__all__ = ("DeadLetter", "Effect", "OutboxMessage", "PausedQueue")

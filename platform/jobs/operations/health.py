@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from django.core.cache import cache
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -14,7 +15,7 @@ from django_redis import get_redis_connection
 from jobs.brokers import current_broker
 from jobs.celery_app import app
 from jobs.operations.queue_ops import require_broker
-from jobs.schedules.scheduler import read_beat_heartbeat
+from jobs.schedules.scheduler import CANNOT_ACT_CACHE_KEY, read_beat_heartbeat
 
 # Checks that make the platform unable to accept work: their failure answers 503.
 CRITICAL = ("database", "broker")
@@ -64,14 +65,24 @@ def check_workers() -> dict:
 
 def check_beat() -> dict:
 
+    # The lease and heartbeat live in PostgreSQL (jobs/schedules/scheduler.py): Redis down
+    # changes nothing here. A beat that cannot reach the database writes no heartbeat, so this
+    # says beat is down within BEAT_MAX_AGE_SECONDS, and its log says why every tick. A beat that
+    # cannot act also says so in the cache, when the cache answers: then this says it at once.
+    stuck = cache.get(CANNOT_ACT_CACHE_KEY)
+    if stuck:
+        return {"ok": False, "detail": f"beat {stuck['identity']} cannot act: {stuck['detail']}"[:300]}
     beat = read_beat_heartbeat()
     if beat is None:
         return {"ok": False, "detail": "no heartbeat: is `celery -A tasks beat` running?"}
-    return {
-        "ok": beat["age_seconds"] < BEAT_MAX_AGE_SECONDS,
-        "leader": beat["identity"],
-        "heartbeat_age_seconds": beat["age_seconds"],
-    }
+    ok = beat["age_seconds"] < BEAT_MAX_AGE_SECONDS
+    result = {"ok": ok, "leader": beat["identity"], "heartbeat_age_seconds": beat["age_seconds"]}
+    if not ok:
+        result["detail"] = (
+            f"no beat has ticked for {beat['age_seconds']:.0f} s: none is running, or none can "
+            "reach the lease store (see beat's log: 'beat: cannot act')"
+        )
+    return result
 
 
 CHECKS = {

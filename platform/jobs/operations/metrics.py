@@ -35,7 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from jobs.models import DeadLetter
-from jobs.operations.queue_ops import ops_redis, queue_stats
+from jobs.operations.queue_ops import queue_stats
 from jobs.outbox import outbox_backlog
 from jobs.schedules.scheduler import read_beat_heartbeat
 
@@ -154,11 +154,11 @@ class BrokerCollector:
 
 
 class BeatCollector:
-    """The leading beat's heartbeat, from REDIS_URL (where the lease lives)."""
+    """The leading beat's heartbeat, from PostgreSQL (where the lease lives)."""
 
     def collect(self) -> Iterable[Metric]:
         try:
-            beat = read_beat_heartbeat(ops_redis())  # short timeouts: a scrape never hangs
+            beat = read_beat_heartbeat()
         except Exception as exc:
             logger.warning("metrics: beat heartbeat unreadable: %s", exc)
             yield _collector_up("beat", False)
@@ -167,7 +167,7 @@ class BeatCollector:
             family = GaugeMetricFamily(
                 "platform_beat_heartbeat_age_seconds", "Seconds since the leading beat last ticked."
             )
-            family.add_metric([], max(0.0, time.time() - beat["at"]))
+            family.add_metric([], max(0.0, beat["age_seconds"]))
             yield family
         yield _collector_up("beat", True)
 

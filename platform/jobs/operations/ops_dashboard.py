@@ -6,12 +6,11 @@ outcome), the beat leader; actions to pause or resume a queue and to replay dead
 It answers within LOAD_DEADLINE_SECONDS whatever the workers do: worker replies are awaited
 CONTROL_TIMEOUT_SECONDS at most, broker and Redis reads have short socket timeouts, and a section
 that is not ready by the deadline is shown as unavailable rather than waited for. The broker is
-Redis or RabbitMQ (jobs/brokers/); paused queues and the beat leader are read from REDIS_URL.
+Redis or RabbitMQ (jobs/brokers/); paused queues and the beat leader are read from PostgreSQL.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -32,7 +31,7 @@ from jobs.brokers import current_broker
 from jobs.dead_letters import ReplayFailed, replay_dead_letters
 from jobs.models import DeadLetter
 from jobs.operations import queue_history, queue_ops, throughput
-from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
+from jobs.schedules.scheduler import LeaseStoreUnreachable, read_beat_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +52,17 @@ def workers_and_queues() -> dict[str, list[str]]:
 
 
 def broker_state() -> dict:
-    """Queue stats from the broker; paused queues and which beat holds the lock, from REDIS_URL."""
-
-    leader, heartbeat = queue_ops.ops_redis().mget([LEADER_KEY, HEARTBEAT_KEY])
-    beat = json.loads(heartbeat) if heartbeat else None
+    """Queue stats from the broker; paused queues and which beat holds the lease, from PostgreSQL."""
+    try:
+        beat = read_beat_heartbeat()
+    except LeaseStoreUnreachable:
+        beat = None
     return {
         "broker": current_broker().kind,
         "queues": queue_ops.queue_stats(),
         "paused": queue_ops.paused_queues(),
-        "beat_leader": leader.decode() if leader else None,
-        "beat_heartbeat_age": round(time.time() - beat["at"], 1) if beat else None,
+        "beat_leader": beat["identity"] if beat and beat["leading"] else None,
+        "beat_heartbeat_age": beat["age_seconds"] if beat else None,
     }
 
 

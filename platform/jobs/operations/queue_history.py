@@ -7,11 +7,14 @@ them (a little over two hours): bounded whatever runs.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import redis
 
 from jobs.operations.queue_ops import ops_redis, queue_stats
+
+logger = logging.getLogger(__name__)
 
 SAMPLES_KEY = "platform:ops:queue_depth_samples"  # list of {"at": epoch seconds, "depths": {queue: n}}
 SAMPLES_KEPT = 150
@@ -31,9 +34,13 @@ def record_sample(
 
 
 def sample_queue_depths() -> dict[str, int]:
-    """Read every platform queue's depth from the broker now and record it."""
+    """Read every platform queue's depth from the broker now and record it. With REDIS_URL down
+    the sample is skipped (logged), not failed: a lost minute of history is worth no dead letter."""
     depths = {queue.name: queue.depth for queue in queue_stats()}
-    record_sample(depths)
+    try:
+        record_sample(depths)
+    except redis.RedisError as exc:
+        logger.warning("queue depth sample not recorded (REDIS_URL unreachable): %s", exc)
     return depths
 
 

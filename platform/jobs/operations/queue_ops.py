@@ -2,13 +2,13 @@
 resuming their consumption. Read by /metrics and the ops dashboard; all reads time-bounded.
 
 Depth and age come from the broker, whichever it is (jobs/brokers/). Which queues are paused is
-ours, not the broker's: it lives in REDIS_URL (the cache and lock store), so it means the same on
-Redis and on RabbitMQ. Pause and resume reach the workers as Celery control broadcasts.
+ours, not the broker's: it lives in PostgreSQL (jobs.models.PausedQueue), so it means the same on
+Redis and on RabbitMQ, and a Redis outage forgets no pause (docs/redis-outage.md). Pause and
+resume reach the workers as Celery control broadcasts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,15 +17,15 @@ import redis
 from celery import Celery
 from celery.worker.control import control_command, ok
 from django.conf import settings
+from django.db import transaction
+from django.db.utils import DatabaseError, InterfaceError
 
 from jobs.brokers import BrokerUnreachable, current_broker
 from jobs.celery_app import app
+from jobs.models import PausedQueue
 from jobs.queues import QUEUE_NAMES
 
 logger = logging.getLogger(__name__)
-
-PAUSED_QUEUES_KEY = "platform:ops:paused_queues"  # set of queue names
-PAUSED_BY_WORKER_KEY = "platform:ops:paused_queue_workers"  # hash: queue -> JSON list of workers
 
 # A scrape or a dashboard load waits at most this long on Redis (REDIS_URL).
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -38,7 +38,7 @@ class QueueStats:
     name: str
     depth: int
     oldest_age_seconds: float | None  # None: empty, or unknown (then age_unknown says why)
-    paused: bool | None  # None: REDIS_URL could not be read
+    paused: bool | None  # None: the database could not be read
     age_unknown: str = ""
     consumers: int | None = None  # workers consuming it, where the broker says (RabbitMQ)
 
@@ -59,8 +59,8 @@ def queue_stats() -> list[QueueStats]:
     depths = current_broker().queue_depths(platform_queue_names())
     try:
         paused: set[str] | None = set(paused_queues())
-    except redis.RedisError as exc:
-        logger.warning("could not read paused queues from REDIS_URL: %s", exc)
+    except (DatabaseError, InterfaceError) as exc:
+        logger.warning("could not read paused queues from the database: %s", exc)
         paused = None
     return [
         QueueStats(
@@ -75,12 +75,12 @@ def queue_stats() -> list[QueueStats]:
     ]
 
 
-def paused_queues(client: redis.Redis | None = None) -> dict[str, list[str]]:
+def paused_queues() -> dict[str, list[str]]:
     """Paused queue -> the workers that were consuming it when it was paused."""
-    client = client or ops_redis()
-    names = sorted(member.decode() for member in client.smembers(PAUSED_QUEUES_KEY))
-    workers = client.hmget(PAUSED_BY_WORKER_KEY, names) if names else []
-    return {name: json.loads(raw) if raw else [] for name, raw in zip(names, workers, strict=True)}
+    return {
+        name: list(workers)
+        for name, workers in PausedQueue.objects.order_by("name").values_list("name", "workers")
+    }
 
 
 def _checked(queue: str) -> str:
@@ -89,9 +89,13 @@ def _checked(queue: str) -> str:
     return queue
 
 
-def _remember_consumers(client: redis.Redis, queue: str, workers: list[str]) -> None:
-    known = json.loads(client.hget(PAUSED_BY_WORKER_KEY, queue) or "[]")
-    client.hset(PAUSED_BY_WORKER_KEY, queue, json.dumps(sorted(set(known) | set(workers))))
+def _remember_consumers(queue: str, workers: list[str]) -> None:
+    with transaction.atomic():
+        paused = PausedQueue.objects.select_for_update().filter(name=queue).first()
+        if paused is None:  # resumed meanwhile
+            return
+        paused.workers = sorted(set(paused.workers) | set(workers))
+        paused.save(update_fields=["workers"])
 
 
 @lru_cache(maxsize=4)
@@ -140,11 +144,10 @@ def pause_queue(*, queue: str) -> list[str]:
     (jobs/operations/task_observability.py).
     """
     _checked(queue)
-    client = ops_redis()
     # Paused first: a worker starting right now reads the mark and skips the queue.
-    client.sadd(PAUSED_QUEUES_KEY, queue)
+    PausedQueue.objects.get_or_create(name=queue)
     consumers = sorted(worker for worker, queues in active_queues().items() if queue in queues)
-    _remember_consumers(client, queue, consumers)
+    _remember_consumers(queue, consumers)
     # To every worker, answering or not: one that missed the inspect must stop too.
     control_app().control.cancel_consumer(queue)
     return consumers
@@ -160,12 +163,11 @@ def resume_queue(*, queue: str) -> list[str]:
     consuming this one."""
     _checked(queue)
     require_broker()
-    client = ops_redis()
-    workers = json.loads(client.hget(PAUSED_BY_WORKER_KEY, queue) or "[]")
+    paused = PausedQueue.objects.filter(name=queue).first()
+    workers = list(paused.workers) if paused else []
     # Unmarked first: a worker starting from now on consumes it, and one already running takes
     # it back from the broadcast (taking it twice is a no-op).
-    client.srem(PAUSED_QUEUES_KEY, queue)
-    client.hdel(PAUSED_BY_WORKER_KEY, queue)
+    PausedQueue.objects.filter(name=queue).delete()
     control_app().control.broadcast(RESUME_COMMAND, arguments={"queue": queue})
     return workers
 
@@ -191,4 +193,4 @@ def resume_platform_queue(state, queue: str) -> dict:
 
 def note_worker_skipping_paused_queue(*, queue: str, worker: str) -> None:
     """Record that `worker` started while `queue` was paused, so resuming gives it back."""
-    _remember_consumers(ops_redis(), queue, [worker])
+    _remember_consumers(queue, [worker])

@@ -100,7 +100,7 @@ def leave_paused_queues_alone(sender=None, instance=None, **_kwargs) -> None:
     remember_queues_started_with(list(queues.consume_from))  # what a resume may give back
     try:
         paused = paused_queues()
-    except Exception as exc:  # REDIS_URL unreachable: consume everything rather than nothing
+    except Exception as exc:  # the database unreachable: consume everything rather than nothing
         logger.warning("could not read paused queues: %s", exc)
         return
     for queue in sorted(set(paused) & set(queues.consume_from)):

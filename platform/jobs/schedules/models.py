@@ -62,3 +62,22 @@ class ScheduleChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_name} {self.action} by {self.actor}"
+
+
+class BeatLease(models.Model):
+    """Which beat leads, and its heartbeat: one row per lease, in PostgreSQL (not Redis).
+
+    Taken and renewed by compare-and-set on the database's clock (jobs/schedules/scheduler.py):
+    `UPDATE ... WHERE holder = me OR expires_at < now()`. A row, not a session advisory lock,
+    because a connection pooler (PgBouncer in transaction mode) hands a session's lock to
+    whichever client gets the connection next.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+    # The leader's last tick, written with every renewal: /healthz and the ops dashboard read it.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"

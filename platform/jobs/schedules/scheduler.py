@@ -1,9 +1,15 @@
 """The beat scheduler: django-celery-beat's DatabaseScheduler, made safe to run twice.
 
-Two or more `celery -A tasks beat` processes may run; one holds a lease in Redis and fires
-schedules, the others stand by and take over when the lease lapses (the leader died or lost
-Redis). The leader renews the lease every tick, checks it again right before sending a due
-run, and writes a heartbeat that /healthz and the ops dashboard read. Each run's last_run_at
+Two or more `celery -A tasks beat` processes may run; one holds a lease in PostgreSQL (a row of
+schedules_beatlease, taken by compare-and-set on the database's clock) and fires schedules, the
+others stand by and take over when the lease lapses (the leader died or lost the database).
+PostgreSQL, not Redis: the schedules already live there, so beat needs nothing else, and a Redis
+outage stops no schedule (docs/redis-outage.md). A row, not a session advisory lock: a connection
+pooler in transaction mode hands a session's lock to whoever gets the connection next. The leader
+renews the lease every tick, checks it again right before sending a due run, and writes a
+heartbeat (in the same row) that /healthz and the ops dashboard read. A beat that cannot reach
+the lease store says so in its log every tick until it can (and /healthz, reading no fresh
+heartbeat, says beat is down). Each run's last_run_at
 is committed before its message is published, and a new leader re-reads every schedule from
 the database, so a run the old leader already sent is not sent again, and a run it missed is
 sent late, once.
@@ -22,14 +28,14 @@ import json
 import logging
 import os
 import socket
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import redis
 from celery.schedules import schedstate
 from celery.utils.time import ffwd, maybe_make_aware
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.db.utils import DatabaseError, InterfaceError
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
@@ -39,23 +45,60 @@ from jobs.schedules.declarations import PERIODIC_TASK_FIELDS
 
 logger = logging.getLogger(__name__)
 
-LEADER_KEY = "platform:beat:leader"
-HEARTBEAT_KEY = "platform:beat:heartbeat"
+LEASE_NAME = "beat"  # the one lease row (schedules_beatlease.name)
+# Where a beat that cannot reach its lease store says so for /healthz, besides its log: the
+# cache (best effort; a Redis that is down too leaves the stale heartbeat to say it).
+CANNOT_ACT_CACHE_KEY = "platform:beat:cannot_act"
 
-# Extend the lease only if we still hold it (compare-and-extend, atomic in Redis).
+# Take the lease if it is free, lapsed or already ours: one statement, on the database's clock
+# (clock_timestamp(), not the beats' own clocks, so clock skew between machines cannot make two
+# leaders). A row is returned only when this beat holds the lease afterwards.
+_ACQUIRE = """
+INSERT INTO schedules_beatlease (name, holder, expires_at, heartbeat_at)
+VALUES (%s, %s, clock_timestamp() + %s * interval '1 millisecond', NULL)
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+WHERE schedules_beatlease.holder = EXCLUDED.holder OR schedules_beatlease.expires_at < clock_timestamp()
+RETURNING holder
+"""
+# Extend the lease only if we still hold it and it has not lapsed (compare-and-extend).
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
+UPDATE schedules_beatlease SET expires_at = clock_timestamp() + %s * interval '1 millisecond'
+WHERE name = %s AND holder = %s AND expires_at >= clock_timestamp()
+RETURNING holder
 """
-# Delete the lease only if we still hold it: after a lapse it may be the new leader's.
+_HEARTBEAT = """
+UPDATE schedules_beatlease SET heartbeat_at = clock_timestamp() WHERE name = %s AND holder = %s
+"""
+# Let the lease lapse now, only if we still hold it: after a lapse it may be the new leader's.
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
+UPDATE schedules_beatlease SET expires_at = clock_timestamp() - interval '1 second'
+WHERE name = %s AND holder = %s
 """
+_READ_HEARTBEAT = """
+SELECT holder, expires_at >= clock_timestamp(), extract(epoch from heartbeat_at),
+       extract(epoch from clock_timestamp() - heartbeat_at)
+FROM schedules_beatlease WHERE name = %s
+"""
+
+
+class LeaseStoreUnreachable(Exception):
+    """The database holding the beat lease did not answer."""
+
+
+def _lease_sql(sql: str, params: list) -> list[tuple]:
+    """Run one lease statement (autocommit); a database error closes the connection so the next
+    tick reconnects, and raises LeaseStoreUnreachable."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    except (DatabaseError, InterfaceError) as exc:
+        try:
+            connection.close()
+        except (DatabaseError, InterfaceError):
+            pass
+        raise LeaseStoreUnreachable(f"{type(exc).__name__}: {exc}".strip()[:300]) from exc
+
 
 # Everything about a periodic task that changes what or when beat sends, with the fields of
 # its schedule.
@@ -79,11 +122,6 @@ _FINGERPRINT_FIELDS = (
     "clocked_id",
     "clocked__clocked_time",
 )
-
-
-def beat_redis() -> redis.Redis:
-    """The lease and heartbeat live in REDIS_URL (the lock store), whatever the broker is."""
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def schedule_fingerprint() -> str:
@@ -186,10 +224,23 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         self.lease_ms = int(settings.BEAT_LOCK_LEASE_SECONDS * 1000)
         self.is_leader = False
         self._seen_fingerprint: str | None = None
-        self._redis = beat_redis()
-        self._renew = self._redis.register_script(_RENEW)
-        self._release = self._redis.register_script(_RELEASE)
+        self.cannot_act: str | None = None  # why this beat could not reach its lease, if it could not
+        self._setup_pending = False  # the schedules could not be read at start: read them once we can
         super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        # Stock beat reads every schedule here and dies if the database does not answer; this
+        # one starts anyway, says it cannot act every tick, and reads them once it can.
+        try:
+            super().setup_schedule()
+            self._setup_pending = False
+        except (DatabaseError, InterfaceError) as exc:
+            self._setup_pending = True
+            try:
+                connection.close()
+            except (DatabaseError, InterfaceError):
+                pass
+            self._cannot_act(LeaseStoreUnreachable(f"{type(exc).__name__}: {exc}".strip()[:300]))
 
     def install_default_entries(self, data) -> None:
         # Result pruning is one of our declared defaults (beat_schedules/defaults.py);
@@ -202,6 +253,10 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if not self._hold_lease():
             # Standby: fire nothing, look again well before the leader's lease could lapse.
             return min(self.max_interval, self.lease_ms / 3000)
+        if self._setup_pending:
+            self.setup_schedule()
+            if self._setup_pending:
+                return min(self.max_interval, self.lease_ms / 3000)
         self._write_heartbeat()
         interval = super().tick(*args, **kwargs)
         # Come back before the lease lapses, however long nothing is due.
@@ -229,30 +284,48 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
     def _still_leader(self) -> bool:
         """Renew the lease we hold; never acquire one here (a new leader must re-read first)."""
         try:
-            renewed = bool(self._renew(keys=[LEADER_KEY], args=[self.identity, self.lease_ms]))
-        except redis.RedisError as exc:
-            logger.warning("beat: lost Redis, standing down: %s", exc)
+            renewed = bool(_lease_sql(_RENEW, [self.lease_ms, LEASE_NAME, self.identity]))
+        except LeaseStoreUnreachable as exc:
+            self._cannot_act(exc)
             renewed = False
         if not renewed and self.is_leader:
             logger.warning("beat: %s lost the lease before sending, standing by", self.identity)
             self.is_leader = False
         return renewed
 
+    def _cannot_act(self, exc: Exception) -> None:
+        # Every tick, not once: an operator reading the last lines of the log must see it.
+        logger.error(
+            "beat: cannot act: the lease store (PostgreSQL) is unreachable, no schedule fires "
+            "until it answers: %s",
+            exc,
+        )
+        self.cannot_act = str(exc)
+        self.is_leader = False
+        cache.set(
+            CANNOT_ACT_CACHE_KEY,
+            {"identity": self.identity, "detail": self.cannot_act},
+            timeout=int(2 * min(self.max_interval, self.lease_ms / 3000)) + 1,
+        )
+
     def _hold_lease(self) -> bool:
         try:
             if self.is_leader:
-                if self._renew(keys=[LEADER_KEY], args=[self.identity, self.lease_ms]):
+                if _lease_sql(_RENEW, [self.lease_ms, LEASE_NAME, self.identity]):
                     return True
                 # The lease lapsed: someone else may have led (and sent runs) since.
                 logger.warning("beat: %s lost the lease, standing by", self.identity)
                 self.is_leader = False
-            acquired = bool(self._redis.set(LEADER_KEY, self.identity, nx=True, px=self.lease_ms))
-        except redis.RedisError as exc:
-            # Without Redis nobody can prove leadership: stand by rather than risk two leaders.
-            if self.is_leader:
-                logger.warning("beat: lost Redis, standing down: %s", exc)
-            self.is_leader = False
+            acquired = bool(_lease_sql(_ACQUIRE, [LEASE_NAME, self.identity, self.lease_ms]))
+        except LeaseStoreUnreachable as exc:
+            # Without the lease store nobody can prove leadership: stand by rather than risk
+            # two leaders, and say so.
+            self._cannot_act(exc)
             return False
+        if self.cannot_act is not None:
+            logger.warning("beat: the lease store answers again")
+            self.cannot_act = None
+            cache.delete(CANNOT_ACT_CACHE_KEY)
         if acquired:
             logger.info("beat: %s is now the leader", self.identity)
             # Forget what this process read before: the old leader may have sent runs since,
@@ -266,11 +339,10 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         return acquired
 
     def _write_heartbeat(self) -> None:
-        beat = {"identity": self.identity, "at": time.time()}
         try:
-            self._redis.set(HEARTBEAT_KEY, json.dumps(beat), ex=3600)
-        except redis.RedisError:
-            logger.warning("beat: could not write heartbeat")
+            _lease_sql(_HEARTBEAT, [LEASE_NAME, self.identity])
+        except LeaseStoreUnreachable as exc:
+            logger.warning("beat: could not write heartbeat: %s", exc)
 
     # --- noticing edits -------------------------------------------------------------------
 
@@ -302,17 +374,23 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         # Hand over at once on a clean stop instead of making the standby wait for the lease.
         if self.is_leader:
             try:
-                self._release(keys=[LEADER_KEY], args=[self.identity])
-            except redis.RedisError:
+                _lease_sql(_RELEASE, [LEASE_NAME, self.identity])
+            except LeaseStoreUnreachable:
                 pass
         super().close()
 
 
-def read_beat_heartbeat(client: redis.Redis | None = None) -> dict | None:
-    """The leader's last heartbeat: {"identity", "at", "age_seconds"}, or None."""
-    raw = (client or beat_redis()).get(HEARTBEAT_KEY)
-    if not raw:
+def read_beat_heartbeat() -> dict | None:
+    """The lease row, from PostgreSQL: {"identity", "leading", "at", "age_seconds"} of the last
+    leader's heartbeat (ages on the database's clock), or None when no beat ever led. Raises
+    LeaseStoreUnreachable when the database does not answer."""
+    rows = _lease_sql(_READ_HEARTBEAT, [LEASE_NAME])
+    if not rows or rows[0][2] is None:
         return None
-    beat = json.loads(raw)
-    beat["age_seconds"] = round(time.time() - beat["at"], 1)
-    return beat
+    holder, leading, at, age = rows[0]
+    return {
+        "identity": holder,
+        "leading": bool(leading),
+        "at": float(at),
+        "age_seconds": round(float(age), 1),
+    }
