@@ -28,6 +28,10 @@ from tests.support.fakes.fixtures import (  # noqa: F401
 from tests.support.processes import RedisServer, platform_env
 from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmqctl, server_answers
 
+# How the suite runs in parallel (xdist groups, longest tests first), and the fault suite's
+# figures, gathered from every xdist worker: hooks that must run in xdist's controller too.
+pytest_plugins = ["tests.support.parallel", "tests.support.fault_figures"]
+
 
 @pytest.fixture(scope="session")
 def live_worker(django_db_setup, django_db_blocker):

@@ -22,7 +22,7 @@ from tests.support.processes import ManagedProcess, platform_env, start_beat, wa
 # Short, so most tests finish quickly; the takeover test also runs with production's default.
 LEASE_SECONDS = 2
 DEFAULT_LEASE_SECONDS = settings.BEAT_LOCK_LEASE_SECONDS
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 @pytest.fixture
