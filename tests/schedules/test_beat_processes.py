@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from jobs.schedules.scheduler import LEADER_KEY
+from jobs.schedules.scheduler import HEARTBEAT_KEY, LEADER_KEY
 from tests.support.probe.models import ProbeExecution
 from tests.support.processes import ManagedProcess, platform_env, start_beat, wait_until
 
@@ -33,7 +33,8 @@ def lease() -> int:
 @pytest.fixture
 def beats(database_url, live_worker, lease):
     """Start beat processes (lease `lease` seconds) that are stopped after the test."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(LEADER_KEY)  # a lease left by a killed test
+    store = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    store.delete(LEADER_KEY, HEARTBEAT_KEY)  # a lease left by a killed test
     env = platform_env(
         database_url=database_url,
         redis_url=settings.CELERY_BROKER_URL,
@@ -55,6 +56,8 @@ def beats(database_url, live_worker, lease):
     yield start
     for beat in reversed(started):  # standbys first, so none takes over from a leader stopping
         beat.stop()
+    # No beat runs any more: a later test on this Redis (/healthz's) must not see one's heartbeat.
+    store.delete(LEADER_KEY, HEARTBEAT_KEY)
 
 
 def probe_schedule(marker: str, every_seconds: int) -> PeriodicTask:
