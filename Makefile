@@ -17,13 +17,23 @@ install: $(INSTALLED)
 run: $(INSTALLED)
 	$(BIN)/python ops/run_local.py
 
+# The suite waits on timers far more than it computes: its independent tests run on this many
+# pytest-xdist workers, each with its own database, Redis database and RabbitMQ vhost; the groups
+# in tests/support/parallel.py each on one worker (README.md, Testing). PYTEST_ARGS comes last and
+# wins: PYTEST_ARGS="tests/jobs -n0" runs serially.
+TEST_WORKERS ?= 6
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --durations=20
+# Branch coverage of the pytest processes (CI: COVERAGE=1, .ci/run); the run fails below the floor.
+COVERAGE_FLOOR := 87
+COVERAGE_ARGS := $(if $(COVERAGE),--cov --cov-branch --cov-report= --cov-fail-under=$(COVERAGE_FLOOR))
+
 ## The whole suite: real Redis broker, real workers, PostgreSQL whenever DATABASE_URL names one.
 test: $(INSTALLED)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(COVERAGE_ARGS) $(PYTEST_ARGS)
 
 ## The fault-injection suite on its own (also part of `make test`); prints its figures.
 faults: $(INSTALLED)
-	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+	$(BIN)/pytest tests/faults $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## Benchmarks side by side with their baselines; writes bench/results/latest.json.
 bench: $(INSTALLED)

@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite: a real in-process worker, the test database's URL for
-worker subprocesses, private Redis servers, a RabbitMQ vhost of the run's own, the `broker`
-fixture that runs a test on each broker, and a client that publishes to any broker."""
+worker subprocesses, private Redis servers, a RabbitMQ vhost of the run's own (of each xdist
+worker's own when the suite runs in parallel), the `broker` fixture that runs a test on each
+broker, and a client that publishes to any broker."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from celery.worker.state import active_requests, reserved_requests
 from django.db import connection
 
+from http_api import ratelimit
 from jobs.brokers import broker_for_url
 from jobs.queues import QUEUE_NAMES
 from tasks.app import app as platform_app
@@ -25,17 +28,18 @@ from tests.support.fakes.fixtures import (  # noqa: F401
     fake_vehicle_history,
     short_timeouts,
 )
-from tests.support.processes import RedisServer, platform_env
+from tests.support.processes import RedisServer, platform_env, wait_until
 from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmqctl, server_answers
+
+# How the suite runs in parallel (xdist groups, longest tests first), and the fault suite's
+# figures, gathered from every xdist worker: hooks that must run in xdist's controller too.
+pytest_plugins = ["tests.support.parallel", "tests.support.fault_figures"]
 
 
 @pytest.fixture(scope="session")
-def live_worker(django_db_setup, django_db_blocker):
-    """A real worker (threads pool) in this process, consuming every platform queue from the
-    Redis broker in REDIS_URL. Tests that use it need django_db(transaction=True), so that
-    what they write is visible to the worker's own connections, and must wait for their jobs."""
-    with django_db_blocker.unblock():
-        platform_app.control.purge()
+def _live_worker_session(django_db_setup, django_db_blocker):
+    """The in-process worker behind `live_worker`: started once per session (per xdist worker),
+    consuming only while a test that uses it runs."""
     with start_worker(
         platform_app,
         pool="threads",
@@ -44,9 +48,46 @@ def live_worker(django_db_setup, django_db_blocker):
         loglevel="WARNING",
         shutdown_timeout=30,
     ) as worker:
+        _consume(worker, False)
         yield worker
     with django_db_blocker.unblock():
         _close_other_sessions()
+
+
+@pytest.fixture
+def live_worker(_live_worker_session, transactional_db):
+    """A real worker (threads pool) in this process, consuming every platform queue from the
+    Redis broker in REDIS_URL. Tests that use it need django_db(transaction=True), so that
+    what they write is visible to the worker's own connections, and must wait for their jobs.
+
+    It consumes during the test only, from queues emptied first: a job another test published
+    (a test without a worker, whose job must stay PENDING) is not run here, nor in that test. At
+    the end, before the test's tables are emptied, it stops consuming and waits until it has
+    finished every job it took, result stored: a job's last writes must not land in the next test."""
+    worker = _live_worker_session
+    platform_app.control.purge()
+    _consume(worker, True)
+    yield worker
+    _consume(worker, False)
+    wait_until(
+        lambda: not _jobs_in_hand(),
+        timeout=60,
+        what=lambda: f"the live worker to finish the jobs it holds: {_jobs_in_hand()}",
+    )
+
+
+def _consume(worker, on: bool) -> None:
+    """Start or stop the worker's consumers of every platform queue (remote control commands,
+    which the worker's consumer carries out in its own thread; each waits for its reply)."""
+    command = platform_app.control.add_consumer if on else platform_app.control.cancel_consumer
+    for queue in QUEUE_NAMES:
+        replies = command(queue, destination=[worker.hostname], reply=True, timeout=10)
+        assert replies, f"the live worker did not answer {command.__name__}({queue!r})"
+
+
+def _jobs_in_hand() -> list[str]:
+    """Jobs the in-process worker is running or holds (reserved, or waiting for an ETA)."""
+    return sorted(f"{request.name}[{request.id}]" for request in {*active_requests, *reserved_requests})
 
 
 def _close_other_sessions() -> None:
@@ -58,6 +99,16 @@ def _close_other_sessions() -> None:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture(autouse=True)
+def _api_rate_limiter_backoff_ends_with_its_test():
+    """The API's rate limiter stops asking a Redis it found down for a few seconds, process-wide
+    (http_api/ratelimit.py). A test that stopped the cache's Redis (test_cache_down, the reports'
+    redis_down) must not pass that on to the next test in its process: there the limiter would skip
+    Redis, and with it the API keys' revocation generation (a revoked key answered 200)."""
+    yield
+    ratelimit._redis_down_until = 0.0
 
 
 @pytest.fixture

@@ -1,20 +1,16 @@
 """The fault-injection suite's figures: each scenario reports what it submitted, the faults it
 injected and the effects it observed; the table is printed at the end of the run and written to
-bench/results/faults.json (`make faults` runs the suite on its own)."""
+bench/results/faults.json (tests/support/fault_figures.py; `make faults` runs the suite on its own)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from tests.support import fault_figures as figures
 from tests.support import redis_broker
 from tests.support.processes import platform_env
-
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "faults.json"
-_figures: list[dict] = []
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -76,27 +72,7 @@ def fault_broker(request, private_redis) -> FaultBroker:
 def fault_figures(request):
     """Call with submitted=, faults=, effects=, lost=, duplicated= (and a note) once per scenario."""
 
-    def report(**figures) -> None:
-        _figures.append({"scenario": request.node.name.removeprefix("test_"), **figures})
+    def report(**observed) -> None:
+        figures.record(request, **observed)
 
     return report
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not _figures:
-        return
-    write = terminalreporter.write_line
-    write("")
-    write("fault-injection figures")
-    header = f"{'scenario':<62} {'jobs':>6} {'faults':>6} {'effects':>7} {'lost':>5} {'dup':>4}"
-    write(header)
-    write("-" * len(header))
-    for row in _figures:
-        write(
-            f"{row['scenario'][:62]:<62} {row['submitted']:>6} {row['faults']:>6} "
-            f"{row['effects']:>7} {row['lost']:>5} {row['duplicated']:>4}"
-        )
-        if row.get("note"):
-            write(f"    {row['note']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(_figures, indent=2))

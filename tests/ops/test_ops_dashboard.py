@@ -117,9 +117,11 @@ def test_resume_reaches_a_worker_that_missed_the_pause_inspect_and_no_other(ops_
 
 
 # Replay publishes through the web process's own Celery app, configured once per process for one
-# broker (here Redis); it is Celery's publish, nothing broker-specific of ours.
+# broker (here Redis); it is Celery's publish, nothing broker-specific of ours. That broker is
+# REDIS_URL's, not ops_broker's (the app is configured when the session's live worker starts, before
+# ops_broker points the settings elsewhere): the replays run on `live_worker`, which consumes it.
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
-def test_replay_dead_letters_in_bulk_for_one_task(admin_client, ops_workers, ops_broker, marker):
+def test_replay_dead_letters_in_bulk_for_one_task(admin_client, ops_workers, ops_broker, live_worker, marker):
     ops_workers("replayer", "default")
     publisher = broker_client(ops_broker.url)
     failed = [

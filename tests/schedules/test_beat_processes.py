@@ -24,7 +24,7 @@ from tests.support.tcp_forwarder import TcpForwarder
 # Short, so most tests finish quickly; the takeover test also runs with production's default.
 LEASE_SECONDS = 2
 DEFAULT_LEASE_SECONDS = settings.BEAT_LOCK_LEASE_SECONDS
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 @pytest.fixture
@@ -57,6 +57,8 @@ def beats(database_url, live_worker, lease):
     yield start
     for beat in reversed(started):  # standbys first, so none takes over from a leader stopping
         beat.stop()
+    # No beat runs any more: a later test (/healthz's) must not see one's heartbeat.
+    BeatLease.objects.all().delete()
 
 
 def probe_schedule(marker: str, every_seconds: int) -> PeriodicTask:

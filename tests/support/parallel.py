@@ -1,0 +1,109 @@
+"""How the suite runs in parallel (`make test`: pytest-xdist, README: Testing). A plugin of
+tests/conftest.py (`pytest_plugins`).
+
+Each xdist worker is a pytest process with resources of its own, so independent tests run side
+by side: its own test database (pytest-django suffixes the name: test_<name>_gw0, ...), its own
+Redis database (config/settings/test.py: REDIS_URL's number + 1 + the worker's), its own RabbitMQ
+vhost (the session's `rabbitmq_vhost`, a uuid name), and a free loopback port for every server a
+test starts (tests/support/processes.py). Nothing in the suite restarts or kills a server other
+tests use: a test that stops or kills a broker stops its own private redis-server, or takes the
+permissions on its own worker's vhost away.
+
+Tests that must not overlap with each other form an xdist group (`--dist loadgroup`, pyproject.toml):
+a group runs on one worker, one test after another, while the other workers run the rest.
+
+Long tests are handed out first, so that the run does not end waiting on one: the workers order
+what they collected by the durations the last run recorded (pytest's cache, .pytest_cache), which
+the controller hands them; a test the cache does not know counts as long if it starts real
+processes (`processes` marker).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+GROUPS = {
+    # One Chromium for the package (its fixtures are package-scoped), a web process, a worker and
+    # sometimes a beat per test, and a page-load deadline (LOAD_DEADLINE_SECONDS): the browser tests
+    # run one at a time, as they did before the suite ran in parallel.
+    "tests/browser/": "browser",
+    # Fills its worker's test database with 100,000 task results and 50,000 rows in every other
+    # big table (a module-scoped fixture): once, on one worker, rather than on every worker that
+    # would draw one of its tests.
+    "tests/jobs/test_admin_scale.py": "cpu-heavy",
+    # Three RabbitMQ nodes of the test's own (Erlang VMs, about 20 s of start-up on two busy
+    # cores) and a bound on the pause after the node's loss; a benchmark in all but name (it
+    # writes bench/results/rabbitmq_cluster.json).
+    "tests/brokers/test_rabbitmq_cluster.py": "cpu-heavy",
+}
+
+_DURATIONS = "platform/test-durations"  # pytest cache key: node id -> seconds, from the last run
+_UNKNOWN_PROCESSES_SECONDS = 30.0  # a test with real worker/beat/redis-server subprocesses
+_UNKNOWN_SECONDS = 0.5
+
+
+def group_of(nodeid: str) -> str | None:
+    for prefix, group in GROUPS.items():
+        if nodeid.startswith(prefix):
+            return group
+    return None
+
+
+_NODEID = pytest.StashKey[str]()  # the node id as collected, before xdist appends "@group"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.stash[_NODEID] = item.nodeid
+        group = group_of(item.nodeid)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist's controller hands every worker the same durations, read once from the cache."""
+    cache = getattr(node.config, "cache", None)
+    node.workerinput[_DURATIONS] = cache.get(_DURATIONS, {}) if cache else {}
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def longest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In every xdist worker, the tests the last run found longest first (the workers' collections
+    must be equal, order included: they all sort by the durations the controller handed them).
+    A run without xdist keeps the files' order."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    known = workerinput.get(_DURATIONS, {})
+
+    def expected_seconds(item: pytest.Item) -> float:
+        nodeid = item.stash[_NODEID]
+        if nodeid in known:
+            return known[nodeid]
+        return _UNKNOWN_PROCESSES_SECONDS if item.get_closest_marker("processes") else _UNKNOWN_SECONDS
+
+    items.sort(key=expected_seconds, reverse=True)
+
+
+_measured: dict[str, float] = {}  # in the controller (or the only process): setup + call + teardown
+
+
+@pytest.hookimpl
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    nodeid = report.nodeid
+    for group in set(GROUPS.values()):
+        nodeid = nodeid.removesuffix(f"@{group}")
+    _measured[nodeid] = _measured.get(nodeid, 0.0) + report.duration
+
+
+@pytest.hookimpl
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if hasattr(config, "workerinput") or cache is None or not _measured:
+        return
+    durations = cache.get(_DURATIONS, {})
+    durations.update({nodeid: round(seconds, 2) for nodeid, seconds in _measured.items()})
+    cache.set(_DURATIONS, durations)
