@@ -24,7 +24,7 @@ run: $(INSTALLED)
 TEST_WORKERS ?= 6
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --durations=20
 # Branch coverage of the pytest processes (CI: COVERAGE=1, .ci/run); the run fails below the floor.
-COVERAGE_FLOOR := 87
+COVERAGE_FLOOR := 85
 COVERAGE_ARGS := $(if $(COVERAGE),--cov --cov-branch --cov-report= --cov-fail-under=$(COVERAGE_FLOOR))
 
 ## The whole suite: real Redis broker, real workers, PostgreSQL whenever DATABASE_URL names one.

@@ -4,8 +4,6 @@ contradicts it."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
@@ -98,7 +96,7 @@ def test_a_property_based_run_finds_no_server_error_and_no_response_contradictin
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
     # The WSGI test transport does not un-gzip (GZipMiddleware would answer gzip to requests' default).
     headers = {"Authorization": f"Bearer {api_key.key}", "Accept-Encoding": "identity"}
-    started, ran = time.monotonic(), 0
+    ran = 0
 
     cases = [
         result.ok().as_strategy(generation_mode=mode)
@@ -124,4 +122,3 @@ def test_a_property_based_run_finds_no_server_error_and_no_response_contradictin
         check()
 
     assert ran >= 6 * 40  # three operations, valid and invalid input
-    assert time.monotonic() - started < 60
