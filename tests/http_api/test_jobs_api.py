@@ -472,10 +472,9 @@ def test_a_job_without_idempotency_key_costs_one_statement_whose_commit_is_not_a
 def test_a_job_accepted_on_a_connection_the_server_dropped_is_still_recorded(api):
     # http_api/services.py: no SELECT 1 before the acceptance row; the INSERT itself finds the
     # dead connection and writes the row once more on a fresh one, so the 202 keeps its promise.
-    post_job(api, {"task": "tasks.fx.update_exchange_rates"})  # the key row is now cached
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
+    # The killing connection is opened first: the key row stays cached for at most a second
+    # (keys.cache_seconds), and only the kill may stand between the two requests; once it is
+    # done (the backend gone), the INSERT is certain to meet a dead connection.
     with psycopg2.connect(
         dbname=connection.settings_dict["NAME"],
         user=connection.settings_dict["USER"],
@@ -484,7 +483,18 @@ def test_a_job_accepted_on_a_connection_the_server_dropped_is_still_recorded(api
         password=connection.settings_dict["PASSWORD"] or None,
     ) as other:
         other.autocommit = True
-        other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
+        killer = other.cursor()
+        post_job(api, {"task": "tasks.fx.update_exchange_rates"})  # the key row is now cached
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+        def gone() -> bool:
+            killer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+            return killer.fetchone() is None
+
+        wait_until(gone, timeout=5, interval=0.005, what=f"backend {pid} to exit")
     other.close()
 
     response = post_job(api, {"task": "tasks.fx.update_exchange_rates"})
