@@ -16,6 +16,8 @@ from celery.worker.state import active_requests, reserved_requests
 from django.db import connection
 
 from http_api import ratelimit
+from http_api import ratelimit as api_ratelimit
+from integrations import ratelimit as integrations_ratelimit
 from jobs.brokers import broker_for_url
 from jobs.queues import QUEUE_NAMES
 from tasks.app import app as platform_app
@@ -109,6 +111,17 @@ def _api_rate_limiter_backoff_ends_with_its_test():
     Redis, and with it the API keys' revocation generation (a revoked key answered 200)."""
     yield
     ratelimit._redis_down_until = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _rate_limiter_backoff_ends_with_its_test():
+    """A rate limiter that found Redis down stops asking it for a few seconds, process-wide
+    (integrations/ratelimit.py Fallback). A test that stopped the cache's Redis must not pass that
+    on to the next test in its process: the API limiter would skip Redis, and with it the API
+    keys' revocation generation (a revoked key answered 200)."""
+    yield
+    for fallback in (api_ratelimit._fallback, integrations_ratelimit._fallback):
+        fallback.down_until = 0.0
 
 
 @pytest.fixture
