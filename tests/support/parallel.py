@@ -14,11 +14,16 @@ a group runs on one worker, one test after another, while the other workers run 
 
 Long tests are handed out first, so that the run does not end waiting on one: the workers order
 what they collected by the durations the last run recorded (pytest's cache, .pytest_cache), which
-the controller hands them; a test the cache does not know counts as long if it starts real
-processes (`processes` marker).
+the controller hands them. A fresh clone (CI) has no cache: it starts from tests/support/durations.json,
+the long tests' durations from a full run, committed (`SAVE_TEST_DURATIONS=1 make test` rewrites
+it). A test neither knows counts as long if it starts real processes (`processes` marker).
 """
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +43,8 @@ GROUPS = {
 }
 
 _DURATIONS = "platform/test-durations"  # pytest cache key: node id -> seconds, from the last run
+_COMMITTED = Path(__file__).with_name("durations.json")  # the same, for a clone with no cache
+_COMMITTED_FROM_SECONDS = 5.0  # shorter tests are all alike to the ordering: kept out of the file
 _UNKNOWN_PROCESSES_SECONDS = 30.0  # a test with real worker/beat/redis-server subprocesses
 _UNKNOWN_SECONDS = 0.5
 
@@ -63,9 +70,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
-    """xdist's controller hands every worker the same durations, read once from the cache."""
+    """xdist's controller hands every worker the same durations: the committed file's, and over
+    them the cache's, read once."""
     cache = getattr(node.config, "cache", None)
-    node.workerinput[_DURATIONS] = cache.get(_DURATIONS, {}) if cache else {}
+    durations = json.loads(_COMMITTED.read_text()) if _COMMITTED.exists() else {}
+    durations.update(cache.get(_DURATIONS, {}) if cache else {})
+    node.workerinput[_DURATIONS] = durations
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
@@ -107,3 +117,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     durations = cache.get(_DURATIONS, {})
     durations.update({nodeid: round(seconds, 2) for nodeid, seconds in _measured.items()})
     cache.set(_DURATIONS, durations)
+    if os.environ.get("SAVE_TEST_DURATIONS"):
+        long_tests = {nodeid: round(s) for nodeid, s in sorted(durations.items()) if s >= _COMMITTED_FROM_SECONDS}
+        _COMMITTED.write_text(json.dumps(long_tests, indent=0) + "\n")
