@@ -570,9 +570,10 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
     )
 
 
-class SentinelTransport(Transport):
+class SentinelTransport(Transport, kombu_redis.SentinelTransport):
     """Select with `broker_transport` = "jobs.brokers.redis_transport:SentinelTransport" and a
-    sentinel://...;sentinel://... URL (config/settings/base.py does both for such a URL)."""
+    sentinel://...;sentinel://... URL (config/settings/base.py does both for such a URL). kombu's
+    SentinelTransport is among its bases so that it is known by kombu's `sentinel` scheme (Flower
+    reads the queues through the Sentinels: jobs/operations/flower_broker.py)."""
 
     Channel = SentinelChannel
-    default_port = kombu_redis.SentinelTransport.default_port
