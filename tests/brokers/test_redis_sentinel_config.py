@@ -172,6 +172,8 @@ def master_and_replica():
             "",
             "--appendonly",
             "no",
+            "--dir",
+            replica.dir,  # where a replica keeps the copy it syncs
             "--replicaof",
             "127.0.0.1",
             str(master.port),
