@@ -53,6 +53,11 @@ a task longer than the timeout minus one interval is delivered again. Use prefor
   lowered (kombu pauses an unread BRPOP reply until credit returns; a taken message must not wait
   unvouched, so it is delivered one over the prefetch instead).
 
+**Sentinel.** `SentinelTransport` is the same consume path on a master found through Sentinel
+(kombu's Sentinel-managed connection pools), and with `publish_replicas` each publish ends with
+Redis's `WAIT`, so a publish that returned is on a replica and survives a failover
+(docs/brokers.md, "Redis with Sentinel").
+
 **global_keyprefix.** kombu prefixes only the commands it lists (`PREFIXED_SIMPLE_COMMANDS`);
 scripts and every command outside that list get their keys spelled in full here (`_full_key`).
 """
