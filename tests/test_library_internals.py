@@ -93,6 +93,12 @@ INTERNALS = [
     Internal(f"{KOMBU_REDIS}:MultiChannelPoller._fd_to_chan", attribute=True),
     Internal(f"{KOMBU_REDIS}:MultiChannelPoller._paused_brpop", attribute=True),
     Internal(f"{KOMBU_REDIS}:MultiChannelPoller._channels", attribute=True),
+    Internal(f"{KOMBU_REDIS}:SentinelChannel._get_pool", "(self, asynchronous=False)"),
+    Internal(
+        f"{KOMBU_REDIS}:SentinelChannel._sentinel_managed_pool",
+        "(self, asynchronous=False)",
+        contains="for url in self.connection.client.alt:",
+    ),
     Internal(f"{KOMBU_REDIS}:QoS.append", "(self, message, delivery_tag)"),
     Internal(f"{KOMBU_REDIS}:QoS.restore_visible", "(self, start=0, num=10, interval=10)"),
     Internal(f"{KOMBU_REDIS}:QoS._vrestore_count", attribute=True),

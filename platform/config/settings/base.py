@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import environ
 
 from config.dotenv import read_dotenv
+from jobs.redis_urls import django_redis_cache, is_sentinel_url, parse_sentinel_url
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
 VAR_DIR = ROOT_DIR / "var"
@@ -100,24 +101,32 @@ STATIC_URL = "static/"
 STATIC_ROOT = ROOT_DIR / "staticfiles"
 
 # --- Redis: broker and cache ----------------------------------------------------------------
+# redis://host:port/db, or for high availability the Sentinels of a master:
+# sentinel://h1:26379;sentinel://h2:26379;sentinel://h3:26379/0 with REDIS_SENTINEL_MASTER naming
+# it (docs/brokers.md, "Redis with Sentinel"). jobs/redis_urls.py is the one place either is read.
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="")
 
 # https://github.com/jazzband/django-redis#configure-as-cache-backend
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
         "KEY_PREFIX": "cache",
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # Short timeouts: a hung Redis must make a request slower, not stuck.
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
-            "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
-            "CONNECTION_POOL_KWARGS": {"max_connections": 50, "retry_on_timeout": False},
-            # Redis down means slower, never failing (docs/architecture.md rule 7).
-            "IGNORE_EXCEPTIONS": True,
-        },
+        **django_redis_cache(
+            REDIS_URL,
+            REDIS_SENTINEL_MASTER,
+            {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Short timeouts: a hung Redis must make a request slower, not stuck.
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+                "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+                "CONNECTION_POOL_KWARGS": {"max_connections": 50, "retry_on_timeout": False},
+                # Redis down means slower, never failing (docs/architecture.md rule 7).
+                "IGNORE_EXCEPTIONS": True,
+            },
+            master_setting="REDIS_SENTINEL_MASTER",
+        ),
     }
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
@@ -141,7 +150,10 @@ CACHE_TTLS = {
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # redis://... (the embedded default) or amqp://... (RabbitMQ, production's recommendation);
 # several RabbitMQ nodes as "amqp://n1;amqp://n2;amqp://n3" (workers fail over between them).
+# A Redis broker may be a Sentinel set too (sentinel://...;sentinel://..., as REDIS_URL), its
+# master named by CELERY_BROKER_SENTINEL_MASTER (default: REDIS_SENTINEL_MASTER).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_SENTINEL_MASTER = env("CELERY_BROKER_SENTINEL_MASTER", default=REDIS_SENTINEL_MASTER)
 # Settings are configuration: the per-broker blocks below choose on the URL's scheme. Code never
 # does; it asks jobs.brokers.current_broker().
 # The URL schemes that name RabbitMQ (kombu's); jobs.brokers.is_rabbitmq_url reads them too.
@@ -166,6 +178,7 @@ CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", d
 # kombu's Redis transport with the heartbeat, for a Redis broker; None lets kombu pick the
 # transport from the URL's scheme (RabbitMQ).
 CELERY_BROKER_TRANSPORT = None if BROKER_IS_RABBITMQ else "jobs.brokers.redis_transport:Transport"
+BROKER_IS_SENTINEL = is_sentinel_url(CELERY_BROKER_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
     # Each worker re-scores what it holds this often: it may miss three beats in a row.
@@ -188,6 +201,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_KEY_PREFIX = env("CELERY_BROKER_KEY_PREFIX", default="")
 if CELERY_BROKER_KEY_PREFIX:
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CELERY_BROKER_KEY_PREFIX
+# A Redis broker behind Sentinel: the same transport, its connections made through the Sentinels
+# (kombu's SentinelChannel), and every publish confirmed by a replica before it returns (WAIT), so
+# a publish that returned survives the master's loss; waiting at most this long (seconds) per
+# publish, then going on with a warning (no replica answering: a publish is as safe as on one Redis).
+CELERY_BROKER_PUBLISH_REPLICA_TIMEOUT = env.float("CELERY_BROKER_PUBLISH_REPLICA_TIMEOUT", default=0.5)
+if BROKER_IS_SENTINEL:
+    _broker_sentinels = parse_sentinel_url(
+        CELERY_BROKER_URL,
+        CELERY_BROKER_SENTINEL_MASTER,
+        setting="CELERY_BROKER_URL",
+        master_setting="CELERY_BROKER_SENTINEL_MASTER",
+    )
+    CELERY_BROKER_URL = _broker_sentinels.url  # every part in full: kombu reads the first
+    CELERY_BROKER_TRANSPORT = "jobs.brokers.redis_transport:SentinelTransport"
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        master_name=_broker_sentinels.master_name,
+        publish_replicas=1,
+        publish_replica_timeout=CELERY_BROKER_PUBLISH_REPLICA_TIMEOUT,
+    )
 
 # --- RabbitMQ broker (when CELERY_BROKER_URL is amqp://) -------------------------------------
 # Quorum queues (replicated, durable, persistent), declared by jobs/brokers/rabbitmq_broker.py with

@@ -48,7 +48,9 @@ def is_rabbitmq_url(url: str) -> bool:
 def broker_for_url(url: str) -> Broker:
     if is_rabbitmq_url(url):
         return RabbitMQBroker(url)
-    return RedisBroker(url, key_prefix=settings.CELERY_BROKER_KEY_PREFIX)
+    return RedisBroker(
+        url, key_prefix=settings.CELERY_BROKER_KEY_PREFIX, master_name=settings.CELERY_BROKER_SENTINEL_MASTER
+    )
 
 
 def current_broker() -> Broker:

@@ -21,6 +21,7 @@ from django_redis import get_redis_connection
 from kombu import Queue as KombuQueue
 
 from jobs.brokers.base import PUBLISHED_AT_HEADER, BrokerUnreachable, QueueDepth
+from jobs.redis_urls import redis_client
 
 PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
@@ -35,13 +36,15 @@ REDELIVERY_KEY_TTL_SECONDS = 24 * 3600
 class RedisBroker:
     kind = "redis"
 
-    def __init__(self, url: str, key_prefix: str = "") -> None:
+    def __init__(self, url: str, key_prefix: str = "", master_name: str = "") -> None:
         self.url = url
         self.key_prefix = key_prefix  # kombu's global_keyprefix (CELERY_BROKER_KEY_PREFIX)
+        self.master_name = master_name  # a Sentinel URL's master (CELERY_BROKER_SENTINEL_MASTER)
 
     def client(self, timeout: float = READ_TIMEOUT_SECONDS) -> redis.Redis:
-        """A client on the broker with short timeouts: a hung Redis answers an error, quickly."""
-        return redis.Redis.from_url(self.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        """A client on the broker (its current master, behind Sentinel) with short timeouts: a
+        hung Redis answers an error, quickly."""
+        return redis_client(self.url, master_name=self.master_name, timeout=timeout)
 
     def task_queues(self, names: Sequence[str]) -> list[KombuQueue]:
         return [KombuQueue(name, routing_key=name) for name in names]

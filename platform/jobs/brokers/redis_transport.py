@@ -53,6 +53,11 @@ a task longer than the timeout minus one interval is delivered again. Use prefor
   lowered (kombu pauses an unread BRPOP reply until credit returns; a taken message must not wait
   unvouched, so it is delivered one over the prefetch instead).
 
+**Sentinel.** `SentinelTransport` is the same consume path on a master found through Sentinel
+(kombu's Sentinel-managed connection pools), and with `publish_replicas` each publish ends with
+Redis's `WAIT`, so a publish that returned is on a replica and survives a failover
+(docs/brokers.md, "Redis with Sentinel").
+
 **global_keyprefix.** kombu prefixes only the commands it lists (`PREFIXED_SIMPLE_COMMANDS`);
 scripts and every command outside that list get their keys spelled in full here (`_full_key`).
 """
@@ -248,7 +253,16 @@ class Channel(kombu_redis.Channel):
     #: Seconds between heartbeats; None: HEARTBEAT_FRACTION of visibility_timeout.
     unacked_heartbeat_interval = None
 
-    from_transport_options = kombu_redis.Channel.from_transport_options + ("unacked_heartbeat_interval",)
+    #: Replicas that must have a publish before it returns (WAIT); 0: none asked (one Redis).
+    publish_replicas = 0
+    #: The most a publish waits for them, in seconds (and never half the socket timeout or more).
+    publish_replica_timeout = 0.5
+
+    from_transport_options = kombu_redis.Channel.from_transport_options + (
+        "unacked_heartbeat_interval",
+        "publish_replicas",
+        "publish_replica_timeout",
+    )
 
     # The consume path's state: the next poll takes at once (`_hungry`) or waits for a wake-up;
     # `_taking` while a take's reply is in flight.
@@ -279,11 +293,42 @@ class Channel(kombu_redis.Channel):
         if batch is not None:
             super()._put(queue, message, _publish_batch=batch)
             batch.add("lpush", self.wake_key(queue), WAKE_TOKEN)
+            if self.publish_replicas:
+                batch.add("execute_command", *self._wait_for_replicas())
             return
         with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
             super()._put(queue, message, _publish_batch=_PipelinePublish(pipe))
             pipe.lpush(self.wake_key(queue), WAKE_TOKEN)
+            if self.publish_replicas:
+                pipe.execute_command(*self._wait_for_replicas())
             pipe.execute()
+
+    # --- replicas: a publish returns once they have it (Sentinel sets) ---------------------------
+
+    def _wait_for_replicas(self) -> tuple:
+        """WAIT's arguments: Redis answers once `publish_replicas` replicas have every write this
+        connection made (the message and its token), or after the timeout with how many did."""
+        bound = self.publish_replica_timeout
+        if self.socket_timeout:
+            bound = min(bound, self.socket_timeout / 2)  # its reply must come before the socket gives up
+        return ("WAIT", self.publish_replicas, max(1, int(bound * 1000)))
+
+    _unconfirmed_warned_at = float("-inf")
+
+    def _replicas_confirmed(self, reply, **options) -> int:
+        """WAIT's reply (a response callback of the channel's client, so a publish batch's WAIT is
+        read too): fewer replicas than asked is worth a warning, not a failed publish."""
+        confirmed = int(reply)
+        if confirmed < self.publish_replicas and monotonic() - self._unconfirmed_warned_at > 60:
+            self._unconfirmed_warned_at = monotonic()
+            logger.warning(
+                "publish not confirmed by %d replica(s) within %ss (%d did): until one does, a job "
+                "published now is lost if the Redis master is lost before it replicates",
+                self.publish_replicas,
+                self.publish_replica_timeout,
+                confirmed,
+            )
+        return confirmed
 
     def _do_restore_message(self, payload, exchange, routing_key, pipe, leftmost=False):
         # A new delivery tag for the new delivery (see the module's docstring), and a wake-up.
@@ -433,6 +478,8 @@ class Channel(kombu_redis.Channel):
         cached = self._sync_client
         if cached is None or cached.connection_pool is not pool:
             cached = self._sync_client = super()._create_client()
+            if self.publish_replicas:
+                cached.set_response_callback("WAIT", self._replicas_confirmed)
         return cached
 
     _sync_client = None
@@ -511,3 +558,27 @@ class Transport(kombu_redis.Transport):
         cycle._heartbeat_tref = loop.call_repeatedly(
             heartbeat_interval(connection.client.transport_options), cycle.heartbeat_unacked
         )
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The platform's channel on a Redis master found through Sentinel: this module's consume path,
+    heartbeat and sweep, with kombu's Sentinel connection logic (its SentinelChannel makes the
+    channel's connection pools Sentinel-managed: each new connection asks the Sentinels for the
+    current master, so after a failover the worker's reconnection reaches the promoted replica).
+
+    Nothing else differs: kombu's SentinelChannel overrides only how pools are made (`_get_pool`,
+    `_sentinel_managed_pool`, `connection_class`) and the fanout topics, which this channel's
+    methods never touch."""
+
+    from_transport_options = tuple(
+        dict.fromkeys(Channel.from_transport_options + kombu_redis.SentinelChannel.from_transport_options)
+    )
+
+
+class SentinelTransport(Transport, kombu_redis.SentinelTransport):
+    """Select with `broker_transport` = "jobs.brokers.redis_transport:SentinelTransport" and a
+    sentinel://...;sentinel://... URL (config/settings/base.py does both for such a URL). kombu's
+    SentinelTransport is among its bases so that it is known by kombu's `sentinel` scheme (Flower
+    reads the queues through the Sentinels: jobs/operations/flower_broker.py)."""
+
+    Channel = SentinelChannel

@@ -24,6 +24,7 @@ from jobs.brokers import BrokerUnreachable, current_broker
 from jobs.celery_app import app
 from jobs.models import PausedQueue
 from jobs.queues import QUEUE_NAMES
+from jobs.redis_urls import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ class QueueStats:
 
 
 def ops_redis() -> redis.Redis:
-    """A client on REDIS_URL with short timeouts: a hung Redis answers an error, quickly."""
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    """A client on REDIS_URL (its current master, behind Sentinel) with short timeouts: a hung
+    Redis answers an error, quickly."""
+    return redis_client(
+        settings.REDIS_URL, master_name=settings.REDIS_SENTINEL_MASTER, timeout=REDIS_TIMEOUT_SECONDS
     )
 
 
