@@ -64,7 +64,7 @@ class Process:
         self.name = name
         self.log_path = log_dir / f"{name}-{int(time.time() * 1000)}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 our own fixed argv, no shell
             argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 

@@ -57,7 +57,7 @@ def _replicate(
         expressions.append(override)
     status_sql = _case("y.r", status) if status else "NULL"
     sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 table names quoted from model metadata; values bound
         f"SELECT {', '.join(expressions)} FROM {quote(model._meta.db_table)} t, generate_series(1, %s) g, "
         f"LATERAL (SELECT y.g, y.r, y.r2, {status_sql} AS status "
         "FROM (SELECT g, random() AS r, random() AS r2) y) x WHERE t.id = %s"

@@ -56,7 +56,7 @@ def ensure_wrk() -> str | None:
         ["apt-get", "update", "-q"],
         ["apt-get", "install", "-y", "-q", "wrk"],
     ):
-        subprocess.run(
+        subprocess.run(  # noqa: S603 our own fixed argv, no shell
             argv,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -113,7 +113,7 @@ def _wrk(wrk: str, url: str, *, seconds: int, auth: str, connections: int = CONN
         str(script),
         url,
     ]
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)  # noqa: S603 our own fixed argv, no shell
     script.unlink(missing_ok=True)
     figures = parse_wrk(completed.stdout)
     figures["raw"] = completed.stdout + completed.stderr
@@ -122,7 +122,7 @@ def _wrk(wrk: str, url: str, *, seconds: int, auth: str, connections: int = CONN
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2):
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 a URL of our own local server
             return True
     except urllib.error.HTTPError:
         return True  # 503 from /healthz still means gunicorn serves
@@ -131,14 +131,14 @@ def _answers(url: str) -> bool:
 
 
 def _post(url: str, key: str) -> int:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 a URL of our own local server
         url,
         data=json.dumps(BODY).encode(),
         method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 a URL of our own local server
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -314,13 +314,13 @@ def _start_profilers(web, label: str, seconds: int) -> list[subprocess.Popen]:
         return []
     Path(directory).mkdir(parents=True, exist_ok=True)
     fmt = os.environ.get("BENCH_PROFILE_FORMAT", "flamegraph")
-    children = subprocess.run(["pgrep", "-P", str(web.proc.pid)], capture_output=True, text=True)
+    children = subprocess.run(["pgrep", "-P", str(web.proc.pid)], capture_output=True, text=True)  # noqa: S603, S607 our own fixed argv, no shell; a system tool found on PATH on purpose
     profilers = []
     for pid in children.stdout.split():
         out = Path(directory) / f"{label}-{pid}.{_PROFILE_FORMATS[fmt]}"
         argv = [spy, "record", "--pid", pid, "--duration", str(seconds), "--rate", "200"]
         argv += ["--format", fmt, "--output", str(out), "--nonblocking"]
-        profilers.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        profilers.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # noqa: S603 our own fixed argv, no shell
     return profilers
 
 

@@ -58,7 +58,7 @@ def start_private_redis(binary: str | None = None) -> tuple[str, subprocess.Pope
     port = free_port()
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 our own fixed argv, no shell
         [
             binary,
             "--port",
@@ -99,7 +99,7 @@ def environment(dotenv: Path = ROOT / ".env") -> dict[str, str]:
 
 
 def manage(*args: str, env: dict) -> None:
-    subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True)
+    subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True)  # noqa: S603 our own fixed argv, no shell
 
 
 def main() -> int:
@@ -153,7 +153,7 @@ def main() -> int:
             )
             # honcho runs each Procfile line in its own process group and, on SIGTERM,
             # stops them all and waits for them.
-            honcho = subprocess.Popen(
+            honcho = subprocess.Popen(  # noqa: S603 our own fixed argv, no shell
                 [str(BIN / "honcho"), "start", "-f", "Procfile", "-d", str(ROOT)],
                 cwd=ROOT,
                 env=env,

@@ -33,14 +33,14 @@ def adopt_legacy_label(connection: BaseDatabaseWrapper) -> bool:
                 continue
             quoted_table, quoted_column = connection.ops.quote_name(table), connection.ops.quote_name(column)
             cursor.execute(
-                f"SELECT {quoted_column} FROM {quoted_table} WHERE {quoted_column} IN (%s, %s)",
+                f"SELECT {quoted_column} FROM {quoted_table} WHERE {quoted_column} IN (%s, %s)",  # noqa: S608 fixed names, quoted; values bound
                 [LEGACY_LABEL, LABEL],
             )
             labels = {row[0] for row in cursor.fetchall()}
             if LEGACY_LABEL not in labels or LABEL in labels:
                 continue
             cursor.execute(
-                f"UPDATE {quoted_table} SET {quoted_column} = %s WHERE {quoted_column} = %s",
+                f"UPDATE {quoted_table} SET {quoted_column} = %s WHERE {quoted_column} = %s",  # noqa: S608 fixed names, quoted; values bound
                 [LABEL, LEGACY_LABEL],
             )
             logger.warning("%s: rows of the app label %r moved to %r", table, LEGACY_LABEL, LABEL)

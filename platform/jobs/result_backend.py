@@ -107,7 +107,7 @@ def _upsert(connection, model, task_id: str, fields: dict, now, *, durable: bool
         for name in fields
     )
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, names))}) "
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, names))}) "  # noqa: S608 names quoted from model metadata; values bound as parameters
         f"VALUES ({', '.join(['%s'] * len(names))}) "
         f"ON CONFLICT ({quote(meta.get_field('task_id').column)}) DO UPDATE SET {updates}"
     )

@@ -163,7 +163,7 @@ class PlatformTask(DjangoTask):
     def retry_countdown(self, exc: BaseException | None = None) -> float:
         """Seconds to wait before the next attempt: exponential, jittered, bounded."""
         ceiling = min(self.retry_backoff_max, self.retry_backoff_base * 2**self.request.retries)
-        countdown = random.uniform(ceiling / 2, ceiling)
+        countdown = random.uniform(ceiling / 2, ceiling)  # noqa: S311 backoff jitter, not a secret
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
             # The provider said when: never earlier than that, never past our bound.
@@ -220,7 +220,7 @@ def deferred_countdown(retry_after: float | None) -> float:
     wait (at least a second), so the waiters do not all wake when the oldest slot frees and all
     but one be deferred again."""
     wait = retry_after or 1.0
-    return wait + random.uniform(0, max(1.0, wait))
+    return wait + random.uniform(0, max(1.0, wait))  # noqa: S311 jitter, not a secret
 
 
 def _message_headers(request) -> dict[str, Any]:

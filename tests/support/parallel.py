@@ -118,5 +118,5 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     durations.update({nodeid: round(seconds, 2) for nodeid, seconds in _measured.items()})
     cache.set(_DURATIONS, durations)
     if os.environ.get("SAVE_TEST_DURATIONS"):
-        long_tests = {nodeid: round(s) for nodeid, s in sorted(durations.items()) if s >= _COMMITTED_FROM_SECONDS}
+        long_tests = {n: round(s) for n, s in sorted(durations.items()) if s >= _COMMITTED_FROM_SECONDS}
         _COMMITTED.write_text(json.dumps(long_tests, indent=0) + "\n")

@@ -445,3 +445,41 @@ STALLED_DEAL_AFTER_DAYS = env.int("STALLED_DEAL_AFTER_DAYS", default=7)
 BROKER_COMMISSION_RATE = Decimal(env.str("BROKER_COMMISSION_RATE", default="0.03"))
 # Audit-log rows older than this are deleted by cleanup_old_audit_logs.
 AUDIT_LOG_RETENTION_DAYS = env.int("AUDIT_LOG_RETENTION_DAYS", default=365)
+
+# === Content-Security-Policy (django-csp 4; docs/security.md) ================================
+# Every response carries a policy: scripts, styles, images, fonts and fetches from this site
+# only; no inline script or style at all (the platform's pages load theirs from static files);
+# never framed (frame-ancestors 'none'); every violation reported to our own endpoint, which logs
+# it (http_api/csp_violations.py). The middleware sits in front of every other but the request
+# metrics, so the API's reshaped errors carry the header too.
+INSTALLED_APPS += [
+    "csp",
+    # django-ninja as an app: the API docs (/api/v1/docs) render from its own templates and static
+    # files (Swagger UI, its init script a file), never from a CDN (ninja/openapi/docs.py).
+    "ninja",
+]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("jobs.operations.metrics.RequestMetricsMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+# Site-wide pages of our own: 403_csrf.html, Django's CSRF failure page without its inline style.
+TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], ROOT_DIR / "platform" / "config" / "templates"]
+# Where browsers send violation reports, answered by http_api/csp_violations.py. report-uri, not
+# report-to: every browser sends it at once, where Chromium holds report-to's for up to a minute
+# (the endpoint reads both formats, so adding report-to later is a settings change).
+CSP_REPORT_PATH = "/csp-violations"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # data: for the small SVG icons inside Swagger UI's stylesheet (the API docs).
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "report-uri": CSP_REPORT_PATH,
+    },
+}

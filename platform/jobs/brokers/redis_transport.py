@@ -82,7 +82,7 @@ HEARTBEAT_FRACTION = 0.25
 
 # One wake-up list per queue; its tokens mean "a message may be waiting".
 WAKE_KEY = "_kombu.wake.{queue}"
-WAKE_TOKEN = "1"
+WAKE_TOKEN = "1"  # noqa: S105 a wake-up marker pushed on a list, not a credential
 
 # KEYS: the unacked hash, the unacked index, then every list to take from, in order.
 # ARGV: now (the index score), then per list: its queue, "1" to record the message (a consumer
@@ -120,7 +120,8 @@ if #wake > 0 then
 end
 return false
 """
-TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()  # Redis names scripts by their SHA-1
+# Redis names scripts by their SHA-1 (a name, not a security measure).
+TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 
 def heartbeat_interval(transport_options: dict) -> float:
