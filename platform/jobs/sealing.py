@@ -1,7 +1,9 @@
 """Sealed arguments: what a task marks personal is encrypted wherever a job rests.
 
     @platform_task(name=TaskName.SEND_WHATSAPP_MESSAGE)
-    def send_whatsapp_message(self, to: Sealed[E164Phone], body: Sealed[MessageBody], vehicle_id: RowId | None = None):
+    def send_whatsapp_message(
+        self, to: Sealed[E164Phone], body: Sealed[MessageBody], vehicle_id: RowId | None = None
+    ):
 
 `Sealed[T]` is T for everything the argument model does (validation, the JSON Schema the API
 shows, the body's value), plus a mark. A marked argument travels and rests as an envelope,
@@ -64,7 +66,9 @@ class Sealed:
 
     def __class_getitem__(cls, inner: Any) -> Any:
         if isinstance(inner, tuple):
-            raise TypeError(f"Sealed takes one type, e.g. Sealed[str]; got Sealed[{', '.join(map(repr, inner))}]")
+            raise TypeError(
+                f"Sealed takes one type, e.g. Sealed[str]; got Sealed[{', '.join(map(repr, inner))}]"
+            )
         return Annotated[inner, SEALED]
 
     def __init__(self) -> None:
@@ -155,9 +159,7 @@ def _contains_seal(hint: Any) -> bool:
 def sealed_names(model: type) -> tuple[str, ...]:
     """The sealed arguments of a task's argument model (jobs/arguments.py), in signature order."""
     return tuple(
-        name
-        for name, field in model.model_fields.items()
-        if any(mark is SEALED for mark in field.metadata)
+        name for name, field in model.model_fields.items() if any(mark is SEALED for mark in field.metadata)
     )
 
 
