@@ -5,6 +5,7 @@ so a dead letter recorded under key A replays after rotating to key B."""
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import pytest
@@ -20,6 +21,7 @@ from jobs.errors import InvalidArgument
 from jobs.models import DeadLetter, OutboxMessage
 from jobs.outbox import enqueue_durably
 from jobs.sealing import ENVELOPE_KEY, Sealed, seal, seal_arguments, unseal
+from messaging.bulk import recipient_key
 from messaging.models import WhatsAppMessage
 from tasks.app import app
 from tasks.notifications import send_bulk_whatsapp_notifications, send_whatsapp_message
@@ -304,3 +306,30 @@ def test_a_dead_letter_recorded_under_key_a_replays_after_rotating_to_key_b(
     accepted = [m for m in fake_twilio.messages.values() if m["to"] == f"whatsapp:{NUMBER}"]
     assert [m["body"] for m in accepted] == [TEXT]
     assert WhatsAppMessage.objects.get(scope=result.id).to == NUMBER
+
+
+@pytest.mark.django_db
+def test_migration_rekeys_older_bulk_rows_by_their_position_so_a_replay_finds_them(key_a):
+    # Rows of a bulk job recorded before 0004 were keyed by their number, in the job's order.
+    migration = importlib.import_module("messaging.migrations.0004_sealed_personal_columns")
+    numbers = ["+16475550103", "+16475550101", "+16475550102"]
+    for number in numbers:
+        WhatsAppMessage.objects.create(to=number, body=TEXT, scope="bulk-old", idempotency_key=f"to:{number}")
+    WhatsAppMessage.objects.create(to=NUMBER, body=TEXT, scope="other", idempotency_key=f"to:{NUMBER}")
+    WhatsAppMessage.objects.create(to=NUMBER, body=TEXT, scope="single", idempotency_key="message")
+
+    class Editor:  # what RunPython's schema editor does with the statement (SQLite's needs no atomic)
+        def execute(self, sql, params):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+
+    migration.rekey_recipients(None, Editor())
+
+    rows = WhatsAppMessage.objects.order_by("pk").values_list("scope", "idempotency_key", "to")
+    assert list(rows) == [
+        ("bulk-old", recipient_key(0), numbers[0]),
+        ("bulk-old", recipient_key(1), numbers[1]),
+        ("bulk-old", recipient_key(2), numbers[2]),
+        ("other", recipient_key(0), NUMBER),
+        ("single", "message", NUMBER),
+    ]
