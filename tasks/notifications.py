@@ -1,5 +1,7 @@
 """WhatsApp jobs: one text, one template message, one text to many recipients. Each recipient of a
-job gets its message once across retries, redeliveries and replays (messaging/whatsapp.py)."""
+job gets its message once across retries, redeliveries and replays (messaging/whatsapp.py).
+Numbers and texts are personal: Sealed[...] (jobs/sealing.py) keeps them encrypted wherever the
+job rests (broker, outbox, dead letters); the message rows seal them too (messaging/models.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from audit.subjects import fetch_subject
 from jobs.arguments import ContentSid, E164Phone, RowId
 from jobs.outcomes import NothingDone, nothing_done
+from jobs.sealing import Sealed
 from jobs.task_base import PlatformTask, platform_task
 from jobs.task_names import TaskName
 from marketplace.models import Vehicle
@@ -73,7 +76,9 @@ Recipients = Annotated[
 
 
 @platform_task(name=TaskName.SEND_WHATSAPP_MESSAGE, soft_time_limit=45, time_limit=60)
-def send_whatsapp_message(self, to: E164Phone, body: MessageBody, vehicle_id: RowId | None = None) -> dict:
+def send_whatsapp_message(
+    self, to: Sealed[E164Phone], body: Sealed[MessageBody], vehicle_id: RowId | None = None
+) -> dict:
     """Send one WhatsApp text to `to`, optionally about a vehicle."""
     if vehicle_id is not None and fetch_subject(Vehicle, vehicle_id, argument="vehicle_id") is None:
         return nothing_done(NothingDone.DELETED, vehicle_id=vehicle_id)
@@ -84,7 +89,9 @@ def send_whatsapp_message(self, to: E164Phone, body: MessageBody, vehicle_id: Ro
 
 
 @platform_task(name=TaskName.SEND_WHATSAPP_TEMPLATE, soft_time_limit=45, time_limit=60)
-def send_whatsapp_template(self, to: E164Phone, template: ContentSid, variables: TemplateVariables) -> dict:
+def send_whatsapp_template(
+    self, to: Sealed[E164Phone], template: ContentSid, variables: TemplateVariables
+) -> dict:
     """Send one WhatsApp template (Twilio Content API: ContentSid `template`, ContentVariables)."""
     outcome = send_whatsapp_once(
         scope=self.request.id, key="template", to=to, template=template, variables=variables
@@ -115,7 +122,7 @@ class BulkSendTask(PlatformTask):
     max_deferrals=20_000,
 )
 def send_bulk_whatsapp_notifications(
-    self, recipients: Recipients, body: MessageBody, on_complete: BatchCallback | None = None
+    self, recipients: Sealed[Recipients], body: Sealed[MessageBody], on_complete: BatchCallback | None = None
 ) -> dict[str, int]:
     """Send one text to every recipient, each once; returns {recipients, sent, skipped, failed,
     resent_after_interruption} (skipped: sent before this run of the job, by an earlier one: a

@@ -13,6 +13,10 @@ and the same sentences, and shows its JSON Schema (GET /api/v1/tasks, the OpenAP
 PlatformTask.typing). A job published by name (jobs/outbox.py, a dead letter's replay) gets the same
 check of the names, against the model, from `check_keywords` below.
 
+An argument typed `Sealed[T]` (jobs/sealing.py) is personal: it travels and rests encrypted, and is
+opened by validate_arguments, just before the model checks it as a T. Only an argument's whole type
+may be sealed (arguments_model refuses `list[Sealed[str]]`, naming the task and the argument).
+
 Models forbid unknown arguments and are strict about types (no "5" for 5, no 5 for "5"), except
 that JSON's integral floats count as integers (7.0 is 7). The argument types below are the ones
 several tasks share; what a phone number or a VIN is comes from platform/identifiers/.
@@ -54,6 +58,7 @@ from identifiers import (
     normalize_vin,
 )
 from jobs.errors import InvalidArgument
+from jobs.sealing import misplaced_seal, unseal_arguments
 
 
 class TaskArguments(BaseModel):
@@ -133,6 +138,11 @@ def arguments_model(body: Callable[..., Any], *, task_name: str) -> type[TaskArg
             raise TypeError(f"{task_name}: name every argument; {stars}{parameter.name} cannot be validated")
         if parameter.name not in hints:
             raise TypeError(f"{task_name}: argument {parameter.name!r} needs a type")
+        if misplaced_seal(hints[parameter.name]):
+            raise TypeError(
+                f"{task_name}: argument {parameter.name!r}: Sealed[...] must be the argument's whole "
+                "type (Sealed[list[str]], Sealed[str | None]), not inside it (jobs/sealing.py)"
+            )
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (hints[parameter.name], default)
     model_name = "".join(part.title() for part in body.__name__.split("_")) + "Arguments"
@@ -143,7 +153,9 @@ def validate_arguments(
     model: type[TaskArguments], args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The job's arguments, validated and normalized, as keyword arguments for the body; else
-    InvalidArgument naming each wrong field. Positional arguments are named by the signature."""
+    InvalidArgument naming each wrong field. Positional arguments are named by the signature.
+    Sealed arguments are opened here, and only here, in the worker (jobs/sealing.py): the model
+    checks their clear values like any other's."""
     if not (args or kwargs or model.model_fields):
         return {}  # a task without arguments, called without any: nothing to check
     if args:
@@ -151,6 +163,7 @@ def validate_arguments(
         if len(args) > len(names) or any(name in kwargs for name in names[: len(args)]):
             raise InvalidArgument("args", f"takes at most {len(names)} arguments, each given once")
         kwargs = {**dict(zip(names, args, strict=False)), **kwargs}
+    kwargs = unseal_arguments(model, dict(kwargs))
     try:
         validated = model.model_validate(kwargs)
     except ValidationError as exc:

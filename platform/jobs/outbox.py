@@ -32,6 +32,7 @@ from jobs.brokers import QueueDepth, current_broker
 from jobs.celery_app import app, queue_of_task, registered_task
 from jobs.models import OutboxMessage
 from jobs.queues import QUEUE_NAMES
+from jobs.sealing import seal_arguments
 
 # The message header that marks a job published from the outbox; its worker records completion
 # (jobs/task_base.py) so the relay stops watching it.
@@ -51,6 +52,8 @@ def enqueue_durably(
     if isinstance(task, str):
         task = registered_task(task)
     check_keywords(task, kwargs=kwargs)
+    # The row holds the message as it will travel: its sealed arguments sealed (jobs/sealing.py).
+    _, kwargs = seal_arguments(getattr(task, "arguments", None), (), kwargs)
     message = OutboxMessage.objects.create(
         task_name=task.name,
         kwargs=kwargs,

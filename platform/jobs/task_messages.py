@@ -1,10 +1,12 @@
-"""The platform's task-message builder and sender: Celery's, with phone numbers masked in the
-argument reprs, and a job sent with its task-sent event in one round trip.
+"""The platform's task-message builder and sender: Celery's, with sealed arguments sealed
+(jobs/sealing.py) and phone numbers masked in the argument reprs, and a job sent with its
+task-sent event in one round trip.
 
 Celery shows a job's arguments from `argsrepr`/`kwargsrepr`, which it builds with the message:
 in the task-sent event (Flower), the worker's events, and django-celery-results' task_args and
 task_kwargs. Building them masked here covers every publish, whatever path it takes (`.delay()`,
-`send_task` by name, the outbox, a replay); the arguments themselves travel intact. Only E.164
+`send_task` by name, the outbox, a replay); the arguments themselves travel intact, except those
+the task's signature marks `Sealed[...]`, which travel encrypted and show as <sealed>. Only E.164
 numbers are masked, so ids, amounts and dates stay readable (docs/architecture.md rule 8).
 
 The task-sent event (Flower's view of a job before a worker takes it) is a second publish after
@@ -18,12 +20,25 @@ rule 1: a redelivered job has the effect of one).
 import logging
 
 from celery.app.amqp import AMQP
+from celery.exceptions import NotRegistered
 from celery.utils.saferepr import saferepr
 from kombu.exceptions import BatchPublishError
 
 from identifiers import mask_e164_in
+from jobs.celery_app import registered_task
+from jobs.sealing import masked, seal_arguments
 
 logger = logging.getLogger(__name__)
+
+
+def _argument_model(task_name: str):
+    """The argument model of the task a message is for (jobs/arguments.py); None for a task that
+    has none (Celery's own) or that no task module registers (the worker dead-letters it)."""
+    try:
+        task = registered_task(task_name)
+    except NotRegistered:
+        return None
+    return getattr(task, "arguments", None)
 
 
 class MaskingAMQP(AMQP):
@@ -38,10 +53,13 @@ class MaskingAMQP(AMQP):
         kwargsrepr=None,
         **options,
     ):
+        # The one place a message's sealed arguments are sealed (jobs/sealing.py): whatever path
+        # the publish took. Reprs are built from the sealed values: a sealed one shows <sealed>.
+        args, kwargs = seal_arguments(_argument_model(name), args, kwargs)
         if argsrepr is None:
-            argsrepr = mask_e164_in(saferepr(args or (), self.argsrepr_maxsize))
+            argsrepr = mask_e164_in(saferepr(masked(args or ()), self.argsrepr_maxsize))
         if kwargsrepr is None:
-            kwargsrepr = mask_e164_in(saferepr(kwargs or {}, self.kwargsrepr_maxsize))
+            kwargsrepr = mask_e164_in(saferepr(masked(kwargs or {}), self.kwargsrepr_maxsize))
         return super().as_task_v2(
             task_id, name, args, kwargs, *positional, argsrepr=argsrepr, kwargsrepr=kwargsrepr, **options
         )

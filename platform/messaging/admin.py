@@ -20,8 +20,8 @@ from messaging.whatsapp import DONE_STATUSES, PENDING_STATUSES
 class WhatsAppMessageAdmin(admin.ModelAdmin):
     list_display = ("created_at", "to_masked", "status", "template", "vehicle", "twilio_sid", "error_code")
     list_filter = ("status", "error_code")
-    # Search by exact number only: no substring scans over personal data.
-    search_fields = ("=to", "=twilio_sid", "=scope", "template")
+    # Numbers are sealed (messaging/models.py): rows are found by SID, job or template, never by number.
+    search_fields = ("=twilio_sid", "=scope", "template")
     list_select_related = ("vehicle",)
     raw_id_fields = ("vehicle",)
     date_hierarchy = "created_at"
@@ -38,7 +38,7 @@ class WhatsAppMessageAdmin(admin.ModelAdmin):
         "updated_at",
     )
 
-    @admin.display(description="To", ordering="to")
+    @admin.display(description="To")
     def to_masked(self, obj: WhatsAppMessage) -> str:
         return mask_phone(obj.to)
 

@@ -73,8 +73,12 @@ class BulkPaused(Exception):
         self.run = run
 
 
-def recipient_key(number: str) -> str:
-    return f"to:{number}"
+def recipient_key(position: int) -> str:
+    """The idempotency key of the recipient at `position` in the job's list, repeats dropped: the
+    same for every run of the job (its arguments never change), and no number in clear (the rows'
+    numbers are sealed; messaging/models.py). Rows recorded before were keyed "to:<number>" and
+    rekeyed by migration 0004."""
+    return f"recipient:{position}"
 
 
 def send_bulk(
@@ -252,8 +256,8 @@ def _record_recipients(*, job_id: str, numbers: list[str], body: str, on_complet
         )
         WhatsAppMessage.objects.bulk_create(
             [
-                WhatsAppMessage(to=n, body=body, scope=job_id, idempotency_key=recipient_key(n))
-                for n in numbers
+                WhatsAppMessage(to=n, body=body, scope=job_id, idempotency_key=recipient_key(position))
+                for position, n in enumerate(numbers)
             ],
             ignore_conflicts=True,
             batch_size=1000,

@@ -1,9 +1,14 @@
 """WhatsApp messages: one row per message, recorded before it is sent through Twilio and
-updated from Twilio's status callbacks, so a retried job never sends a message twice."""
+updated from Twilio's status callbacks, so a retried job never sends a message twice.
+
+A recipient's number and a message's text are personal: their columns are sealed (encrypted with
+SEALED_ARGUMENT_KEYS, jobs/sealing.py SealedTextField), clear only in Python. So they cannot be
+searched: rows are found by job (scope), Twilio SID or status, never by number."""
 
 from django.db import models
 
 from identifiers import mask_phone
+from jobs.sealing import SealedTextField
 from marketplace.validators import validate_e164_phone
 
 
@@ -33,10 +38,8 @@ class WhatsAppMessage(models.Model):
         Status.CANCELLED: 5,
     }
 
-    to = models.CharField(
-        max_length=16, validators=[validate_e164_phone], help_text="E.164, no whatsapp: prefix"
-    )
-    body = models.TextField(blank=True)
+    to = SealedTextField(validators=[validate_e164_phone], help_text="E.164, no whatsapp: prefix")
+    body = SealedTextField(blank=True)
     template = models.CharField(max_length=64, blank=True, help_text="Twilio Content SID (HX...)")
     variables = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -70,7 +73,6 @@ class WhatsAppMessage(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="whatsapp_status_created_idx"),
-            models.Index(fields=["to", "-created_at"], name="whatsapp_to_created_idx"),
             # A batch's progress is one aggregate over its rows, served by this index alone
             # (messaging/batches.py): counts stay exact because the rows are the truth.
             models.Index(fields=["scope", "status"], include=["sent_at"], name="whatsapp_job_status_idx"),
@@ -90,7 +92,7 @@ class BulkBatch(models.Model):
         DONE = "done", "Done"
 
     job_id = models.CharField(max_length=255, unique=True, help_text="The bulk job's id")
-    body = models.TextField()
+    body = SealedTextField()
     total = models.PositiveIntegerField(help_text="Recipients (a number given twice counts once)")
     chunks = models.PositiveIntegerField(
         default=0, help_text="Chunk jobs it fanned out to (0: sent by itself)"

@@ -9,6 +9,8 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
+
 from tests.support.processes import ROOT
 
 INTEGRATION_CREDENTIALS = {
@@ -32,6 +34,7 @@ def _production_env(**overrides: str | None) -> dict[str, str]:
         "DATABASE_URL": "postgres://platform:pw@127.0.0.1:5432/platform",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "FLOWER_BASIC_AUTH": "ops:" + secrets.token_urlsafe(12),
+        "SEALED_ARGUMENT_KEYS": Fernet.generate_key().decode(),
         **INTEGRATION_CREDENTIALS,
     }
     env.update(overrides)
@@ -57,6 +60,24 @@ def test_missing_required_settings_stop_start_up_naming_each_one():
     assert "ImproperlyConfigured" in done.stderr
     assert "SECRET_KEY" in done.stderr and "REDIS_URL" in done.stderr
     assert "DATABASE_URL" not in done.stderr.split("ImproperlyConfigured")[-1]
+
+
+def test_sealed_argument_keys_are_required_in_production_never_derived():
+    # Elsewhere a key derived from SECRET_KEY lets make run work (config/settings/base.py).
+    done = _run([sys.executable, "manage.py", "check"], _production_env(SEALED_ARGUMENT_KEYS=None))
+
+    assert done.returncode != 0
+    assert "SEALED_ARGUMENT_KEYS" in done.stderr.split("ImproperlyConfigured")[-1]
+
+
+def test_a_malformed_sealed_argument_key_stops_start_up_naming_the_setting_and_the_key():
+    keys = f"{Fernet.generate_key().decode()},not-a-key"
+    done = _run([sys.executable, "manage.py", "check"], _production_env(SEALED_ARGUMENT_KEYS=keys))
+
+    assert done.returncode != 0
+    message = done.stderr.split("ImproperlyConfigured")[-1]
+    assert "SEALED_ARGUMENT_KEYS: key 2 of 2 is not a Fernet key" in message
+    assert "not-a-key" not in message  # a key is a secret, even a broken one
 
 
 def test_an_integration_without_credentials_or_a_chosen_backend_stops_start_up_naming_them():

@@ -13,6 +13,7 @@ from billing.models import Invoice, PaymentAttempt
 from billing.payment_processing import PaymentOutcome
 from jobs.errors import InvalidArgument
 from jobs.models import Effect
+from jobs.sealing import unseal
 from marketplace.models import Deal
 from tasks import payments
 from tests.factories import make_invoice
@@ -136,8 +137,10 @@ def test_overdue_invoice_reminder_is_queued_as_a_whatsapp_to_the_buyer():
 
     assert result["reminded"] == 1
     [job] = outbox_jobs("tasks.notifications.send_whatsapp_message")
-    assert job.kwargs["to"] == invoice.deal.buyer.phone
-    assert invoice.number in job.kwargs["body"] and "3 days ago" in job.kwargs["body"]
+    # The outbox row holds them sealed (jobs/sealing.py).
+    to, body = unseal(job.kwargs["to"]), unseal(job.kwargs["body"])
+    assert to == invoice.deal.buyer.phone
+    assert invoice.number in body and "3 days ago" in body
     invoice.refresh_from_db()
     assert invoice.last_reminder_on == timezone.localdate()
 

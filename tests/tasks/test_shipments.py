@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs.errors import InvalidArgument
 from jobs.models import Effect
+from jobs.sealing import unseal
 from logistics.models import Shipment, ShipmentEvent
 from marketplace.models import Profile
 from tasks import shipments
@@ -70,7 +71,8 @@ def test_delayed_shipments_are_alerted_once_per_shipment_per_day():
     assert run_body(shipments.check_delayed_shipments)["alerted"] == 0
 
     [job] = outbox_jobs("tasks.notifications.send_whatsapp_message")
-    assert job.kwargs["to"] == late.deal.buyer.phone and "2 days behind" in job.kwargs["body"]
+    # The outbox row holds them sealed (jobs/sealing.py).
+    assert unseal(job.kwargs["to"]) == late.deal.buyer.phone and "2 days behind" in unseal(job.kwargs["body"])
     assert Effect.objects.filter(key__startswith=f"delay-alert:shipment:{late.pk}:").count() == 1
 
     Shipment.objects.filter(pk=late.pk).update(last_delay_alert_on=timezone.localdate() - timedelta(days=1))

@@ -483,3 +483,34 @@ CONTENT_SECURITY_POLICY = {
         "report-uri": CSP_REPORT_PATH,
     },
 }
+
+
+# --- Sealed arguments (jobs/sealing.py, docs/security.md) ------------------------------------
+# Fernet keys, comma-separated: the first seals, every one unseals (rotation: add the new key
+# first, run `manage.py reseal`, then drop the old one). Unset, a key derived from SECRET_KEY, so
+# `make run` and the tests work with nothing configured; production requires it
+# (config/settings/production.py). Each key is checked here, at start-up, never inside a task.
+def _sealed_argument_keys(value: str, secret_key: str) -> list[str]:
+    import base64
+    import hashlib
+
+    from cryptography.fernet import Fernet
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not value.strip():
+        digest = hashlib.sha256(b"platform.sealed-arguments:" + secret_key.encode()).digest()
+        return [base64.urlsafe_b64encode(digest).decode()]
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"SEALED_ARGUMENT_KEYS: key {position} of {len(keys)} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            ) from None
+    return keys
+
+
+SEALED_ARGUMENT_KEYS = _sealed_argument_keys(env.str("SEALED_ARGUMENT_KEYS", default=""), SECRET_KEY)

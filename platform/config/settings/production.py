@@ -5,7 +5,15 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import LOGGING, env
 
-REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH")
+REQUIRED = (
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "FLOWER_BASIC_AUTH",
+    # Sealed arguments' keys: never the key derived from SECRET_KEY (config/settings/base.py).
+    "SEALED_ARGUMENT_KEYS",
+)
 # Each integration's credentials, required unless its backend is chosen explicitly (the console
 # class on a staging box, say): without them integrations/backends.py would fall back to the
 # console backend, storing fake FX rates as real and marking WhatsApp messages sent.
