@@ -10,10 +10,10 @@ that ends by its cool-off writes nothing: no one acted.
 
 from __future__ import annotations
 
-from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_failure_limit
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
+from axes.utils import reset
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -62,6 +62,6 @@ def unlock(attempts, *, by: str, parameter: str) -> list[str]:
                 obj=attempt,
                 changes={parameter: [value, value], "failures": [failures, 0]},
             )
-            AxesProxyHandler.reset_attempts(**{parameter: value})
+            reset(**{"ip" if parameter == "ip_address" else parameter: value})
             unlocked.append(value)
     return unlocked
