@@ -14,8 +14,9 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.worker.state import active_requests, reserved_requests
 from django.db import connection
+from redis.exceptions import RedisError
 
-from http_api import ratelimit
+from http_api import bad_keys, ratelimit
 from http_api import ratelimit as api_ratelimit
 from integrations import ratelimit as integrations_ratelimit
 from jobs.brokers import broker_for_url
@@ -32,6 +33,7 @@ from tests.support.fakes.fixtures import (  # noqa: F401
 )
 from tests.support.processes import RedisServer, platform_env, wait_until
 from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmqctl, server_answers
+from tests.support.two_factor import enrol_authenticator, log_in_to_admin
 
 # How the suite runs in parallel (xdist groups, longest tests first), and the fault suite's
 # figures, gathered from every xdist worker: hooks that must run in xdist's controller too.
@@ -122,6 +124,27 @@ def _rate_limiter_backoff_ends_with_its_test():
     yield
     for fallback in (api_ratelimit._fallback, integrations_ratelimit._fallback):
         fallback.down_until = 0.0
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin_client, logged in as its admin_user (password "password") through
+    admin's login form with both factors (tests/support/two_factor.py), as staff log in."""
+    log_in_to_admin(
+        client, username=admin_user.username, password="password", device=enrol_authenticator(admin_user)
+    )
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _bad_api_keys_forgotten_after_each_test():
+    """The trigger API counts bad keys per address in Redis (http_api/bad_keys.py), and every test
+    client is 127.0.0.1: one test's bad keys must not slow the next test down."""
+    yield
+    try:
+        ratelimit.reset(bad_keys.bucket("127.0.0.1"))
+    except (RedisError, OSError):
+        pass  # a test that stopped Redis: nothing was counted while it was down
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, NinjaAPI, Status
 from ninja.security import HttpBearer
 
-from http_api import keys, ratelimit, registry
+from http_api import bad_keys, keys, ratelimit, registry
 from http_api.errors import ApiError, BoundedJsonParser, error_response, install_handlers, invalid_arguments
 from http_api.models import ApiKey
 from http_api.publish import BrokerUnavailable
@@ -26,6 +26,7 @@ from http_api.schemas import ErrorResponse, JobAccepted, JobRequest, JobStatus, 
 from http_api.selectors import job_status
 from http_api.services import Acceptance, IdempotencyConflict, accept_job, body_hash
 from jobs.arguments import field_problems
+from staff_auth.addresses import client_address
 
 # Visible ASCII, no spaces: a UUID or any opaque token (the IETF Idempotency-Key draft's keys).
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
@@ -41,8 +42,12 @@ class ApiKeyAuth(HttpBearer):
     openapi_description = "An API key from `python manage.py create_api_key NAME`, sent as a bearer token."
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
+        # An address that sent too many bad keys waits before its key is even looked at.
+        address = client_address(request)
+        bad_keys.refuse_if_slowed(address)
         key = keys.authenticate(token)
         if key is None:
+            bad_keys.note_bad_key(address)
             return None
         # The rate limit's one Redis round trip, here rather than in the throttle: it also says
         # whether a key was revoked since this process cached it (http_api/keys.py).

@@ -105,12 +105,13 @@ def rate() -> Rate:
         raise ImproperlyConfigured(f"API_RATE_LIMIT: {exc}") from None
 
 
-def take(bucket: str) -> float:
+def take(bucket: str, budget: Rate | None = None) -> float:
     """Take one request from `bucket`: 0.0 when allowed, else seconds until one fits. Notes the
-    API keys' revocation generation on the way (keys.note_generation)."""
+    API keys' revocation generation on the way (keys.note_generation). `budget`: the bucket's
+    rate, API_RATE_LIMIT unless given (http_api/bad_keys.py counts bad keys at its own)."""
     if _from_lease(bucket):
         return 0.0
-    current = rate()
+    current = budget or rate()
     if _fallback.redis_resting():
         return _fallback.take(bucket, current)
     interval_us = current.period * 1_000_000 / current.limit

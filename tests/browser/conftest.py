@@ -9,8 +9,9 @@ Fixtures, for any browser test (batches, say, after they land):
   the fake Twilio (`.twilio`); `.start_beat()` adds a beat and `.start_worker(name)` another
   worker, `.publisher` sends jobs as another program would, `.url(path)` makes absolute URLs;
   override `platform_settings` (extra environment, e.g. RATE_LIMITS) in a module to tune them;
-- `staff_user`: a staff account (username, password); `admin_page`: a Page logged in to admin
-  as that user through the login form.
+- `staff_user`: a staff account (username, password, the key of its authenticator app);
+  `admin_page`: a Page logged in to admin as that user through the login form, with both factors
+  (the code computed from the key, as the app would: tests/support/two_factor.py).
 - `live_flower`: `celery -A tasks flower` (flowerconfig.py, basic auth `FLOWER_CREDENTIALS`) on
   the `broker` fixture's broker, each test once on Redis and once on RabbitMQ unless the module
   narrows `broker`; `.start_worker(name)`, `.known_worker(prefix)`, `.publisher`, `.url(path)`.
@@ -59,6 +60,7 @@ from tests.support.processes import (
     start_worker,
     wait_until,
 )
+from tests.support.two_factor import enrol_authenticator
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -356,14 +358,21 @@ def _answers(url: str) -> bool:
 class StaffUser:
     username: str
     password: str
+    # The key of the staff member's authenticator app: tests compute its current code
+    # (tests/support/two_factor.py current_code), as the app would.
+    totp_key: bytes
+
+
+def make_staff_user(django_user_model, username: str, password: str) -> StaffUser:
+    """A superuser with an authenticator (staff_auth: admin asks for its code at login)."""
+    user = django_user_model.objects.create_superuser(username, f"{username}@example.com", password)
+    return StaffUser(username, password, enrol_authenticator(user).bin_key)
 
 
 @pytest.fixture
 def staff_user(django_user_model) -> StaffUser:
-    """An ops staff account: admin access with every permission (superuser)."""
-    user = StaffUser("ops-staff", "correct horse battery staple")
-    django_user_model.objects.create_superuser(user.username, "ops@example.com", user.password)
-    return user
+    """An ops staff account: admin access with every permission (superuser), and an authenticator."""
+    return make_staff_user(django_user_model, "ops-staff", "correct horse battery staple")
 
 
 @pytest.fixture

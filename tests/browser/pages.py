@@ -11,6 +11,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from jobs.queues import QUEUE_NAMES
 from tests.support.processes import wait_until
+from tests.support.two_factor import current_code
 
 if TYPE_CHECKING:
     from tests.browser.conftest import LivePlatform, StaffUser
@@ -19,13 +20,20 @@ DASHBOARD_PATH = "/admin/ops/"
 
 
 def log_in(page: Page, platform: LivePlatform, user: StaffUser) -> None:
-    """Admin's login form, filled and sent as a person would; returns on the admin index."""
+    """Admin's login form, filled and sent as a person would, with the code their authenticator
+    app shows now; returns on the admin index."""
     page.goto(platform.url("/admin/login/?next=/admin/"))
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
+    fill_login_form(page, user.username, user.password, current_code(user.totp_key))
     expect(page).to_have_url(platform.url("/admin/"))
     expect(page.locator("#user-tools")).to_contain_text(user.username.upper(), ignore_case=True)
+
+
+def fill_login_form(page: Page, username: str, password: str, code: str = "") -> None:
+    """Admin's login form (staff_auth/forms.py): username, password, authentication code; sent."""
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_label("Authentication code").fill(code)
+    page.get_by_role("button", name="Log in").click()
 
 
 def success_message(page: Page) -> Locator:

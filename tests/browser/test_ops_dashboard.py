@@ -15,6 +15,7 @@ from jobs.queues import QUEUE_NAMES
 from jobs.task_names import TaskName
 from tests.browser.pages import (
     expect_throughput_chart,
+    fill_login_form,
     listed_worker,
     open_dashboard,
     queue_row,
@@ -25,6 +26,7 @@ from tests.browser.pages import (
 )
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 from tests.support.processes import wait_until
+from tests.support.two_factor import current_code
 
 pytestmark = [
     pytest.mark.processes,
@@ -39,13 +41,10 @@ def test_staff_user_logs_in_and_reaches_the_dashboard_from_the_admin_index(
     page.goto(live_platform.url("/admin/"))
     expect(page).to_have_url(live_platform.url("/admin/login/?next=/admin/"))
 
-    page.get_by_label("Username").fill(staff_user.username)
-    page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".errornote")).to_contain_text("correct username and password")
+    fill_login_form(page, staff_user.username, "not the password", current_code(staff_user.totp_key))
+    expect(page.locator(".errornote")).to_contain_text("correct username, password and authentication code")
 
-    page.get_by_label("Password").fill(staff_user.password)
-    page.get_by_role("button", name="Log in").click()
+    fill_login_form(page, staff_user.username, staff_user.password, current_code(staff_user.totp_key))
     expect(page).to_have_url(live_platform.url("/admin/"))
     page.get_by_role("link", name="Operations dashboard").click()
     expect(page).to_have_url(live_platform.url("/admin/ops/"))

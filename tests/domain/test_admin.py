@@ -17,6 +17,7 @@ from billing.models import Invoice
 from identifiers import mask_phone
 from messaging.models import WhatsAppMessage
 from tests import factories as f
+from tests.support.two_factor import log_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def _build(label: str, n: int, already: int) -> None:
 
 @pytest.fixture
 def admin_client_(client):
-    client.force_login(f.make_user(is_superuser=True))
+    log_in_staff(client, f.make_user(is_superuser=True), password="pw")
     return client
 
 

@@ -14,6 +14,7 @@ from jobs.operations.ops_dashboard import LOAD_DEADLINE_SECONDS, workers_and_que
 from tests.conftest import broker_client
 from tests.support.probe.models import ProbeEffect, ProbeExecution
 from tests.support.processes import wait_until
+from tests.support.two_factor import log_in_staff
 
 pytestmark = pytest.mark.processes
 
@@ -151,7 +152,7 @@ def test_replay_dead_letters_in_bulk_for_one_task(admin_client, ops_workers, ops
 
 def test_actions_need_the_change_dead_letter_permission(client, django_user_model, ops_broker):
     viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
-    client.force_login(viewer)
+    log_in_staff(client, viewer, password="x")
 
     client.post(reverse("ops_dashboard"), {"action": "pause", "queue": "notifications"})
 

@@ -1,4 +1,5 @@
-"""Production settings: `check --deploy` is clean with a realistic environment, a missing
+"""Production settings: `check --deploy` is clean with a realistic environment (and warns when staff
+are asked for no second factor; `make run`'s settings ask for none), a missing
 required setting (an integration's credentials too, unless its backend is chosen) stops start-up
 with its name, logs are JSON, connections persist with health checks, and API responses are
 compressed."""
@@ -137,3 +138,28 @@ def test_api_responses_are_gzip_compressed(client):
     assert response.status_code == 200
     assert response["Content-Encoding"] == "gzip"
     assert "openapi" in json.loads(gzip.decompress(response.content))
+
+
+def test_production_asks_staff_for_a_second_factor_and_check_deploy_warns_if_told_not_to():
+    code = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + (
+        "from django.conf import settings; print(settings.STAFF_TWO_FACTOR_REQUIRED)\n"
+    )
+    assert _run([sys.executable, "-c", code], _production_env()).stdout.strip().endswith("True")
+
+    argv = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"]
+    done = _run(argv, _production_env(STAFF_TWO_FACTOR_REQUIRED="false"))
+
+    assert done.returncode != 0
+    assert "staff_auth.W001" in done.stdout + done.stderr
+
+
+def test_make_runs_settings_ask_staff_for_no_second_factor():
+    code = "import sys; sys.path.insert(0, 'platform'); import django; django.setup()\n" + (
+        "from django.conf import settings; print(settings.STAFF_TWO_FACTOR_REQUIRED)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.local"}
+
+    done = _run([sys.executable, "-c", code], env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("False")

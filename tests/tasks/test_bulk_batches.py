@@ -58,9 +58,12 @@ def _post_as_admin(env: dict[str, str], path: str, username: str) -> int:
         "from django.conf import settings\n"
         "from django.contrib.auth import get_user_model\n"
         "from django.test import Client\n"
+        "from tests.support.two_factor import force_login_verified\n"
         "settings.ALLOWED_HOSTS = ['testserver']  # as pytest-django sets it\n"
         "client = Client()\n"
-        f"client.force_login(get_user_model().objects.get(username={username!r}))\n"
+        # The test's admin_client used this period's code already: a session verified as a login
+        # with both factors leaves it.
+        f"force_login_verified(client, get_user_model().objects.get(username={username!r}))\n"
         f"print(client.post({path!r}).status_code)\n",
         env,
     )

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Every value that varies comes from the environment
 (django-environ); `.env` at the repository root is read when present. `.env.example` lists them."""
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -514,3 +515,66 @@ def _sealed_argument_keys(value: str, secret_key: str) -> list[str]:
 
 
 SEALED_ARGUMENT_KEYS = _sealed_argument_keys(env.str("SEALED_ARGUMENT_KEYS", default=""), SECRET_KEY)
+
+# --- Staff sign-in: two factors, throttled guesses, password policy (platform/staff_auth/) -----
+# Kept in one block (docs/security.md). The admin site is staff_auth's (StaffAdminSite, installed
+# as the admin app's default site below); django-otp keeps the devices, django-axes the attempts.
+INSTALLED_APPS = [
+    "staff_auth.admin_config.StaffAdminConfig" if app == "django.contrib.admin" else app
+    for app in INSTALLED_APPS
+] + [
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "staff_auth",
+]
+# OTPMiddleware right after authentication: request.user.is_verified() says whether this session
+# passed a second factor. AxesMiddleware last: it turns a locked-out login into the lockout page.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# Axes' backend first: a locked-out username or address is refused before its password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Every staff login asks for a code from an authenticator app (TOTP) or a backup code. On by
+# default, production included; config/settings/local.py turns it off for `make run`.
+STAFF_TWO_FACTOR_REQUIRED = env.bool("STAFF_TWO_FACTOR_REQUIRED", default=True)
+# The name authenticator apps show beside the code.
+OTP_TOTP_ISSUER = "Vehicle-export back office"
+
+# django-axes: failed logins counted per username and, separately, per client address; either
+# reaching the limit refuses further logins (the right password included) until the cool-off
+# passes or staff unlock it in admin (Access attempts). https://django-axes.readthedocs.io/
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True  # a login that passed both factors forgets that user's failures
+AXES_LOCKOUT_TEMPLATE = "admin/staff_auth/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "staff_auth.addresses.client_address"
+# The unlock actions, audited, are staff_auth's admin (staff_auth/admin.py), not axes' own.
+AXES_ENABLE_ADMIN = False
+# What axes keeps of a failed login's form (AccessAttempt.post_data) and logs: the password (always),
+# the authentication code and the CSRF token masked too; usernames and addresses masked in its logs.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
+AXES_VERBOSE = False  # no "AXES: BEGIN" line from every process that starts Django
+# Reverse proxies in front of the web process that append the client's address to
+# X-Forwarded-For (ops: 1 behind the TLS proxy). 0: REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# The trigger API: presenting bad API keys from one address spends this budget ("N/s", "N/m");
+# past it the address is answered 429 with Retry-After, its keys not even looked at.
+API_BAD_KEY_RATE = env("API_BAD_KEY_RATE", default="10/m")
+
+# Django's password validators: minimum length 12, not a common password, not all digits, not
+# like the user's name or e-mail. Every form that sets a password checks them (admin,
+# createsuperuser, changepassword).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]

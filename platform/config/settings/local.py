@@ -24,3 +24,7 @@ if DEBUG and importlib.util.find_spec("debug_toolbar") is not None:
     INTERNAL_IPS = ["127.0.0.1", "::1"]
     # Collapsed to its handle: expanded, it covers the right third of every admin page.
     DEBUG_TOOLBAR_CONFIG = {"SHOW_COLLAPSED": True}
+
+# `make run`: staff log in with their password alone (docs/security.md). Everywhere else a second
+# factor is required unless STAFF_TWO_FACTOR_REQUIRED says otherwise.
+STAFF_TWO_FACTOR_REQUIRED = env.bool("STAFF_TWO_FACTOR_REQUIRED", default=False)

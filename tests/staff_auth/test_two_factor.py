@@ -1,0 +1,143 @@
+"""The second factor (staff_auth; docs/security.md): admin refuses a session that passed no second
+factor, backup codes work once each, a wrong code is a failed login to the throttle, staff replace
+their own authenticator at /admin/two-factor/, `enrol_two_factor` enrols from the command line,
+`make run`'s settings ask for no code, and `check --deploy` warns when production asks for none."""
+
+from base64 import b32decode
+from io import StringIO
+
+import pytest
+from axes.models import AccessAttempt
+from django.core.management import call_command
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.models import AuditLog
+from staff_auth import two_factor
+from tests import factories as f
+from tests.support.two_factor import current_code, enrol_authenticator, log_in_staff
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/admin/login/?next=/admin/"
+
+
+def _log_in(client, user, code: str, password: str = "pw"):
+    return client.post(LOGIN, {"username": user.username, "password": password, "code": code})
+
+
+def test_a_session_with_a_password_alone_is_not_staff_to_admin_or_the_ops_dashboard(client):
+    client.force_login(f.make_user(is_superuser=True))  # what a login without a second factor leaves
+
+    assert client.get("/admin/").status_code == 302
+    assert client.get("/admin/ops/")["Location"] == "/admin/login/?next=/admin/ops/"
+
+
+def test_a_login_with_the_authenticators_code_reaches_admin(client):
+    user = f.make_user(is_superuser=True)
+
+    response = _log_in(client, user, current_code(enrol_authenticator(user).bin_key))
+
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_staff_member_without_an_authenticator_cannot_log_in_and_is_told_nothing_more(client):
+    user = f.make_user(is_superuser=True)
+
+    response = _log_in(client, user, "123456")
+
+    assert response.status_code == 200
+    assert "correct username, password and authentication code" in response.content.decode()
+
+
+def test_a_backup_code_logs_in_once(client):
+    user = f.make_user(is_superuser=True)
+    enrol_authenticator(user)
+    codes = two_factor.new_backup_codes(user, actor="test")
+
+    assert _log_in(client, user, codes[0]).status_code == 302
+    client.logout()
+    assert _log_in(client, user, codes[0]).status_code == 200, "a spent backup code"
+    assert two_factor.backup_codes_left(user) == len(codes) - 1
+
+
+def test_a_wrong_code_after_the_right_password_counts_as_a_failed_login(client):
+    user = f.make_user(is_superuser=True)
+    enrol_authenticator(user)
+
+    _log_in(client, user, "000000")
+
+    assert AccessAttempt.objects.get(username=user.username).failures_since_start == 1
+
+
+def test_the_code_never_reaches_the_throttles_records(client):
+    user = f.make_user(is_superuser=True)
+    enrol_authenticator(user)
+
+    _log_in(client, user, "271828", password="not the password")
+
+    attempt = AccessAttempt.objects.get(username=user.username)
+    assert "271828" not in attempt.post_data and "not the password" not in attempt.post_data
+
+
+def test_staff_replace_their_authenticator_and_the_old_one_stops_working(client):
+    user = f.make_user(is_superuser=True)
+    old = log_in_staff(client, user, password="pw")
+
+    page = client.post(reverse("admin:two_factor"), {"step": "start"}).content.decode()
+    assert "<svg" in page, "the QR code to scan"
+    key = b32decode(page.split('id="totp-secret">', 1)[1].split("<", 1)[0])
+    response = client.post(reverse("admin:two_factor"), {"step": "confirm", "code": current_code(key)})
+
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200, "the session stays verified, by the new device"
+    [device] = TOTPDevice.objects.filter(user=user)
+    assert device.bin_key == key and device.confirmed and device.pk != old.pk
+    assert AuditLog.objects.filter(action="two_factor_enrolled", object_id=str(user.pk)).exists()
+
+
+def test_a_wrong_code_leaves_the_old_authenticator_in_place(client):
+    user = f.make_user(is_superuser=True)
+    old = log_in_staff(client, user, password="pw")
+    client.post(reverse("admin:two_factor"), {"step": "start"})
+
+    page = client.post(reverse("admin:two_factor"), {"step": "confirm", "code": "000000"}).content.decode()
+
+    assert "not the current one" in page
+    assert list(TOTPDevice.objects.filter(user=user, confirmed=True)) == [old]
+
+
+def test_staff_issue_new_backup_codes_and_the_old_ones_stop_working(client):
+    user = f.make_user(is_superuser=True)
+    log_in_staff(client, user, password="pw")
+    old = two_factor.new_backup_codes(user, actor="test")
+
+    page = client.post(reverse("admin:two_factor"), {"step": "backup_codes"}).content.decode()
+
+    new = page.split('id="backup-codes">', 1)[1].split("</ul>", 1)[0]
+    assert new.count("<code>") == two_factor.BACKUP_CODE_COUNT
+    assert not any(code in new for code in old)
+    assert two_factor.verify_code(user, old[0]) is None
+
+
+def test_enrol_two_factor_prints_the_key_and_backup_codes_that_then_log_in(client):
+    user = f.make_user(is_superuser=True)
+    out = StringIO()
+
+    call_command("enrol_two_factor", user.username, stdout=out)
+
+    printed = out.getvalue()
+    key = b32decode(printed.split("or enter the key: ", 1)[1].split()[0])
+    assert "otpauth://totp/" in printed
+    backup = printed.split("shown only now):", 1)[1].split()
+    assert len(backup) == two_factor.BACKUP_CODE_COUNT
+    assert _log_in(client, user, current_code(key)).status_code == 302
+    assert AuditLog.objects.filter(actor="command:enrol_two_factor", action="backup_codes_issued").exists()
+
+
+def test_enrol_two_factor_names_a_user_who_is_not_staff():
+    user = f.make_user()
+
+    with pytest.raises(Exception, match="username: .* is not staff"):
+        call_command("enrol_two_factor", user.username, stdout=StringIO())
