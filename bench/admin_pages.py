@@ -233,8 +233,8 @@ def run(environment: Environment) -> Result:
     if "history" in shapes:
         result.notes.append(
             f"Median of {runs} GETs (stock: {stock_runs}) after one to warm, Django's test client as a "
-            f"superuser, in this process; a stock page whose warm-up took over {STOCK_ONE_GET_ABOVE:.0f} s is "
-            "timed by that one GET (its note says so)." + (" Quick run: small tables." if quick() else "")
+            f"superuser, in this process; a stock page whose warm-up took over {STOCK_ONE_GET_ABOVE:.0f} s "
+            "is timed by that one GET (its note says so)." + (" Quick run: small tables." if quick() else "")
         )
     large_history.empty()
     return result
