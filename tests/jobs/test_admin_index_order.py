@@ -225,3 +225,17 @@ def test_the_failed_filter_reads_the_status_index_backward(bad_week, admin_clien
     scans = [n for n in _nodes(plan) if n.get("Index Name") == "taskresult_status_done_idx"]
     assert scans and scans[0]["Scan Direction"] == "Backward", json.dumps(plan, indent=1)
     assert _rows_in(scans[0]) == PER_PAGE
+
+
+@pytest.mark.django_db
+def test_the_outbox_state_indexes_hold_only_open_rows():
+    # jobs 0006 (create_index_concurrently's condition): partial, so a completed (or published) row
+    # never enters them, and they stay the size of the backlog.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN (%s, %s)",
+            ["outbox_open_id_idx", "outbox_unpublished_id_idx"],
+        )
+        definitions = dict(cursor.fetchall())
+    assert definitions["outbox_open_id_idx"].endswith("(id) WHERE (completed_at IS NULL)")
+    assert definitions["outbox_unpublished_id_idx"].endswith("(id) WHERE (published_at IS NULL)")
