@@ -21,6 +21,9 @@ class Row:
     baseline_label: str = ""
     ratio: float | None = None  # value / baseline (or as the benchmark defines it; see the note)
     note: str = ""
+    # Figures measured beside the value, by name (bench 10: the page's SQL time on the server, this
+    # process's CPU time, the load average): in the JSON, not in the table.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 (tests/jobs/test_admin_scale.py) and `make bench`'s admin pages (bench/admin_pages.py), and the
 pages themselves (admin_pages): task
 results, group results, dead letters, effects, outbox messages and audit log rows with a realistic
-spread (a few task names carry most jobs, 95 % succeed, rows written in time order), then ANALYZE.
+spread (a few task names carry most jobs, 95 % succeed, rows written in time order), then VACUUM
+ANALYZE.
 PostgreSQL only."""
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ BAD_WEEK_TASK_NAMES = (
     ("tasks.shipments.notify_shipment_update", 25),
 )
 BAD_WEEK_STATUSES = (("SUCCESS", 98), ("FAILURE", 2))
+# And in the outbox, an outage mid-week (fill's outbox_outage): the broker was down for a tenth of
+# the week (those rows never published), then the workers stuck for the next tenth (published, never
+# completed), so "not completed" matches a fifth of the rows, none of them among the newest.
 WEEK_SECONDS = 7 * 24 * 3600
 
 TABLES = (
@@ -69,10 +73,31 @@ def _at(rows: int) -> str:
     return f"now() - make_interval(secs => {WEEK_SECONDS} * ({rows} - i)::float8 / {rows})"
 
 
-def fill(*, task_results: int, others: int, task_names=TASK_NAMES, statuses=STATUSES, tables=TABLES) -> None:
+def fill(
+    *,
+    task_results: int,
+    others: int,
+    task_names=TASK_NAMES,
+    statuses=STATUSES,
+    tables=TABLES,
+    outbox_outage: bool = False,
+) -> None:
     """Insert `task_results` task results and `others` rows in each other table of `tables`, then
-    ANALYZE. `task_names` and `statuses`: (value, share) pairs (BAD_WEEK_* for issue 24's shape)."""
+    VACUUM ANALYZE. `task_names` and `statuses`: (value, share) pairs (BAD_WEEK_* for issue 24's shape; the
+    task names are the dead letters', the outbox's and the audit log's too). `outbox_outage`: the
+    outbox rows of the week's sixth tenth never published, of its seventh never completed (see
+    BAD_WEEK_STATUSES); otherwise one in 1,000 is not completed."""
     task = _pick(task_names, 7919)
+    if outbox_outage:
+        pending = f"(i > {others} * 5 / 10 AND i <= {others} * 6 / 10)"
+        stuck = f"(i > {others} * 5 / 10 AND i <= {others} * 7 / 10)"
+        outbox_published = f"CASE WHEN NOT {pending} THEN {_at(others)} END"
+        outbox_completed = f"CASE WHEN NOT {stuck} THEN {_at(others)} END"
+        outbox_outcome = f"CASE WHEN {stuck} THEN '' WHEN i % 50 = 0 THEN 'FAILURE' ELSE 'SUCCESS' END"
+    else:
+        outbox_published = _at(others)
+        outbox_completed = f"CASE WHEN i % 1000 <> 0 THEN {_at(others)} END"
+        outbox_outcome = "CASE WHEN i % 1000 = 0 THEN '' WHEN i % 100 = 0 THEN 'FAILURE' ELSE 'SUCCESS' END"
     statements = [
         f"""INSERT INTO django_celery_results_taskresult (task_id, periodic_task_name, task_name,
               task_args, task_kwargs, status, worker, content_type, content_encoding, result,
@@ -106,8 +131,7 @@ def fill(*, task_results: int, others: int, task_names=TASK_NAMES, statuses=STAT
         f"""INSERT INTO jobs_outboxmessage (job_id, task_name, kwargs, queue, eta, created_at,
               published_at, publish_attempts, last_error, completed_at, outcome)
             SELECT md5('o' || i)::uuid, {task}, '{{}}', 'notifications', NULL, {_at(others)},
-                   {_at(others)}, 1, '', CASE WHEN i % 1000 <> 0 THEN {_at(others)} END,
-                   CASE WHEN i % 1000 = 0 THEN '' WHEN i % 100 = 0 THEN 'FAILURE' ELSE 'SUCCESS' END
+                   {outbox_published}, 1, '', {outbox_completed}, {outbox_outcome}
             FROM generate_series(1::bigint, {others}) AS i""",  # noqa: S608 fixed table names and generated numbers only
         f"""INSERT INTO audit_auditlog (actor, action, object_type, object_id, changes, created_at)
             SELECT CASE WHEN i % 5 = 0 THEN 'alice' ELSE 'task:' || {task} END,
@@ -137,7 +161,9 @@ def fill(*, task_results: int, others: int, task_names=TASK_NAMES, statuses=STAT
             finally:
                 for _, definition in indexes:
                     cursor.execute(definition)
-            cursor.execute(f"ANALYZE {table}")
+            # VACUUM too, as autovacuum does to a table that takes inserts (PostgreSQL 13+): the
+            # visibility map lets an index-only scan skip the heap, and the planner counts on it.
+            cursor.execute(f"VACUUM ANALYZE {table}")
         cursor.execute("RESET maintenance_work_mem")
 
 
@@ -201,12 +227,26 @@ def admin_pages() -> dict[str, str]:
     }
 
 
+def fill_bad_week(*, task_results: int, others: int, tables=TABLES) -> None:
+    """fill() in issue 24's shape: BAD_WEEK_* task names and statuses, the outbox's outage."""
+    fill(
+        task_results=task_results,
+        others=others,
+        task_names=BAD_WEEK_TASK_NAMES,
+        statuses=BAD_WEEK_STATUSES,
+        tables=tables,
+        outbox_outage=True,
+    )
+
+
 def bad_week_pages() -> dict[str, str]:
-    """The task-result pages of issue 24, on BAD_WEEK_* data: the filters and searches that match a
-    large share of the rows, alone and combined; paths below the admin site's root."""
+    """The pages of issue 24, on fill_bad_week's data: the filters and searches that match a large
+    share of the rows, alone and combined, and the plain first and deep pages; paths below the admin
+    site's root."""
     results = "django_celery_results/taskresult/"
     return {
         "task results, first page": results,
+        "task results, page 500": results + "?p=500",
         "task results, status FAILURE (2 %)": results + "?status=FAILURE",
         "task results, name prefix tasks.payments (25 %)": results + "?q=tasks.payments",
         "task results, FAILURE + prefix tasks.payments (0.5 %)": results + "?status=FAILURE&q=tasks.payments",
@@ -215,4 +255,13 @@ def bad_week_pages() -> dict[str, str]:
         "task results, task name and FAILURE": results
         + "?task_name=tasks.payments.process_invoice_payment&status=FAILURE",
         "task results, page 5 of FAILURE + prefix tasks.": results + "?status=FAILURE&q=tasks.&p=5",
+        "dead letters, one task (25 %)": "jobs/deadletter/?task_name=tasks.payments.process_invoice_payment",
+        "dead letters, task prefix tasks.payments (25 %)": "jobs/deadletter/?q=tasks.payments",
+        "dead letters, open + task prefix tasks. (10 %)": "jobs/deadletter/?status__exact=open&q=tasks.",
+        "outbox, not completed (20 %, mid-week)": "jobs/outboxmessage/?completed_at__isempty=1",
+        "outbox, never published (10 %, mid-week)": "jobs/outboxmessage/?published_at__isempty=1",
+        "outbox, outcome FAILURE (1.6 %)": "jobs/outboxmessage/?outcome=FAILURE",
+        "outbox, task prefix tasks.payments (25 %)": "jobs/outboxmessage/?q=tasks.payments",
+        "audit log, actor alice (20 %)": "audit/auditlog/?q=alice",
+        "audit log, actor prefix task:tasks.payments (20 %)": "audit/auditlog/?q=task:tasks.payments",
     }

@@ -40,6 +40,10 @@ class DeadLetter(models.Model):
             # A task's dead letters newest first, whatever their number: the task-name filter and
             # each name of a task-name prefix search (jobs/operations/admin_scale.py; migration 0004).
             models.Index(fields=["task_name", "last_failed_at", "id"], name="deadletter_task_failed_idx"),
+            # And one status of them (open: the list ops staff work through), newest first (migration 0006).
+            models.Index(
+                fields=["task_name", "status", "last_failed_at", "id"], name="deadletter_task_status_idx"
+            ),
         ]
 
     def __str__(self) -> str:

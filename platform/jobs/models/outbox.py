@@ -36,6 +36,12 @@ class OutboxMessage(models.Model):
             # (jobs/operations/admin_scale.py; migration 0004, which dropped the plain (outcome) index).
             models.Index(fields=["task_name", "id"], name="outbox_task_id_idx"),
             models.Index(fields=["outcome", "id"], name="outbox_outcome_id_idx"),
+            # The list by state: not completed, never published (id DESC), newest first however
+            # many rows a broker outage leaves open (migration 0006). Partial: only open rows.
+            models.Index(fields=["id"], condition=Q(completed_at__isnull=True), name="outbox_open_id_idx"),
+            models.Index(
+                fields=["id"], condition=Q(published_at__isnull=True), name="outbox_unpublished_id_idx"
+            ),
         ]
 
     def __str__(self) -> str:

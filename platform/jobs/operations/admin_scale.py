@@ -10,10 +10,12 @@ outbox, the effect ledger, the audit log): no page scans its table.
   `SELECT DISTINCT` over the table; no date_hierarchy (it DISTINCTs the dates) and no facets.
 - Pages are read in index order, whatever the number of matching rows (issue 24): a filter on a column
   is served by an index on (column, the list's order...), so its newest rows are the first the index
-  gives. A prefix search on a column of few distinct values (task names, actors) is resolved to the
-  values it covers (merge_prefix_fields: one index descent per value) and the page read as the merge
-  of each value's rows in index order (PostgreSQL's Merge Append over one ordered index scan per
-  value: it stops after the page's rows), never a sort of every match.
+  gives; an "is empty" filter (the outbox's not completed, never published) by a partial index on the
+  list's order holding only the rows it shows (jobs 0006). A prefix search on a column of few
+  distinct values (task names, actors) is resolved to the values it covers (merge_prefix_fields: one
+  index descent per value) and the page read as the merge of each value's rows in index order
+  (PostgreSQL's Merge Append over one ordered index scan per value: it stops after the page's rows),
+  never a sort of every match.
 On SQLite (`make run`) the same admin runs with exact counts and plain DISTINCTs.
 """
 
