@@ -17,7 +17,10 @@ worker processes the registered counter reports, RATE_LIMIT_FALLBACK_PROCESSES).
 protect money and the sender's standing with Twilio, and jobs keep going: a Redis outage on
 RabbitMQ stops no send (docs/redis-outage.md). The switch is announced once per outage in the log
 and as platform_rate_limit_fallback in /metrics; Redis is asked again every
-REDIS_DOWN_RETRY_AFTER seconds, and the shared window is used as soon as it answers.
+REDIS_DOWN_RETRY_AFTER seconds, and the shared window is used as soon as it answers. Its first
+round trip for each limit after an outage carries into the shared window the slots this process
+took during the window's span (while Redis was away, and before, which a restarted Redis has
+forgotten), so the limit holds across the return too.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ RATE_LIMIT_FALLBACK_PROCESSES = Gauge(
 )
 
 # KEYS[1] the window's sorted set; KEYS[2] the processes seen using a limiter (PROCESSES_KEY);
-# ARGV: limit, window in microseconds, a unique member, this process's name.
+# ARGV: limit, window in microseconds, a unique member, this process's name, then any slots this
+# process carries in after an outage, as pairs (microseconds ago, member): added at their own time
+# (a member Redis still holds only moves to it).
 # Returns {1, 0, processes} when a slot was taken, else {0, microseconds until the oldest slot
 # expires, processes}; processes: how many took part in the last PROCESS_SEEN_SECONDS.
 _SLIDING_WINDOW = """
@@ -78,6 +83,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 300000000)
 redis.call('PEXPIRE', KEYS[2], 600000)
 local processes = redis.call('ZCARD', KEYS[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+for i = 5, #ARGV, 2 do
+  local at = now - tonumber(ARGV[i])
+  if at > now - window then
+    redis.call('ZADD', KEYS[1], at, ARGV[i + 1])
+  end
+end
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
@@ -138,7 +149,10 @@ class Fallback:
     Knows the processes last seen sharing the limit (from each successful round trip), announces
     the outage once and its end once, and while it lasts answers from a sliding window of this
     process's own: floor(limit / processes) slots per period (at least one slot, over a longer
-    period when there are more processes than the limit allows)."""
+    period when there are more processes than the limit allows).
+
+    It also remembers every slot this process took, shared or its own, for one window's span: the
+    outage's end carries them into the shared window (`carried_in`), one limit at a time."""
 
     def __init__(self, limiter: str, *, counter: Callable[[], Callable[[], int | None] | None]) -> None:
         self.limiter = limiter
@@ -149,6 +163,8 @@ class Fallback:
         self.processes_seen: int | None = None  # from the last successful round trip
         self._counted: tuple[float, int | None] | None = None  # (when, live worker processes)
         self._windows: dict[str, deque[float]] = {}
+        self._taken: dict[str, deque[tuple[float, str]]] = {}  # key -> (monotonic time, member)
+        self._carry_due: set[str] = set()  # keys whose first shared round trip carries _taken in
 
     def redis_answered(self, processes: int | None = None) -> None:
         if processes:
@@ -169,6 +185,7 @@ class Fallback:
             if self.active:
                 return
             self.active = True
+            self._carry_due = set(self._taken)
         processes = self.processes()
         RATE_LIMIT_FALLBACK.labels(self.limiter).set(1)
         logger.warning(
@@ -178,6 +195,28 @@ class Fallback:
             type(exc).__name__,
             processes,
         )
+
+    def took(self, key: str, member: str, window: float) -> None:
+        """Remember a slot this process took (in the shared window or its own) for `window` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            taken = self._taken.setdefault(key, deque())
+            taken.append((now, member))
+            while taken[0][0] <= now - window:
+                taken.popleft()
+
+    def to_carry(self, key: str) -> list[str | int]:
+        """For the first shared round trip of `key` after an outage: the slots this process took,
+        as the script's (microseconds ago, member) pairs; otherwise nothing."""
+        if key not in self._carry_due:
+            return []
+        now = time.monotonic()
+        with self._lock:
+            taken = list(self._taken.get(key, ()))
+        return [part for at, member in taken for part in (int((now - at) * 1_000_000), member)]
+
+    def carried_in(self, key: str) -> None:
+        self._carry_due.discard(key)
 
     def redis_resting(self) -> bool:
         """True while Redis failed less than REDIS_DOWN_RETRY_AFTER ago: don't ask it yet."""
@@ -231,6 +270,7 @@ def acquire(integration: str) -> None:
     if _fallback.redis_resting():
         _fallback_acquire(integration, rate)
         return
+    member = uuid.uuid4().hex
     try:
         client = get_redis_connection("default")
         allowed, wait_us, processes = client.eval(
@@ -240,8 +280,9 @@ def acquire(integration: str) -> None:
             PROCESSES_KEY,
             rate.limit,
             window_us,
-            uuid.uuid4().hex,
+            member,
             process_name(),
+            *_fallback.to_carry(integration),
         )
     except (RedisError, OSError) as exc:
         RATE_LIMIT_DECISIONS.labels(integration, "redis_error").inc()
@@ -249,7 +290,9 @@ def acquire(integration: str) -> None:
         _fallback_acquire(integration, rate)
         return
     _fallback.redis_answered(int(processes))
+    _fallback.carried_in(integration)
     if allowed:
+        _fallback.took(integration, member, window_us / 1_000_000)
         RATE_LIMIT_DECISIONS.labels(integration, "allowed").inc()
         return
     RATE_LIMIT_DECISIONS.labels(integration, "limited").inc()
@@ -266,6 +309,8 @@ def acquire(integration: str) -> None:
 def _fallback_acquire(integration: str, rate: Rate) -> None:
     wait = _fallback.take(integration, rate)
     if not wait:
+        window = rate.period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN))
+        _fallback.took(integration, uuid.uuid4().hex, window)
         RATE_LIMIT_DECISIONS.labels(integration, "fallback_allowed").inc()
         return
     RATE_LIMIT_DECISIONS.labels(integration, "fallback_limited").inc()
