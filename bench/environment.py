@@ -274,6 +274,8 @@ def prepare() -> Environment:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
     os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     os.environ.setdefault("FLOWER_BASIC_AUTH", "bench:bench")
+    # Production requires the sealed-argument key ring: a fixed bench-only Fernet key.
+    os.environ.setdefault("SEALED_ARGUMENT_KEYS", "YmVuY2gtb25seS1zZWFsZWQtYXJndW1lbnRzLWtleSE=")
     # Production settings refuse to start without each integration's credentials or a chosen
     # backend; a bench never calls a real provider, so it chooses the console ones.
     for setting, console in CONSOLE_BACKENDS.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import Page, expect
 
@@ -49,6 +50,7 @@ def production_web(database_url, broker):
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1",
         FLOWER_BASIC_AUTH="ops:" + secrets.token_urlsafe(12),
+        SEALED_ARGUMENT_KEYS=Fernet.generate_key().decode(),
         SECURE_SSL_REDIRECT="false",
         **CONSOLE_BACKENDS,
     )

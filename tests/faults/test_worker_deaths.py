@@ -130,7 +130,7 @@ def test_plain_delay_2000_jobs_through_30_sigkills_of_the_whole_worker(
 
 
 STOPS = 10
-STOP_JOBS = 600
+STOP_JOBS = 300  # the least backlog a worker starts with (topped up before each start)
 DELAYED_JOBS = 20
 
 
@@ -144,12 +144,15 @@ def test_10_systemd_stops_mid_flow_lose_nothing_and_run_nothing_twice(
     # 30-second job with the timeout cut to 2 s, so the SIGKILL path runs too; the other stops,
     # with the unit's own timeout, show the default's outcome: a warm stop.
     env = fault_broker.env(database_url=database_url, redis_url=private_redis.url)
-    _delay(env, marker, STOP_JOBS, sleep=0.1)  # enough work for ten stops
+    submitted = 0  # backlog jobs; a stop must always find work mid-flow, however fast it drains
     long_jobs = 0
     warm_exits = 0
     worker = None
     try:
         for stop in range(1, STOPS + 1):
+            if submitted - _effects(f"{marker}-b")[0] < STOP_JOBS:
+                _delay(env, f"{marker}-b", STOP_JOBS, sleep=0.1, start=submitted)
+                submitted += STOP_JOBS
             worker = start_worker(env, name=f"stopped-{stop}", concurrency=2)
             if stop == 1:  # once a worker has declared RabbitMQ's delay exchanges
                 # On Redis held in a worker's memory until due; given back at each warm stop.
@@ -168,7 +171,7 @@ def test_10_systemd_stops_mid_flow_lose_nothing_and_run_nothing_twice(
             if time.monotonic() - started < timeout:
                 warm_exits += 1
         worker = start_worker(env, name="after-stops", concurrency=2)
-        total_jobs = STOP_JOBS + DELAYED_JOBS + long_jobs
+        total_jobs = submitted + DELAYED_JOBS + long_jobs
         _all_done(fault_broker, marker, total_jobs, worker, timeout=REDELIVERY_BOUND + 120)
     finally:
         if worker:

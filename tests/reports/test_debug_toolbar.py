@@ -8,6 +8,8 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
+
 from tests.support.processes import ROOT
 
 PROBE = (
@@ -73,6 +75,7 @@ def test_production_settings_never_install_it():
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="ops.example.com",
         FLOWER_BASIC_AUTH="ops:" + secrets.token_urlsafe(12),
+        SEALED_ARGUMENT_KEYS=Fernet.generate_key().decode(),
         # Integrations chosen explicitly: production requires their credentials otherwise.
         TWILIO_BACKEND="integrations.twilio_whatsapp.ConsoleWhatsApp",
         STRIPE_BACKEND="integrations.stripe_payments.ConsolePayments",
