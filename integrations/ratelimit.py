@@ -123,6 +123,11 @@ class Rate:
         return cls(limit=int(match.group(1)), period=float(multiple * _PERIODS[match.group(3)]))
 
 
+def window_seconds(rate: Rate) -> float:
+    """The span a limit is kept over: its period plus RATE_LIMIT_WINDOW_MARGIN (module docstring)."""
+    return rate.period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN))
+
+
 def rate_for(integration: str) -> Rate | None:
     """The configured rate of an integration, or None when it has no limit."""
     text = settings.RATE_LIMITS.get(integration)
@@ -200,6 +205,8 @@ class Fallback:
         """Remember a slot this process took (in the shared window or its own) for `window` seconds."""
         now = time.monotonic()
         with self._lock:
+            if self.active:  # a limit first used during the outage is carried in too
+                self._carry_due.add(key)
             taken = self._taken.setdefault(key, deque())
             taken.append((now, member))
             while taken[0][0] <= now - window:
@@ -246,7 +253,7 @@ class Fallback:
         slots = max(1, rate.limit // processes)
         # More processes than the limit: one slot each, over as many periods as that takes.
         period = rate.period * max(1.0, slots * processes / rate.limit)
-        window = period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN))
+        window = window_seconds(Rate(limit=slots, period=period))
         now = time.monotonic()
         with self._lock:
             taken = self._windows.setdefault(key, deque())
@@ -266,7 +273,8 @@ def acquire(integration: str) -> None:
     rate = rate_for(integration)
     if rate is None:
         return
-    window_us = int(rate.period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN)) * 1_000_000)
+    window = window_seconds(rate)
+    window_us = int(window * 1_000_000)
     if _fallback.redis_resting():
         _fallback_acquire(integration, rate)
         return
@@ -292,7 +300,7 @@ def acquire(integration: str) -> None:
     _fallback.redis_answered(int(processes))
     _fallback.carried_in(integration)
     if allowed:
-        _fallback.took(integration, member, window_us / 1_000_000)
+        _fallback.took(integration, member, window)
         RATE_LIMIT_DECISIONS.labels(integration, "allowed").inc()
         return
     RATE_LIMIT_DECISIONS.labels(integration, "limited").inc()
@@ -309,8 +317,7 @@ def acquire(integration: str) -> None:
 def _fallback_acquire(integration: str, rate: Rate) -> None:
     wait = _fallback.take(integration, rate)
     if not wait:
-        window = rate.period * (1 + float(settings.RATE_LIMIT_WINDOW_MARGIN))
-        _fallback.took(integration, uuid.uuid4().hex, window)
+        _fallback.took(integration, uuid.uuid4().hex, window_seconds(rate))
         RATE_LIMIT_DECISIONS.labels(integration, "fallback_allowed").inc()
         return
     RATE_LIMIT_DECISIONS.labels(integration, "fallback_limited").inc()
