@@ -8,6 +8,7 @@ outcomes, publish stamps, paused queues) are connected by the jobs app (jobs/app
 from logging.config import dictConfig
 
 from celery import Celery, Task, signals
+from celery.exceptions import NotRegistered
 from celery.utils.functional import maybe_list
 from django.conf import settings
 from django.db import close_old_connections
@@ -70,6 +71,16 @@ def registered_task(name: str) -> Task:
         for module in (*maybe_list(app.conf.imports or ()), *maybe_list(app.conf.include or ())):
             app.loader.import_task_module(module)
     return app.tasks[name]
+
+
+def argument_model_of(task_name: str):
+    """The argument model of the task registered as `task_name` (jobs/arguments.py); None for a
+    task that has none (Celery's own) or that no module registers (any more)."""
+    try:
+        task = registered_task(task_name)
+    except NotRegistered:
+        return None
+    return getattr(task, "arguments", None)
 
 
 def queue_of_task(task_name: str) -> str:

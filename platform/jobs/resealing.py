@@ -16,12 +16,11 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from celery.exceptions import NotRegistered
 from django.apps import apps
 from django.db import models, transaction
 from django.db.models.functions import Cast
 
-from jobs.celery_app import registered_task
+from jobs.celery_app import argument_model_of
 from jobs.models import DeadLetter, OutboxMessage
 from jobs.sealing import CannotUnseal, SealedTextField, rotate_envelopes, seal_arguments
 
@@ -52,13 +51,6 @@ def reseal_everything(*, batch_size: int = BATCH_SIZE) -> ResealReport:
     return report
 
 
-def _argument_model(task_name: str):
-    try:
-        return getattr(registered_task(task_name), "arguments", None)
-    except NotRegistered:
-        return None  # a task removed since: its envelopes are still rotated
-
-
 def reseal_job_arguments(model: type[models.Model], report: ResealReport, *, batch_size: int) -> None:
     """The args (dead letters) and kwargs of every stored job of `model`, under the newest key."""
     has_args = any(f.name == "args" for f in model._meta.concrete_fields)
@@ -67,7 +59,7 @@ def reseal_job_arguments(model: type[models.Model], report: ResealReport, *, bat
     for batch in _batches(model.objects.order_by("pk").values(*columns), batch_size):
         changed = []
         for row in batch:
-            arguments = _argument_model(row["task_name"])
+            arguments = argument_model_of(row["task_name"])
             try:
                 args, kwargs = seal_arguments(arguments, row.get("args") or [], row["kwargs"] or {})
                 args, kwargs = rotate_envelopes(args), rotate_envelopes(kwargs)

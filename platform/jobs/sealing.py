@@ -90,8 +90,20 @@ def keyring() -> MultiFernet:
 
 @functools.lru_cache(maxsize=8)
 def _ring(keys: tuple[str, ...]) -> MultiFernet:
-    # The settings checked each key at start-up (config/settings/base.py, Sealed arguments).
+    # The settings checked each key at start-up (jobs/sealing_keys.py).
     return MultiFernet([Fernet(key) for key in keys])
+
+
+def _open(token: bytes, *, rotate: bool = False, what: str = "") -> bytes:
+    """The clear bytes of a token (or, with rotate, the token under the newest key); CannotUnseal,
+    naming `what` when given, when no key of the ring opens it."""
+    try:
+        return keyring().rotate(token) if rotate else keyring().decrypt(token)
+    except InvalidToken:
+        raise CannotUnseal(
+            f"{what + ' ' if what else ''}is sealed under a key SEALED_ARGUMENT_KEYS no longer holds "
+            "(or its token is damaged)"
+        ) from None
 
 
 # --- One value ---------------------------------------------------------------------------------
@@ -112,12 +124,7 @@ def unseal(envelope: Mapping[str, Any]) -> Any:
     token = envelope.get(ENVELOPE_KEY)
     if not isinstance(token, str):
         raise CannotUnseal("is a malformed sealed value (its token is not a string)")
-    try:
-        return kombu_json.loads(keyring().decrypt(token.encode()))
-    except InvalidToken:
-        raise CannotUnseal(
-            "is sealed under a key SEALED_ARGUMENT_KEYS no longer holds (or its token is damaged)"
-        ) from None
+    return kombu_json.loads(_open(token.encode()))
 
 
 def rotate(envelope: Mapping[str, Any]) -> dict[str, str]:
@@ -125,12 +132,7 @@ def rotate(envelope: Mapping[str, Any]) -> dict[str, str]:
     token = envelope.get(ENVELOPE_KEY)
     if not isinstance(token, str):
         raise CannotUnseal("is a malformed sealed value (its token is not a string)")
-    try:
-        return {ENVELOPE_KEY: keyring().rotate(token.encode()).decode()}
-    except InvalidToken:
-        raise CannotUnseal(
-            "is sealed under a key SEALED_ARGUMENT_KEYS no longer holds (or its token is damaged)"
-        ) from None
+    return {ENVELOPE_KEY: _open(token.encode(), rotate=True).decode()}
 
 
 # --- A task's arguments ------------------------------------------------------------------------
@@ -272,13 +274,7 @@ class SealedTextField(models.TextField):
         if not is_sealed_text(value):
             return value
         token = value.removeprefix(COLUMN_PREFIX).encode()
-        try:
-            return keyring().decrypt(token).decode()
-        except InvalidToken:
-            raise CannotUnseal(
-                f"{self.model._meta.label}.{self.name} is sealed under a key SEALED_ARGUMENT_KEYS no "
-                "longer holds (or its token is damaged)"
-            ) from None
+        return _open(token, what=f"{self.model._meta.label}.{self.name}").decode()
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
@@ -299,10 +295,5 @@ class SealedTextField(models.TextField):
         if not is_sealed_text(stored):
             return seal_text(stored)
         token = stored.removeprefix(COLUMN_PREFIX).encode()
-        try:
-            return COLUMN_PREFIX + keyring().rotate(token).decode()
-        except InvalidToken:
-            raise CannotUnseal(
-                f"{self.model._meta.label}.{self.name} is sealed under a key SEALED_ARGUMENT_KEYS no "
-                "longer holds (or its token is damaged)"
-            ) from None
+        rotated = _open(token, rotate=True, what=f"{self.model._meta.label}.{self.name}")
+        return COLUMN_PREFIX + rotated.decode()

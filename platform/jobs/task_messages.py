@@ -20,25 +20,14 @@ rule 1: a redelivered job has the effect of one).
 import logging
 
 from celery.app.amqp import AMQP
-from celery.exceptions import NotRegistered
 from celery.utils.saferepr import saferepr
 from kombu.exceptions import BatchPublishError
 
 from identifiers import mask_e164_in
-from jobs.celery_app import registered_task
+from jobs.celery_app import argument_model_of
 from jobs.sealing import masked, seal_arguments
 
 logger = logging.getLogger(__name__)
-
-
-def _argument_model(task_name: str):
-    """The argument model of the task a message is for (jobs/arguments.py); None for a task that
-    has none (Celery's own) or that no task module registers (the worker dead-letters it)."""
-    try:
-        task = registered_task(task_name)
-    except NotRegistered:
-        return None
-    return getattr(task, "arguments", None)
 
 
 class MaskingAMQP(AMQP):
@@ -55,7 +44,7 @@ class MaskingAMQP(AMQP):
     ):
         # The one place a message's sealed arguments are sealed (jobs/sealing.py): whatever path
         # the publish took. Reprs are built from the sealed values: a sealed one shows <sealed>.
-        args, kwargs = seal_arguments(_argument_model(name), args, kwargs)
+        args, kwargs = seal_arguments(argument_model_of(name), args, kwargs)
         if argsrepr is None:
             argsrepr = mask_e164_in(saferepr(masked(args or ()), self.argsrepr_maxsize))
         if kwargsrepr is None:

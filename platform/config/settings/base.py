@@ -10,6 +10,7 @@ import environ
 
 from config.dotenv import read_dotenv
 from jobs.redis_urls import django_redis_cache, is_sentinel_url, parse_sentinel_url
+from jobs.sealing_keys import sealing_key_ring
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
 VAR_DIR = ROOT_DIR / "var"
@@ -490,31 +491,8 @@ CONTENT_SECURITY_POLICY = {
 # Fernet keys, comma-separated: the first seals, every one unseals (rotation: add the new key
 # first, run `manage.py reseal`, then drop the old one). Unset, a key derived from SECRET_KEY, so
 # `make run` and the tests work with nothing configured; production requires it
-# (config/settings/production.py). Each key is checked here, at start-up, never inside a task.
-def _sealed_argument_keys(value: str, secret_key: str) -> list[str]:
-    import base64
-    import hashlib
-
-    from cryptography.fernet import Fernet
-    from django.core.exceptions import ImproperlyConfigured
-
-    if not value.strip():
-        digest = hashlib.sha256(b"platform.sealed-arguments:" + secret_key.encode()).digest()
-        return [base64.urlsafe_b64encode(digest).decode()]
-    keys = [key.strip() for key in value.split(",") if key.strip()]
-    for position, key in enumerate(keys, start=1):
-        try:
-            Fernet(key)
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"SEALED_ARGUMENT_KEYS: key {position} of {len(keys)} is not a Fernet key (32 url-safe "
-                "base64-encoded bytes: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())')"
-            ) from None
-    return keys
-
-
-SEALED_ARGUMENT_KEYS = _sealed_argument_keys(env.str("SEALED_ARGUMENT_KEYS", default=""), SECRET_KEY)
+# (config/settings/production.py). Each key is checked at start-up (jobs/sealing_keys.py), never in a task.
+SEALED_ARGUMENT_KEYS = sealing_key_ring(env.str("SEALED_ARGUMENT_KEYS", default=""), SECRET_KEY)
 
 # --- Staff sign-in: two factors, throttled guesses, password policy (platform/staff_auth/) -----
 # Kept in one block (docs/security.md). The admin site is staff_auth's (StaffAdminSite, installed
