@@ -26,7 +26,7 @@ run: $(INSTALLED)
 # pytest-xdist workers, each with its own database, Redis database and RabbitMQ vhost; the groups
 # in tests/support/parallel.py each on one worker (README.md, Testing). PYTEST_ARGS comes last and
 # wins: PYTEST_ARGS="tests/jobs -n0" runs serially.
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 10
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --durations=20
 # Branch coverage of the pytest processes (CI: COVERAGE=1, .ci/run); the run fails below the floor.
 COVERAGE_FLOOR := 85
