@@ -79,6 +79,24 @@ def test_error_pages_carry_the_policy(client):
 
 
 @pytest.mark.django_db
+@pytest.mark.urls(__name__)
+def test_with_debug_on_djangos_debug_404_and_500_pages_go_without_the_policy(client, settings):
+    """Django's debug pages are made of inline styles and scripts: django-csp leaves them without
+    the header (its exemption for 404 and 500 under DEBUG), and every other page keeps it."""
+    settings.DEBUG = True
+
+    not_found = client.get("/no-such-page")
+    server_error = Client(raise_request_exception=False).get("/boom-page")
+    page = client.get("/admin/login/")
+
+    assert not_found.status_code == 404 and b"Using the URLconf" in not_found.content, "the debug page"
+    assert "Content-Security-Policy" not in not_found
+    assert server_error.status_code == 500 and b"RuntimeError" in server_error.content, "the debug page"
+    assert "Content-Security-Policy" not in server_error
+    assert page.status_code == 200 and "Content-Security-Policy" in page
+
+
+@pytest.mark.django_db
 def test_a_refused_form_page_carries_the_policy_and_no_inline_style():
     # A login form posted without its CSRF token: Django's CSRF failure page, ours (403_csrf.html).
     response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "ops", "password": "x"})

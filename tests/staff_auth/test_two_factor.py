@@ -5,10 +5,12 @@ their own authenticator at /admin/two-factor/ (only with their password and a cu
 `make run`'s settings ask for no code, and `check --deploy` warns when production asks for none."""
 
 from base64 import b32decode
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from axes.models import AccessAttempt
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -253,3 +255,23 @@ def test_a_staff_member_with_no_second_factor_yet_proves_it_with_the_password_al
 
     assert wrong.status_code == 200 and right.status_code == 302
     assert [device.bin_key for device in TOTPDevice.objects.filter(user=user, confirmed=True)] == [key]
+
+
+def test_after_a_wrong_code_the_device_refuses_even_the_right_one_for_a_while(client, settings):
+    """django-otp's throttle: after a wrong code a device accepts none for OTP_TOTP_THROTTLE_FACTOR
+    seconds, doubling with each further failure. The platform keeps the default factor, 1 s; the
+    test sets 60 so that a slow machine cannot outlast the wait, then moves the failure back."""
+    assert not hasattr(django_settings, "OTP_TOTP_THROTTLE_FACTOR"), "the default, 1 s, is what docs say"
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    user = f.make_user(is_superuser=True)
+    device = enrol_authenticator(user)
+
+    assert _log_in(client, user, "000000").status_code == 200
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 1
+    assert _log_in(client, user, current_code(device.bin_key)).status_code == 200, "the right code, refused"
+
+    device.refresh_from_db()
+    device.throttling_failure_timestamp -= timedelta(seconds=60)
+    device.save()
+    assert _log_in(client, user, current_code(device.bin_key)).status_code == 302
