@@ -69,9 +69,20 @@ local new_tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 return {granted, 0, generation, processes}
 """
+# KEYS[1]: a bucket's TAT, as _GCRA keeps it; ARGV[1]: its burst allowance (us), as _GCRA is given
+# it. Takes nothing; returns the microseconds until a request would fit (0: one fits now).
+_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local allow_at = tat - tonumber(ARGV[1])
+if now < allow_at then return allow_at - now end
+return 0
+"""
 PROCESSES_KEY = "api-ratelimit:processes"
 
-_registered = None
+# script source -> its registration (redis-py Script) on the client it was registered with.
+_registered: dict[str, object] = {}
 # While Redis is away: this process's share of each key's budget (web processes: no worker count).
 _fallback = Fallback("api", counter=lambda: None)
 # Where authentication leaves what it took from the key's budget (http_api/api.py): the same
@@ -98,6 +109,21 @@ def _from_lease(bucket: str) -> bool:
         return True
 
 
+def bucket_key(bucket: str) -> str:
+    """The Redis key that holds `bucket`'s theoretical arrival time."""
+    return f"api-ratelimit:{bucket}"
+
+
+def _interval_us(current: Rate) -> float:
+    """The GCRA emission interval: one request every period / limit, in microseconds."""
+    return current.period * 1_000_000 / current.limit
+
+
+def _burst_us(current: Rate) -> int:
+    """The burst allowance: the whole budget may be spent at once, (limit - 1) intervals."""
+    return int(_interval_us(current) * (current.limit - 1))
+
+
 def rate() -> Rate:
     try:
         return Rate.parse(conf.rate_limit())
@@ -114,12 +140,11 @@ def take(bucket: str, budget: Rate | None = None) -> float:
     current = budget or rate()
     if _fallback.redis_resting():
         return _fallback.take(bucket, current)
-    interval_us = current.period * 1_000_000 / current.limit
     wanted = lease_size(current)
     try:
-        granted, wait_us, generation, processes = _script()(
-            keys=[f"api-ratelimit:{bucket}", keys.GENERATION_KEY, PROCESSES_KEY],
-            args=[int(interval_us), int(interval_us * (current.limit - 1)), wanted, process_name()],
+        granted, wait_us, generation, processes = _script(_GCRA)(
+            keys=[bucket_key(bucket), keys.GENERATION_KEY, PROCESSES_KEY],
+            args=[int(_interval_us(current)), _burst_us(current), wanted, process_name()],
         )
     except (RedisError, OSError) as exc:
         _fallback.redis_failed(exc)
@@ -132,19 +157,27 @@ def take(bucket: str, budget: Rate | None = None) -> float:
     return 0.0 if int(granted) else max(int(wait_us) / 1_000_000, 0.001)
 
 
-def _script():
-    """The GCRA script, sent by its SHA (EVALSHA) and loaded once per Redis client."""
-    global _registered
+def peek(bucket: str, budget: Rate) -> float:
+    """Seconds until `bucket` (kept by take at rate `budget`) would allow a request: 0.0 when one
+    fits now. Takes nothing and holds no lease. Reads the shared bucket only: a Redis error
+    (RedisError, OSError) is the caller's to handle."""
+    wait_us = int(_script(_PEEK)(keys=[bucket_key(bucket)], args=[_burst_us(budget)]))
+    return wait_us / 1_000_000 if wait_us > 0 else 0.0
+
+
+def _script(source: str):
+    """A script of this module, sent by its SHA (EVALSHA) and loaded once per Redis client."""
     client = get_redis_connection("default")
-    if _registered is None or _registered.registered_client is not client:
-        _registered = client.register_script(_GCRA)
-    return _registered
+    script = _registered.get(source)
+    if script is None or script.registered_client is not client:
+        script = _registered[source] = client.register_script(source)
+    return script
 
 
 def reset(bucket: str) -> None:
     with _leases_lock:
         _leases.pop(bucket, None)
-    get_redis_connection("default").delete(f"api-ratelimit:{bucket}")
+    get_redis_connection("default").delete(bucket_key(bucket))
 
 
 class ApiKeyThrottle(BaseThrottle):

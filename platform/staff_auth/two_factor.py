@@ -33,6 +33,11 @@ def has_second_factor(user: AbstractBaseUser) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
+def has_any_factor(user: AbstractBaseUser) -> bool:
+    """An authenticator or an unspent backup code: something that can prove it is `user`."""
+    return has_second_factor(user) or backup_codes_left(user) > 0
+
+
 def verify_code(user: AbstractBaseUser, code: str) -> Device | None:
     """The device that accepts `code` for `user` (a backup code is spent), else None."""
     code = re.sub(r"[\s-]", "", code or "").lower()

@@ -1,12 +1,14 @@
 """Repeated bad API keys from one address are slowed down (http_api/bad_keys.py, docs/security.md):
 API_BAD_KEY_RATE (10/m) bad keys at once, then the address is answered 429 with Retry-After before
 its key is looked at, a correct key included; other addresses and requests with no key are not
-touched; behind the reverse proxy the client's address counts, not the proxy's."""
+touched; behind the reverse proxy the client's address counts, not the proxy's; with Redis
+unreachable nothing is slowed."""
 
 import pytest
 from django.test import Client
 
 from http_api import bad_keys, ratelimit
+from integrations.ratelimit import Fallback, Rate
 from tests.http_api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +65,31 @@ def test_behind_the_proxy_the_clients_address_is_counted_not_the_proxys(api_key,
 
     assert_error(_tasks(api_key.key, "127.0.0.1", HTTP_X_FORWARDED_FOR=GUESSER), 429, "rate_limited")
     assert _tasks(api_key.key, "127.0.0.1", HTTP_X_FORWARDED_FOR=OTHER).status_code == 200
+
+
+def test_peek_reads_the_bucket_take_spends_at_any_rate():
+    """bad_keys asks ratelimit.peek whether an address may go on; ratelimit.take spends the same
+    bucket: both name its Redis key and its burst in one place, so the peek sees what take spent."""
+    budget = Rate.parse("3/m")
+    address = bad_keys.bucket(GUESSER)
+
+    assert ratelimit.peek(address, budget) == 0.0
+    assert [ratelimit.take(address, budget) for _ in range(3)] == [0.0, 0.0, 0.0]
+    waited = ratelimit.peek(address, budget)
+    refused = ratelimit.take(address, budget)
+
+    assert 0 < waited <= 20 and refused > 0  # one more fits every 20 s at 3/m
+    assert abs(refused - waited) < 1
+
+
+def test_with_redis_unreachable_keys_are_checked_as_usual_and_nothing_is_slowed(
+    api_key, settings, private_redis, monkeypatch
+):
+    monkeypatch.setattr(ratelimit, "_fallback", Fallback("api", counter=lambda: None))
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": private_redis.url}}
+    private_redis.stop()
+
+    answers = [_tasks(A_BAD_KEY, GUESSER).status_code for _ in range(15)]
+
+    assert answers == [401] * 15, "bad keys refused as bad keys, none slowed past the budget of 10"
+    assert _tasks(api_key.key, GUESSER).status_code == 200

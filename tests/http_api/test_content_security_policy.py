@@ -15,11 +15,24 @@ from django.urls import path
 
 from config.structured_logging import JsonFormatter
 from config.urls import urlpatterns as real_urlpatterns
+from http_api import csp_violations, ratelimit
 from tests.http_api.conftest import assert_error
 from tests.support.processes import ROOT
 
 PHONE = "+14165550123"
 REPORT_PATH = "/csp-violations"
+FLOODER, OTHER, PROXY = "203.0.113.9", "198.51.100.30", "127.0.0.1"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_report_budgets(monkeypatch):
+    """Every test's addresses start with a whole report budget, and no "dropped" notice said yet."""
+    monkeypatch.setattr(csp_violations, "_dropped_noticed_at", None)
+    for address in (FLOODER, OTHER, PROXY):
+        ratelimit.reset(csp_violations.bucket(address))
+    yield
+    for address in (FLOODER, OTHER, PROXY):
+        ratelimit.reset(csp_violations.bucket(address))
 
 
 def _boom(request: HttpRequest) -> HttpResponse:
@@ -63,6 +76,24 @@ def test_error_pages_carry_the_policy(client):
     assert server_error.status_code == 500 and "Content-Security-Policy" in server_error
     # The API's errors are reshaped into JSON outside the policy's middleware: still carried.
     assert api_error.status_code == 404 and "Content-Security-Policy" in api_error
+
+
+@pytest.mark.django_db
+@pytest.mark.urls(__name__)
+def test_with_debug_on_djangos_debug_404_and_500_pages_go_without_the_policy(client, settings):
+    """Django's debug pages are made of inline styles and scripts: django-csp leaves them without
+    the header (its exemption for 404 and 500 under DEBUG), and every other page keeps it."""
+    settings.DEBUG = True
+
+    not_found = client.get("/no-such-page")
+    server_error = Client(raise_request_exception=False).get("/boom-page")
+    page = client.get("/admin/login/")
+
+    assert not_found.status_code == 404 and b"Using the URLconf" in not_found.content, "the debug page"
+    assert "Content-Security-Policy" not in not_found
+    assert server_error.status_code == 500 and b"RuntimeError" in server_error.content, "the debug page"
+    assert "Content-Security-Policy" not in server_error
+    assert page.status_code == 200 and "Content-Security-Policy" in page
 
 
 @pytest.mark.django_db
@@ -224,3 +255,84 @@ def test_what_is_not_a_report_is_refused_in_the_error_shape_and_not_logged(
 
 def test_the_report_endpoint_takes_only_post(client):
     assert client.get(REPORT_PATH).status_code == 405
+
+
+def _reports(count: int, directive: str = "img-src") -> str:
+    return json.dumps(
+        [
+            {
+                "type": "csp-violation",
+                "body": {"documentURL": f"https://ops.example.com/{n}", "effectiveDirective": directive},
+            }
+            for n in range(count)
+        ]
+    )
+
+
+def _post_reports(count: int, address: str, **headers):
+    return Client().post(
+        REPORT_PATH, _reports(count), content_type="application/reports+json", REMOTE_ADDR=address, **headers
+    )
+
+
+def test_an_address_past_its_report_budget_is_answered_204_and_logged_no_more(caplog):
+    """No request limit used to mean 20 WARNING lines per request, for as many requests as anyone
+    cared to send. Now 60 a minute per address; past that a request is answered 204 as usual and
+    only one line says reports are being dropped."""
+    with caplog.at_level(logging.WARNING, logger="http_api.csp_violations"):
+        answers = [_post_reports(csp_violations.MAX_REPORTS_PER_BODY, FLOODER).status_code for _ in range(10)]
+        not_even_parsed = Client().post(
+            REPORT_PATH, b"{not json", content_type="application/csp-report", REMOTE_ADDR=FLOODER
+        )
+
+    lines = _violation_lines(caplog)
+    assert answers == [204] * 10 and not_even_parsed.status_code == 204
+    assert sum(line["event"] == "csp_violation" for line in lines) == csp_violations.REPORT_RATE.limit == 60
+    [dropped] = [line for line in lines if line["event"] == "csp_reports_dropped"]
+    assert "over its budget of 60/m" in dropped["message"] and FLOODER not in json.dumps(dropped)
+
+
+def test_a_body_larger_than_whats_left_of_the_budget_is_logged_up_to_the_budget(caplog):
+    with caplog.at_level(logging.WARNING, logger="http_api.csp_violations"):
+        for _ in range(3):
+            _post_reports(19, FLOODER)  # 57 of 60
+        _post_reports(csp_violations.MAX_REPORTS_PER_BODY, FLOODER)
+
+    events = [line["event"] for line in _violation_lines(caplog)]
+    assert events == ["csp_violation"] * 60 + ["csp_reports_dropped"]
+
+
+def test_bodies_that_are_not_reports_spend_the_budget_too(caplog):
+    answers = [
+        Client()
+        .post(REPORT_PATH, b"{not json", content_type="application/csp-report", REMOTE_ADDR=FLOODER)
+        .status_code
+        for _ in range(csp_violations.REPORT_RATE.limit + 1)
+    ]
+
+    assert answers == [400] * 60 + [204]
+
+
+def test_one_address_over_its_budget_leaves_the_others_theirs(caplog):
+    for _ in range(4):
+        _post_reports(csp_violations.MAX_REPORTS_PER_BODY, FLOODER)
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="http_api.csp_violations"):
+        _post_reports(2, OTHER)
+
+    assert [line["event"] for line in _violation_lines(caplog)] == ["csp_violation"] * 2
+
+
+def test_behind_the_proxy_the_reports_budget_is_the_clients_not_the_proxys(settings, caplog):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for _ in range(4):
+        _post_reports(csp_violations.MAX_REPORTS_PER_BODY, PROXY, HTTP_X_FORWARDED_FOR=FLOODER)
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="http_api.csp_violations"):
+        _post_reports(1, PROXY, HTTP_X_FORWARDED_FOR=OTHER)
+        _post_reports(1, PROXY, HTTP_X_FORWARDED_FOR=FLOODER)
+
+    events = [line["event"] for line in _violation_lines(caplog)]
+    assert events == ["csp_violation"], "the other client logged; the flooder, already told, nothing"

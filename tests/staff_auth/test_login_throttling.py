@@ -4,6 +4,7 @@ included, until the cool-off has passed since the last failure or staff unlock t
 lockout and each unlock is one audit entry. The browser test (tests/browser/test_staff_sign_in.py)
 shows the same through the pages."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -166,3 +167,16 @@ def _permissions(*codenames: str):
     from django.contrib.auth.models import Permission
 
     return Permission.objects.filter(content_type__app_label="axes", codename__in=codenames)
+
+
+def test_axes_log_lines_mask_the_username_and_the_address(client, staff, caplog):
+    user, _device = staff
+    address = "203.0.113.77"
+
+    with caplog.at_level(logging.DEBUG, logger="axes"):
+        _log_in(client, user.username, "wrong password", address=address)
+
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("axes")]
+    assert any("login failure" in line.lower() for line in lines), lines
+    assert not any(user.username in line or address in line for line in lines), lines
+    assert any('username: "****' in line and 'ip_address: "****' in line for line in lines), lines

@@ -537,8 +537,9 @@ AXES_CLIENT_IP_CALLABLE = "staff_auth.addresses.client_address"
 # The unlock actions, audited, are staff_auth's admin (staff_auth/admin.py), not axes' own.
 AXES_ENABLE_ADMIN = False
 # What axes keeps of a failed login's form (AccessAttempt.post_data) and logs: the password (always),
-# the authentication code and the CSRF token masked too; usernames and addresses masked in its logs.
-AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
+# the authentication codes (the login's, and /admin/two-factor/'s proof) and the CSRF token
+# masked too; usernames and addresses masked in its logs.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "current_code", "csrfmiddlewaretoken"]
 AXES_VERBOSE = False  # no "AXES: BEGIN" line from every process that starts Django
 # Reverse proxies in front of the web process that append the client's address to
 # X-Forwarded-For (ops: 1 behind the TLS proxy). 0: REMOTE_ADDR is the client.
