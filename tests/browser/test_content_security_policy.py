@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+from axes.models import AccessAttempt, AccessLog
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -32,6 +33,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 from django_celery_results.models import GroupResult, TaskResult
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import ConsoleMessage, Page, Request, Response, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -135,6 +138,25 @@ ONE_ROW: dict[str, Callable[[], Model | None]] = {
     "reports.vehiclehistoryreport": f.make_vehicle_history_report,
     "reports.dashboardsnapshot": f.make_dashboard_snapshot,
     "http_api.apikey": lambda: create_api_key(name=f"csp-walk-{f.next_id()}")[0],
+    "axes.accessattempt": lambda: AccessAttempt.objects.create(
+        username="guesser",
+        ip_address="203.0.113.9",
+        user_agent="csp-walk",
+        http_accept="*/*",
+        path_info="/admin/login/",
+        get_data="",
+        post_data="",
+        failures_since_start=1,
+    ),
+    "axes.accesslog": lambda: AccessLog.objects.create(
+        username="guesser",
+        ip_address="203.0.113.9",
+        user_agent="csp-walk",
+        http_accept="*/*",
+        path_info="/admin/login/",
+    ),
+    "otp_static.staticdevice": lambda: StaticDevice.objects.create(user=f.make_user(), name="backup codes"),
+    "otp_totp.totpdevice": lambda: TOTPDevice.objects.create(user=f.make_user(), name="authenticator"),
     "http_api.acceptedjob": _accepted_job,
     "http_api.webhookevent": lambda: WebhookEvent.objects.create(
         provider="stripe", event_id=f"evt_csp{f.next_id()}", event_type="payment_intent.succeeded"

@@ -216,11 +216,15 @@ def start_worker(
     if queues:
         argv += ["-Q", queues]
     worker = ManagedProcess(argv, env, name)
-    wait_until(
-        lambda: worker.saw(" ready.") or worker.proc.poll() is not None,
-        timeout=60,
-        what=f"worker {name} to be ready",
-    )
+    try:
+        wait_until(
+            lambda: worker.saw(" ready.") or worker.proc.poll() is not None,
+            timeout=60,
+            what=lambda: f"worker {name} to be ready:\n{worker.tail()}",
+        )
+    except TimeoutError:
+        worker.kill()  # nobody else holds it: left running, it would outlive the test and its vhost
+        raise
     if worker.proc.poll() is not None:
         raise RuntimeError(f"worker {name} exited:\n{worker.tail()}")
     return worker
