@@ -408,7 +408,7 @@ API_MAX_BODY_BYTES = 128 * 1024
 # Recipients one bulk WhatsApp job may name; it fans out to chunk jobs (messaging/bulk.py).
 API_MAX_BULK_RECIPIENTS = env.int("API_MAX_BULK_RECIPIENTS", default=5000)
 API_IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # an Idempotency-Key returns its first job this long
-# One publish to the broker from a request: fail fast, so a hung broker still answers 503 in 2 s.
+# One publish to the broker from a request: fail fast, so a hung broker still answers 503 at once.
 API_PUBLISH_TIMEOUT_SECONDS = 0.3
 # How long a web process trusts an API key row it read (at most 1 s: a revoked key is refused
 # within a second, docs/contract.md section 3; revocations also reach every process through
