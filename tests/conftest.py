@@ -32,7 +32,7 @@ from tests.support.fakes.fixtures import (  # noqa: F401
     short_timeouts,
 )
 from tests.support.processes import RedisServer, platform_env, wait_until
-from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmqctl, server_answers
+from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmq_slot, rabbitmqctl, server_answers
 from tests.support.two_factor import enrol_authenticator, log_in_to_admin
 
 # How the suite runs in parallel (xdist groups, longest tests first), and the fault suite's
@@ -200,9 +200,12 @@ def rabbitmq_vhost():
 
 @pytest.fixture
 def rabbitmq(rabbitmq_vhost):
-    """The run's vhost, emptied of what earlier tests left in the platform's queues."""
-    rabbitmq_vhost.purge()
-    return rabbitmq_vhost
+    """The run's vhost, emptied of what earlier tests left in the platform's queues, in one of the
+    run's RabbitMQ slots (tests/support/rabbitmq.py): its queues are deleted at the test's end."""
+    with rabbitmq_slot():
+        rabbitmq_vhost.purge()
+        yield rabbitmq_vhost
+        rabbitmq_vhost.delete_queues()
 
 
 @dataclass

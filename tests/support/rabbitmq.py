@@ -8,10 +8,16 @@ tests; they never skip.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import amqp
@@ -76,8 +82,50 @@ class RabbitMQVhost:
                 except amqp.exceptions.NotFound:
                     channel = connection.channel()  # not declared yet; the 404 closed the channel
 
+    def delete_queues(self) -> None:
+        """Delete the platform's queues and the delay queues: a quorum queue holds about three of
+        RabbitMQ's file handles while it exists (one with a message: 33 queues, ~100 handles),
+        and the machine's RabbitMQ has 927, so an idle vhost must hold none (`rabbitmq_slot`)."""
+        with self.connect() as connection:
+            channel = connection.channel()
+            for name in [*QUEUE_NAMES, *DELAY_QUEUES]:
+                try:
+                    channel.queue_delete(name)
+                except amqp.exceptions.NotFound:
+                    channel = connection.channel()
+
     def listed(self, what: str, *columns: str) -> dict[str, list[str]]:
         """rabbitmqctl list_<what> for this vhost: first column -> the other columns."""
         out = rabbitmqctl(f"list_{what}", "-p", self.name, "--no-table-headers", "--quiet", *columns)
         rows = [line.split("\t") for line in out.splitlines() if line.strip()]
         return {row[0]: row[1:] for row in rows}
+
+
+# RabbitMQ tests running at once, across the run's xdist workers: each holds its vhost's 33
+# quorum queues (about 100 of RabbitMQ's file handles) while it runs, and deletes them at its
+# end; this many fit the machine's RabbitMQ (927 handles, its sockets included) with room.
+RABBITMQ_TEST_SLOTS = int(os.environ.get("RABBITMQ_TEST_SLOTS", "7"))
+
+
+@contextlib.contextmanager
+def rabbitmq_slot() -> Iterator[None]:
+    """One of RABBITMQ_TEST_SLOTS, shared by the run's xdist workers (a lock file each, in a
+    directory named after the run); waits for a free one."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", f"pid{os.getpid()}")
+    directory = Path(tempfile.gettempdir()) / f"platform-rabbitmq-slots-{run}"
+    directory.mkdir(exist_ok=True)
+    while True:
+        for slot in range(RABBITMQ_TEST_SLOTS):
+            handle = open(directory / f"slot-{slot}", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        time.sleep(0.2)
