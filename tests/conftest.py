@@ -200,10 +200,11 @@ def rabbitmq_vhost():
 
 @pytest.fixture
 def rabbitmq(rabbitmq_vhost):
-    """The run's vhost, emptied of what earlier tests left in the platform's queues, in one of the
-    run's RabbitMQ slots (tests/support/rabbitmq.py): its queues are deleted at the test's end."""
+    """The run's vhost with the platform's queues declared and empty, in one of the run's RabbitMQ
+    slots (tests/support/rabbitmq.py): its queues are deleted at the test's end."""
     with rabbitmq_slot():
         rabbitmq_vhost.purge()
+        rabbitmq_vhost.declare_queues()
         yield rabbitmq_vhost
         rabbitmq_vhost.delete_queues()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import amqp
+import kombu
 
 from jobs.brokers.rabbitmq_broker import RabbitMQBroker
 from jobs.queues import QUEUE_NAMES
@@ -81,6 +82,15 @@ class RabbitMQVhost:
                     channel.queue_purge(name)
                 except amqp.exceptions.NotFound:
                     channel = connection.channel()  # not declared yet; the 404 closed the channel
+
+    def declare_queues(self) -> None:
+        """The platform's queues as a deployed platform has them (its workers declare them at
+        start, with the broker's arguments: jobs/brokers/rabbitmq_broker.py `task_queues`), so a
+        test that publishes before it starts a worker finds them, whatever ran before it."""
+        with kombu.Connection(self.url, connect_timeout=5) as connection:
+            channel = connection.default_channel
+            for queue in RabbitMQBroker(self.url).task_queues(QUEUE_NAMES):
+                queue(channel).declare()
 
     def delete_queues(self) -> None:
         """Delete the platform's queues and the delay queues: a quorum queue holds about three of
