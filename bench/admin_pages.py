@@ -33,6 +33,20 @@ GOAL_MS = 300
 STOCK_ONE_GET_ABOVE = 5.0
 
 
+def _log_in_with_both_factors(client, user) -> None:
+    """What admin's login with both factors leaves in the session (staff_auth: admin refuses a
+    session that passed no second factor, production settings included): Django's login, then
+    django-otp's mark of the authenticator that verified it, as django_otp.login sets it."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="bench authenticator", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
 def _time(
     client, url: str, runs: int, *, one_get_above: float | None = None
 ) -> tuple[float | None, int, int]:
@@ -141,6 +155,7 @@ def run(environment: Environment) -> Result:
     )
     runs, stock_runs = scaled(5, 2), scaled(2, 1)
     slowest = 0.0
+    refused: list[str] = []  # pages that did not answer 200: the goal cannot be met on them
     result.notes = []
 
     def time_pages(
@@ -154,6 +169,8 @@ def run(environment: Environment) -> Result:
                 client, f"/bench/stock-admin/{path}", stock_runs, one_get_above=STOCK_ONE_GET_ABOVE
             )
             slowest = max(slowest, after or 0.0)
+            if status != 200:
+                refused.append(page)
             note = "ratio = times faster"
             details = {"load_average_1m": round(load, 2), "gets": runs, "stock_gets": stock_gets}
             if server_side and status == 200:
@@ -180,7 +197,7 @@ def run(environment: Environment) -> Result:
 
     with override_settings(ALLOWED_HOSTS=["*"], SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False):
         client = Client()
-        client.force_login(user)
+        _log_in_with_both_factors(client, user)
         if "history" in shapes:
             began = time.monotonic()
             large_history.empty()
@@ -229,7 +246,9 @@ def run(environment: Environment) -> Result:
                 f"{', '.join(f'{x:.1f}' for x in load_after)} after."
             )
     result.goal = f"every changelist under {GOAL_MS} ms"
-    result.goal_met = slowest < GOAL_MS
+    result.goal_met = slowest < GOAL_MS and not refused
+    if refused:
+        result.notes.append(f"not met: {len(refused)} page(s) did not answer 200 ({', '.join(refused[:3])})")
     if "history" in shapes:
         result.notes.append(
             f"Median of {runs} GETs (stock: {stock_runs}) after one to warm, Django's test client as a "
