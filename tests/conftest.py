@@ -5,11 +5,13 @@ broker, and a client that publishes to any broker."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.worker.state import active_requests, reserved_requests
@@ -38,6 +40,16 @@ from tests.support.two_factor import enrol_authenticator, log_in_to_admin
 # How the suite runs in parallel (xdist groups, longest tests first), and the fault suite's
 # figures, gathered from every xdist worker: hooks that must run in xdist's controller too.
 pytest_plugins = ["tests.support.parallel", "tests.support.fault_figures"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _this_workers_redis_database_starts_empty():
+    """An xdist worker's Redis database (config/settings/test.py) is the run's own, but Redis keeps
+    it after the run: an interrupted run leaves queued jobs, unacknowledged deliveries (which the
+    next consumer restores and runs) and counters there. The run starts it empty, as it starts its
+    test database. A run without xdist uses REDIS_URL as given and empties nothing."""
+    if os.environ.get("TEST_REDIS_URL_WORKER"):
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ OTHERS = 60_000
 PER_PAGE = 100
 RESULTS = "/admin/django_celery_results/taskresult/"
 
-# (page, its path, how deep it is: the rows before it). Each matches hundreds or thousands of rows.
+# (the page's title, its path, how deep it is: the rows before it). Each matches hundreds or
+# thousands of rows.
 PAGES = [
     ("first page", RESULTS, 0),
     ("page 500", f"{RESULTS}?p=500", 49_900),
@@ -156,20 +157,20 @@ def _not_in_index_order(path: str, client, *, before: int) -> list[str]:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("page", "path", "before"), PAGES, ids=[p[0] for p in PAGES])
-def test_the_page_is_read_in_index_order(bad_week, admin_client, page, path, before):
+@pytest.mark.parametrize(("title", "path", "before"), PAGES, ids=[p[0] for p in PAGES])
+def test_the_page_is_read_in_index_order(bad_week, admin_client, title, path, before):
     assert _not_in_index_order(path, admin_client, before=before) == []
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("page", "path", "before"), PAGES, ids=[p[0] for p in PAGES])
-def test_the_check_fails_a_page_that_sorts_every_match(bad_week, admin_client, page, path, before):
+@pytest.mark.parametrize(("title", "path", "before"), PAGES, ids=[p[0] for p in PAGES])
+def test_the_check_fails_a_page_that_sorts_every_match(bad_week, admin_client, title, path, before):
     # No index scans (a bitmap scan finds the matches in no order): each page must sort every match
     # it finds, and the check above must say so, or it proves nothing.
     with connection.cursor() as cursor:  # SET LOCAL: the test's transaction, rolled back after it
         cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("SET LOCAL enable_indexonlyscan = off")
-    assert _not_in_index_order(path, admin_client, before=before), f"{page}: sorted every match unnoticed"
+    assert _not_in_index_order(path, admin_client, before=before), f"{title}: sorted every match unnoticed"
 
 
 # Without the index that gives its order, each of these pages reads most of its table (or sorts
@@ -194,14 +195,14 @@ WITHOUT_ITS_INDEX = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("page", "path", "indexes"), WITHOUT_ITS_INDEX, ids=[p[0] for p in WITHOUT_ITS_INDEX]
+    ("title", "path", "indexes"), WITHOUT_ITS_INDEX, ids=[p[0] for p in WITHOUT_ITS_INDEX]
 )
-def test_the_check_fails_a_page_without_its_index(bad_week, admin_client, page, path, indexes):
+def test_the_check_fails_a_page_without_its_index(bad_week, admin_client, title, path, indexes):
     with connection.cursor() as cursor:  # in the test's transaction: rolled back after it
         for index in indexes:
             cursor.execute(f'DROP INDEX "{index}"')
     problems = _not_in_index_order(path, admin_client, before=0)
-    assert problems, f"{page}: no Sort over every match and no long read, without {indexes}"
+    assert problems, f"{title}: no Sort over every match and no long read, without {indexes}"
 
 
 @pytest.mark.django_db

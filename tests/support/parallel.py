@@ -36,6 +36,10 @@ GROUPS = {
     # big table (a module-scoped fixture): once, on one worker, rather than on every worker that
     # would draw one of its tests.
     "tests/jobs/test_admin_scale.py": "cpu-heavy",
+    # Fills its worker's test database with 200,000 task results in issue 24's shape (a
+    # module-scoped fixture, about 30 s on a busy machine), then reads query plans: once, on one
+    # worker. Spread over the workers, each filled it again for the one or two tests it drew.
+    "tests/jobs/test_admin_index_order.py": "admin-index-order",
     # Three RabbitMQ nodes of the test's own (Erlang VMs, about 20 s of start-up on two busy
     # cores) and a bound on the pause after the node's loss; a benchmark in all but name (it
     # writes bench/results/rabbitmq_cluster.json).
@@ -81,8 +85,8 @@ def pytest_configure_node(node) -> None:
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
 def longest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In every xdist worker, the tests the last run found longest first (the workers' collections
-    must be equal, order included: they all sort by the durations the controller handed them).
-    A run without xdist keeps the files' order."""
+    must be equal, order included: they all sort by the durations the controller handed them),
+    a group's tests by module. A run without xdist keeps the files' order."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         return
@@ -94,7 +98,28 @@ def longest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
             return known[nodeid]
         return _UNKNOWN_PROCESSES_SECONDS if item.get_closest_marker("processes") else _UNKNOWN_SECONDS
 
-    items.sort(key=expected_seconds, reverse=True)
+    # A group runs on one worker in this order: its tests stay together by module, so that a
+    # module's fixtures (a filled database) are set up once, not again whenever the order
+    # returns to the module. The group takes its place in the queue by its whole length.
+    seconds = {item: expected_seconds(item) for item in items}
+    group_total: dict[str, float] = {}
+    module_total: dict[tuple[str, str], float] = {}
+    for item in items:
+        group = group_of(item.stash[_NODEID])
+        if group:
+            group_total[group] = group_total.get(group, 0.0) + seconds[item]
+            module = (group, item.stash[_NODEID].split("::")[0])
+            module_total[module] = module_total.get(module, 0.0) + seconds[item]
+
+    def order(indexed: tuple[int, pytest.Item]) -> tuple[float, str, float, str, int]:
+        index, item = indexed
+        group = group_of(item.stash[_NODEID])
+        if not group:
+            return (-seconds[item], "", 0.0, "", index)
+        module = item.stash[_NODEID].split("::")[0]
+        return (-group_total[group], group, -module_total[(group, module)], module, index)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 
 
 _measured: dict[str, float] = {}  # in the controller (or the only process): setup + call + teardown
