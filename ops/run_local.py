@@ -129,6 +129,9 @@ def main() -> int:
         env["FLOWER_BASIC_AUTH"] = f"admin:{secrets.token_urlsafe(12)}"
         say(f"FLOWER_BASIC_AUTH was not set; generated for this run: {env['FLOWER_BASIC_AUTH']}")
 
+    # The admin serves Flower at /admin/flower/ (jobs/operations/flower_proxy.py): from this Flower.
+    env.setdefault("FLOWER_URL", f"http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}")
+
     honcho = None
     stopping = False
 
@@ -148,8 +151,8 @@ def main() -> int:
         if not stopping:
             say(
                 f"admin: http://127.0.0.1:{env.get('WEB_PORT', '8000')}/admin/   "
-                f"flower: http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}/ "
-                f"({env['FLOWER_BASIC_AUTH']})"
+                f"flower: http://127.0.0.1:{env.get('WEB_PORT', '8000')}/admin/flower/ (the admin login), "
+                f"or http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}/ ({env['FLOWER_BASIC_AUTH']})"
             )
             # honcho runs each Procfile line in its own process group and, on SIGTERM,
             # stops them all and waits for them.

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from jobs.operations.flower_proxy import flower
 from jobs.operations.health import healthz
 from jobs.operations.metrics import metrics_view
 from jobs.operations.ops_dashboard import ops_dashboard
@@ -14,6 +15,9 @@ admin.site.index_template = "admin/ops/index.html"
 urlpatterns = [
     # Before admin.site.urls, whose catch-all would answer 404 for it.
     path("admin/ops/", admin.site.admin_view(ops_dashboard), name="ops_dashboard"),
+    # Flower behind the staff login (jobs/operations/flower_proxy.py).
+    path("admin/flower/", admin.site.admin_view(flower), name="flower"),
+    path("admin/flower/<path:path>", admin.site.admin_view(flower), name="flower"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),

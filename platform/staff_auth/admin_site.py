@@ -23,6 +23,10 @@ class StaffAdminSite(admin.AdminSite):
             return False
         return not settings.STAFF_TWO_FACTOR_REQUIRED or request.user.is_verified()
 
+    def each_context(self, request):
+        # The index links to Flower where the admin serves it (FLOWER_URL, config/urls.py).
+        return {**super().each_context(request), "flower_in_admin": bool(settings.FLOWER_URL)}
+
     def login(self, request, extra_context=None):
         extra_context = {"two_factor_required": settings.STAFF_TWO_FACTOR_REQUIRED, **(extra_context or {})}
         return super().login(request, extra_context)

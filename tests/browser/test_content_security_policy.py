@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import pytest
 from axes.models import AccessAttempt, AccessLog
@@ -35,7 +33,7 @@ from django_celery_beat.models import (
 from django_celery_results.models import GroupResult, TaskResult
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import ConsoleMessage, Page, Request, Response, expect
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from http_api.keys import create_api_key
@@ -45,6 +43,7 @@ from jobs.schedules.models import ScheduleChange
 from jobs.task_names import TaskName
 from tests import factories as f
 from tests.browser.pages import log_in, open_dashboard
+from tests.browser.policy_watch import watch
 from tests.support.processes import wait_until
 
 pytestmark = [
@@ -52,23 +51,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.parametrize("broker", ["redis"], indirect=True),
 ]
-
-HEADER = "content-security-policy"
-
-# Hands every violation the page sees to the test (window.reportCspViolation, exposed by
-# `watch`) and keeps the page's own in window.cspViolations. Added to each document before its
-# own scripts run, through the browser's devtools protocol, which the policy does not govern.
-_LISTEN_FOR_VIOLATIONS = """
-window.cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  const violation = {
-    document: e.documentURI, directive: e.effectiveDirective, blocked: e.blockedURI,
-    source: e.sourceFile, line: e.lineNumber, sample: e.sample,
-  };
-  window.cspViolations.push(violation);
-  window.reportCspViolation(violation);
-});
-"""
 
 
 def _periodic_task() -> PeriodicTask:
@@ -162,67 +144,6 @@ ONE_ROW: dict[str, Callable[[], Model | None]] = {
         provider="stripe", event_id=f"evt_csp{f.next_id()}", event_type="payment_intent.succeeded"
     ),
 }
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-@dataclass
-class PolicyWatch:
-    """What a page did, as the browser saw it, since the watch began: each response from the
-    platform (its header checked later), each request to another origin, each violation (event
-    or console message)."""
-
-    page: Page
-    origin: str
-    walked: list[str] = field(default_factory=list)
-    responses: list[Response] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-    violations: list[dict] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
-
-    def visit(self, url: str, *, status: int = 200) -> None:
-        """Open `url` in the page and wait for its load event; its answer must be `status`."""
-        self.walked.append(url)
-        response = self.page.goto(url)
-        assert response is not None and response.status == status, f"{url}: {response and response.status}"
-        self.page.wait_for_load_state("load")
-
-    def documents(self) -> set[str]:
-        return {r.url for r in self.responses if r.request.resource_type == "document"}
-
-    def on_request(self, request: Request) -> None:
-        if request.url.startswith(("data:", "blob:")):
-            return  # content carried in the address itself, fetched from nowhere
-        if _origin(request.url) != self.origin:
-            self.foreign.append(f"{request.url} (from {request.frame.url})")
-
-    def on_response(self, response: Response) -> None:
-        # Static files are served by runserver's static handler (the reverse proxy in production),
-        # not by Django: a policy governs documents, not the scripts and styles they load.
-        if _origin(response.url) == self.origin and not urlsplit(response.url).path.startswith("/static/"):
-            self.responses.append(response)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
-            self.console.append(
-                f"{message.type}: {message.text} (on {message.page.url if message.page else '?'})"
-            )
-
-    def responses_without_header(self) -> list[str]:
-        return [f"{r.status} {r.url}" for r in self.responses if HEADER not in r.all_headers()]
-
-
-def watch(page: Page, origin: str) -> PolicyWatch:
-    seen = PolicyWatch(page, origin)
-    page.expose_function("reportCspViolation", lambda violation: seen.violations.append(violation))
-    page.add_init_script(_LISTEN_FOR_VIOLATIONS)
-    page.on("request", seen.on_request)
-    page.on("response", seen.on_response)
-    page.on("console", seen.on_console)
-    return seen
 
 
 def test_every_page_carries_the_policy_fetches_only_from_us_and_breaks_none_of_it(

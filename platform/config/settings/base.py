@@ -417,7 +417,9 @@ API_KEY_CACHE_SECONDS = 1.0
 
 # --- Flower ---------------------------------------------------------------------------------
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
-# Where ops staff's browsers reach Flower; the ops dashboard links each queue there (empty: no links).
+# Where the web process reaches Flower, which the admin serves at /admin/flower/ behind the staff
+# login (jobs/operations/flower_proxy.py), with FLOWER_BASIC_AUTH; the ops dashboard links each
+# queue there. Empty: no Flower in the admin.
 FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555")
 
 

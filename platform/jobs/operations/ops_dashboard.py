@@ -22,6 +22,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django_celery_beat.models import PeriodicTask
@@ -162,7 +163,9 @@ def _within(futures: dict, deadline: float) -> dict:
 # --- View ---------------------------------------------------------------------------------------
 
 
-def _can_act(request) -> bool:
+def may_act(request) -> bool:
+    """Whether this staff member may act on jobs and workers (pause a queue, replay dead letters,
+    Flower's buttons through the admin: jobs/operations/flower_proxy.py), not only look."""
     return request.user.has_perm("jobs.change_deadletter")
 
 
@@ -200,7 +203,7 @@ def _act(request) -> None:
 def ops_dashboard(request):
     """GET shows the dashboard; POST performs one action, then redirects back."""
     if request.method == "POST":
-        if _can_act(request):
+        if may_act(request):
             _act(request)
         else:
             messages.error(request, "You are not allowed to act on queues or dead letters.")
@@ -214,7 +217,8 @@ def ops_dashboard(request):
     }
     # The database answers while the workers are being asked.
     hour = throughput.last_hour(now=timezone.now())
-    chart = throughput.render_svg(hour, flower_url=settings.FLOWER_URL)  # escapes every name it writes
+    flower_url = reverse("flower").rstrip("/") if settings.FLOWER_URL else ""
+    chart = throughput.render_svg(hour, flower_url=flower_url)  # escapes every name it writes
     context = {
         "throughput_chart": mark_safe(chart),  # noqa: S308 numbers, times and escaped queue names only
         "failing_tasks": hour.failing_tasks,
@@ -238,11 +242,11 @@ def ops_dashboard(request):
             "queue_rows": [(queue, ago_depths.get(queue.name)) for queue in broker.get("queues", [])],
             "hour_ago": hour_ago,
             "history_error": remote["history"].get("error"),
-            "flower_url": settings.FLOWER_URL.rstrip("/"),
+            "flower_url": flower_url,
             "paused": broker.get("paused", {}),
             "beat_leader": broker.get("beat_leader"),
             "beat_heartbeat_age": broker.get("beat_heartbeat_age"),
-            "can_act": _can_act(request),
+            "can_act": may_act(request),
             "load_seconds": round(time.monotonic() - started, 2),
         }
     )
