@@ -104,4 +104,3 @@ def _shows(locator: Locator) -> bool:
     except AssertionError:
         return False
     return True
-

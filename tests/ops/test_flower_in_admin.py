@@ -19,7 +19,7 @@ from tests.support.two_factor import log_in_staff
 
 CREDENTIALS = "ops:flower-s3cret"
 FLOWER_PAGE = (
-    "<html><head><link href=\"/static/css/flower.css\" rel=\"stylesheet\">"
+    '<html><head><link href="/static/css/flower.css" rel="stylesheet">'
     '<script src="/static/js/flower.js?v=1a2b"></script></head><body>'
     '<input type="hidden" value="" id="url_prefix">'
     '<a href="/tasks">Tasks</a> <a href="/worker/celery@host-1">celery@host-1</a>'
