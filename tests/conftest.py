@@ -37,9 +37,10 @@ from tests.support.processes import RedisServer, platform_env, wait_until
 from tests.support.rabbitmq import SERVER_URL, RabbitMQVhost, rabbitmq_slot, rabbitmqctl, server_answers
 from tests.support.two_factor import enrol_authenticator, log_in_to_admin
 
-# How the suite runs in parallel (xdist groups, longest tests first), and the fault suite's
-# figures, gathered from every xdist worker: hooks that must run in xdist's controller too.
-pytest_plugins = ["tests.support.parallel", "tests.support.fault_figures"]
+# One run at a time on a database and a Redis, how the suite runs in parallel (xdist groups,
+# longest tests first), and the fault suite's figures, gathered from every xdist worker: hooks
+# that must run in xdist's controller too.
+pytest_plugins = ["tests.support.one_run_at_a_time", "tests.support.parallel", "tests.support.fault_figures"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,6 +20,7 @@ def _isolate_xdist_worker() -> None:
     db = int(url.path.strip("/") or 0) + 1 + int(worker.removeprefix("gw"))
     if db > 15:
         raise RuntimeError(f"xdist worker {worker}: Redis has no database {db} (0-15); use fewer workers")
+    os.environ["TEST_REDIS_URL_OF_THE_RUN"] = url.geturl()  # as the run was given it
     os.environ["REDIS_URL"] = url._replace(path=f"/{db}").geturl()
     os.environ["TEST_REDIS_URL_WORKER"] = worker
 
