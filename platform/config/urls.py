@@ -16,8 +16,8 @@ urlpatterns = [
     # Before admin.site.urls, whose catch-all would answer 404 for it.
     path("admin/ops/", admin.site.admin_view(ops_dashboard), name="ops_dashboard"),
     # Flower behind the staff login (jobs/operations/flower_proxy.py).
-    path("admin/flower/", admin.site.admin_view(flower), name="flower"),
-    path("admin/flower/<path:path>", admin.site.admin_view(flower), name="flower"),
+    path("admin/flower/", admin.site.admin_view(flower, cacheable=True), name="flower"),
+    path("admin/flower/<path:path>", admin.site.admin_view(flower, cacheable=True), name="flower"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),

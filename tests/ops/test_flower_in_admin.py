@@ -87,6 +87,7 @@ def test_staff_get_flowers_page_with_its_links_under_the_prefix_and_flower_gets_
     assert response.cookies["_xsrf"].value == "2|token|abc"
     assert response.cookies["_xsrf"]["path"] == "/admin/flower/"
     assert "user" not in response.cookies
+    assert "no-store" in response["Cache-Control"]  # a page of Flower's is never cached
     # The site's policy, with Flower's one inline script allowed by its hash.
     assert "'sha256-" in response["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
@@ -171,6 +172,19 @@ def test_staff_who_may_only_look_can_read_flower_but_not_press_its_buttons(clien
     assert response.status_code == 403
     assert response.content == b"You are not allowed to act on workers or tasks."
     assert [request.path for request in _sent_to_flower(flower)] == ["/workers"]
+
+
+@pytest.mark.django_db
+def test_flowers_versioned_static_files_keep_their_cache_lifetime(admin_client, flower):
+    script = Response("var x;", content_type="application/javascript")
+    script.headers["Cache-Control"] = "max-age=315360000"
+    _answer(flower, "/static/js/flower.js", script)
+
+    response = admin_client.get("/admin/flower/static/js/flower.js?v=1a2b")
+
+    assert response.status_code == 200 and response.content == b"var x;"
+    assert response["Cache-Control"] == "max-age=315360000"
+    assert response["Content-Type"] == "application/javascript"
 
 
 @pytest.mark.django_db

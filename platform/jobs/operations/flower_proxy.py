@@ -37,6 +37,7 @@ import urllib.request
 from csp.decorators import csp_update
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from jobs.operations.ops_dashboard import may_act
@@ -77,7 +78,9 @@ class FlowerUnavailable(Exception):
 @csrf_exempt
 @csp_update(FLOWER_CSP)
 def flower(request: HttpRequest, path: str = "") -> HttpResponse:
-    """Reached through admin.site.admin_view only: staff, signed in with both factors."""
+    """Reached through admin.site.admin_view only (staff, signed in with both factors), with
+    cacheable=True: Flower's versioned static files keep their long Cache-Control, and every other
+    answer is marked never to be cached."""
     if not settings.FLOWER_URL:
         raise Http404("Flower is not configured (FLOWER_URL)")
     if request.method not in SAFE_METHODS:
@@ -98,6 +101,8 @@ def flower(request: HttpRequest, path: str = "") -> HttpResponse:
     for name in FORWARDED_RESPONSE_HEADERS:
         if name in headers:
             response[name] = headers[name]
+    if "Cache-Control" not in response:
+        add_never_cache_headers(response)  # Flower's pages; its versioned static files say their own
     if "Location" in headers:
         response["Location"] = _prefixed_location(headers["Location"])
     for cookie in headers.get_all("Set-Cookie") or []:
