@@ -9,8 +9,12 @@ test starts (tests/support/processes.py). Nothing in the suite restarts or kills
 tests use: a test that stops or kills a broker stops its own private redis-server, or takes the
 permissions on its own worker's vhost away.
 
-Tests that must not overlap with each other form an xdist group (`--dist loadgroup`, pyproject.toml):
-a group runs on one worker, one test after another, while the other workers run the rest.
+Tests that must not overlap with each other form a group (GROUPS, by path): a group runs on one
+worker, one test after another, while the other workers run the rest. The groups are this
+plugin's own scheduler's (GroupScheduling, `pytest_xdist_make_scheduler`), not xdist's
+`xdist_group` marks: with pytest 9.2, xdist 3.8's `--dist loadgroup` silently groups nothing (it
+renames the test ids it schedules by, which pytest no longer lets it do: pytest-xdist issue 1386).
+tests/entrypoints/test_parallel_groups.py shows a group on one worker in a real parallel run.
 
 Long tests are handed out first, so that the run does not end waiting on one: the workers order
 what they collected by the durations the last run recorded (pytest's cache, .pytest_cache), which
@@ -26,6 +30,7 @@ import os
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 GROUPS = {
     # One Chromium for the package (its fixtures are package-scoped), a web process, a worker and
@@ -60,16 +65,21 @@ def group_of(nodeid: str) -> str | None:
     return None
 
 
-_NODEID = pytest.StashKey[str]()  # the node id as collected, before xdist appends "@group"
+class GroupScheduling(LoadScopeScheduling):
+    """xdist's scope scheduling, a scope being a group (all its tests to one worker, in the order
+    collected) or else one test. Work units go out in the order the workers collected (the
+    longest first, below: `--no-loadscope-reorder`, pyproject.toml), each worker taking the next
+    as it finishes one."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return group_of(nodeid) or nodeid
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.stash[_NODEID] = item.nodeid
-        group = group_of(item.nodeid)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which would answer for --dist loadgroup
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> GroupScheduling | None:
+    if config.getvalue("dist") != "loadgroup":
+        return None  # another --dist asked for on the command line: xdist's own
+    return GroupScheduling(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -82,18 +92,18 @@ def pytest_configure_node(node) -> None:
     node.workerinput[_DURATIONS] = durations
 
 
-@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-def longest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In every xdist worker, the tests the last run found longest first (the workers' collections
     must be equal, order included: they all sort by the durations the controller handed them),
-    a group's tests by module. A run without xdist keeps the files' order."""
+    a group's tests together and by module. A run without xdist keeps the files' order."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         return
     known = workerinput.get(_DURATIONS, {})
 
     def expected_seconds(item: pytest.Item) -> float:
-        nodeid = item.stash[_NODEID]
+        nodeid = item.nodeid
         if nodeid in known:
             return known[nodeid]
         return _UNKNOWN_PROCESSES_SECONDS if item.get_closest_marker("processes") else _UNKNOWN_SECONDS
@@ -105,18 +115,18 @@ def longest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
     group_total: dict[str, float] = {}
     module_total: dict[tuple[str, str], float] = {}
     for item in items:
-        group = group_of(item.stash[_NODEID])
+        group = group_of(item.nodeid)
         if group:
             group_total[group] = group_total.get(group, 0.0) + seconds[item]
-            module = (group, item.stash[_NODEID].split("::")[0])
+            module = (group, item.nodeid.split("::")[0])
             module_total[module] = module_total.get(module, 0.0) + seconds[item]
 
     def order(indexed: tuple[int, pytest.Item]) -> tuple[float, str, float, str, int]:
         index, item = indexed
-        group = group_of(item.stash[_NODEID])
+        group = group_of(item.nodeid)
         if not group:
             return (-seconds[item], "", 0.0, "", index)
-        module = item.stash[_NODEID].split("::")[0]
+        module = item.nodeid.split("::")[0]
         return (-group_total[group], group, -module_total[(group, module)], module, index)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
@@ -127,10 +137,7 @@ _measured: dict[str, float] = {}  # in the controller (or the only process): set
 
 @pytest.hookimpl
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    nodeid = report.nodeid
-    for group in set(GROUPS.values()):
-        nodeid = nodeid.removesuffix(f"@{group}")
-    _measured[nodeid] = _measured.get(nodeid, 0.0) + report.duration
+    _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
 
 
 @pytest.hookimpl
