@@ -217,6 +217,26 @@ def test_flower_not_answering_is_a_502_that_names_where_it_was_asked_without_its
 
 
 @pytest.mark.django_db
+def test_flower_refusing_the_web_processs_credentials_is_a_502_that_says_so(
+    admin_client, flower, settings, caplog
+):
+    settings.FLOWER_BASIC_AUTH = "ops:not-flowers-password"
+    _answer(
+        flower,
+        "/",
+        Response("Unauthorized", status=401, headers={"WWW-Authenticate": 'Basic realm="flower"'}),
+    )
+
+    with caplog.at_level(logging.WARNING, logger="jobs.operations.flower_proxy"):
+        response = admin_client.get("/admin/flower/")
+
+    assert response.status_code == 502
+    assert b"refused this web process's FLOWER_BASIC_AUTH" in response.content
+    assert "WWW-Authenticate" not in response  # no password prompt in the staff member's browser
+    assert "not-flowers-password" not in caplog.text and "refused FLOWER_BASIC_AUTH" in caplog.text
+
+
+@pytest.mark.django_db
 def test_without_flower_url_the_admin_has_no_flower_and_no_link_to_it(admin_client, settings):
     settings.FLOWER_URL = ""
 

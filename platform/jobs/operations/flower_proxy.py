@@ -8,10 +8,11 @@ FLOWER_BASIC_AUTH, which never leaves the server. Flower writes its links from t
 /admin/flower prefix on the way through. What passes, each way:
 
 - to Flower: the method, path, query, body, and the headers its pages need (Accept, Content-Type,
-  X-Requested-With, X-XSRFToken and its own `_xsrf` cookie): never the staff member's session
-  cookie, CSRF cookie or address;
+  X-Requested-With, X-XSRFToken, Sec-Fetch-Site and its own `_xsrf` cookie): never the staff
+  member's session cookie, CSRF cookie or address;
 - back: the status, the body, Content-Type, Cache-Control and Flower's `_xsrf` cookie (scoped to
-  the prefix), and a redirect's Location under the prefix.
+  the prefix), and a redirect's Location under the prefix; Flower refusing our credentials (401)
+  or not answering is a 502 that says which.
 
 A state-changing request (Flower's buttons: shut a worker down, grow its pool, revoke a task) takes
 the permission the ops dashboard's actions take (may_act), is logged with who made it, and must
@@ -95,6 +96,12 @@ def flower(request: HttpRequest, path: str = "") -> HttpResponse:
         where = _without_credentials(settings.FLOWER_URL)
         logger.warning("flower did not answer at %s: %s", where, exc)
         return _plain(f"Flower does not answer at {where} (FLOWER_URL): is it running?", status=502)
+    if status == 401:  # Flower's basic auth refused ours: the browser could not do better
+        logger.warning("flower at %s refused FLOWER_BASIC_AUTH", _without_credentials(settings.FLOWER_URL))
+        return _plain(
+            "Flower refused this web process's FLOWER_BASIC_AUTH: it must be the one Flower runs with.",
+            status=502,
+        )
     if headers.get("Content-Type", "").startswith("text/html"):
         body = _prefixed_html(body.decode("utf-8", errors="replace")).encode()
     response = HttpResponse(body, status=status)
