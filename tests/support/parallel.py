@@ -69,7 +69,9 @@ class GroupScheduling(LoadScopeScheduling):
     """xdist's scope scheduling, a scope being a group (all its tests to one worker, in the order
     collected) or else one test. Work units go out in the order the workers collected (the
     longest first, below: `--no-loadscope-reorder`, pyproject.toml), each worker taking the next
-    as it finishes one."""
+    as it finishes one. `_split_scope` is xdist's own extension point for its scope schedulers
+    (its loadfile and loadgroup override it too): an upgrade that changes it fails
+    tests/entrypoints/test_parallel_groups.py."""
 
     def _split_scope(self, nodeid: str) -> str:
         return group_of(nodeid) or nodeid
