@@ -1,5 +1,6 @@
 """One test run at a time on a database and a Redis (tests/support/one_run_at_a_time.py): another
-run started now, while this one holds the lock, waits for it; one on another Redis does not."""
+run started now, while this one holds the locks, waits for it if it shares this run's database or
+its Redis; one on another database and another Redis does not."""
 
 from __future__ import annotations
 
@@ -48,8 +49,17 @@ def stop_after():
         process.wait()
 
 
-def test_a_run_on_the_same_database_and_redis_waits_for_this_one(tmp_path, stop_after):
-    other = _another_run(tmp_path)
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        {},
+        {"REDIS_URL": "redis://127.0.0.1:6379/15"},
+        {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/other"},
+    ],
+    ids=["same-both", "same-database", "same-redis"],
+)
+def test_a_run_sharing_this_ones_database_or_redis_waits_for_it(tmp_path, stop_after, elsewhere):
+    other = _another_run(tmp_path, **elsewhere)
     stop_after(other)
     said: list[str] = []
 
@@ -64,8 +74,12 @@ def test_a_run_on_the_same_database_and_redis_waits_for_this_one(tmp_path, stop_
     assert other.poll() is None, "the other run went on while this one holds the lock"
 
 
-def test_a_run_on_another_redis_does_not_wait(tmp_path, stop_after):
-    other = _another_run(tmp_path, REDIS_URL="redis://127.0.0.1:6379/15")
+def test_a_run_on_another_database_and_another_redis_does_not_wait(tmp_path, stop_after):
+    other = _another_run(
+        tmp_path,
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/other",
+    )
     stop_after(other)
 
     out, err = other.communicate(timeout=120)

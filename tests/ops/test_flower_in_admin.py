@@ -12,8 +12,10 @@ import logging
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from werkzeug import Response
 
+from jobs.operations.flower_proxy import FLOWER_CSP
 from tests.support.processes import free_port
 from tests.support.two_factor import log_in_staff
 
@@ -88,9 +90,12 @@ def test_staff_get_flowers_page_with_its_links_under_the_prefix_and_flower_gets_
     assert response.cookies["_xsrf"]["path"] == "/admin/flower/"
     assert "user" not in response.cookies
     assert "no-store" in response["Cache-Control"]  # a page of Flower's is never cached
-    # The site's policy, with Flower's one inline script allowed by its hash.
-    assert "'sha256-" in response["Content-Security-Policy"]
-    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    # The site's policy, with Flower's inline script and style allowed by their hashes, nothing
+    # else inline.
+    policy = response["Content-Security-Policy"]
+    for source in [*FLOWER_CSP["script-src"], *FLOWER_CSP["style-src"]]:
+        assert source in policy
+    assert "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
 
     [sent] = _sent_to_flower(flower)
     assert sent.full_path == "/tasks?state=FAILURE"
@@ -161,6 +166,7 @@ def test_a_request_from_our_origin_without_fetch_metadata_goes_through(admin_cli
 @pytest.mark.django_db
 def test_staff_who_may_only_look_can_read_flower_but_not_press_its_buttons(client, flower):
     looker = get_user_model().objects.create_user("looker", password="a-long-enough-password", is_staff=True)
+    looker.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
     log_in_staff(client, looker, password="a-long-enough-password")
     _answer(flower, "/workers", Response("<html></html>", content_type="text/html"))
 
@@ -172,6 +178,35 @@ def test_staff_who_may_only_look_can_read_flower_but_not_press_its_buttons(clien
     assert response.status_code == 403
     assert response.content == b"You are not allowed to act on workers or tasks."
     assert [request.path for request in _sent_to_flower(flower)] == ["/workers"]
+
+
+@pytest.mark.django_db
+def test_staff_who_may_not_see_task_results_do_not_see_flower(client, flower):
+    clerk = get_user_model().objects.create_user("clerk", password="a-long-enough-password", is_staff=True)
+    log_in_staff(client, clerk, password="a-long-enough-password")
+
+    response = client.get("/admin/flower/api/tasks")
+
+    assert response.status_code == 403
+    assert response.content == b"You are not allowed to see task results, nor Flower."
+    assert _sent_to_flower(flower) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "api/task/send-task/tasks.payments.process_invoice_payment",
+        "api/task/apply/x",
+        "api/task/async-apply/x",
+    ],
+)
+def test_flowers_api_that_sends_any_task_is_not_passed_on_even_for_a_superuser(admin_client, flower, path):
+    response = admin_client.post(f"/admin/flower/{path}", {"args": "[1]"}, HTTP_SEC_FETCH_SITE="same-origin")
+
+    assert response.status_code == 403
+    assert response.content == b"Flower's admin page does not do that."
+    assert _sent_to_flower(flower) == []
 
 
 @pytest.mark.django_db
@@ -191,12 +226,17 @@ def test_flowers_versioned_static_files_keep_their_cache_lifetime(admin_client, 
 def test_flowers_redirects_and_errors_come_back_under_the_prefix(admin_client, flower):
     _answer(flower, "/login", Response("", status=302, headers={"Location": "/workers?x=1"}))
     _answer(flower, "/worker/gone@host", Response("Unknown worker 'gone@host'", status=404))
+    absolute = flower.url_for("/tasks?state=FAILURE")  # Flower's own address, not the browser's
+    _answer(flower, "/absolute", Response("", status=302, headers={"Location": absolute}))
+    _answer(flower, "/elsewhere", Response("", status=302, headers={"Location": "//evil.example/x"}))
 
     redirected = admin_client.get("/admin/flower/login")
     missing = admin_client.get("/admin/flower/worker/gone@host")
 
     assert (redirected.status_code, redirected["Location"]) == (302, "/admin/flower/workers?x=1")
     assert (missing.status_code, missing.content) == (404, b"Unknown worker 'gone@host'")
+    assert admin_client.get("/admin/flower/absolute")["Location"] == "/admin/flower/tasks?state=FAILURE"
+    assert admin_client.get("/admin/flower/elsewhere")["Location"] == "/admin/flower/"
 
 
 @pytest.mark.django_db

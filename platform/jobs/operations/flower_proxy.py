@@ -14,9 +14,11 @@ FLOWER_BASIC_AUTH, which never leaves the server. Flower writes its links from t
   the prefix), and a redirect's Location under the prefix; Flower refusing our credentials (401)
   or not answering is a 502 that says which.
 
-A state-changing request (Flower's buttons: shut a worker down, grow its pool, revoke a task) takes
-the permission the ops dashboard's actions take (may_act), is logged with who made it, and must
-come from the admin's own pages: Flower's scripts send Flower's XSRF header, not Django's, so the
+Reading Flower takes the permission to view task results (what Flower shows). A state-changing
+request is passed on only if it is one of Flower's buttons (ACTIONS: a worker's pool, queues and
+shutdown; a task's revoke and limits; never Flower's API that sends any task), takes the
+permission the ops dashboard's actions take (may_act), is logged with who made it, and must come
+from the admin's own pages: Flower's scripts send Flower's XSRF header, not Django's, so the
 view is exempt from Django's CSRF check and makes its own, the browser's Sec-Fetch-Site (or,
 without it, the Origin) naming this site; the session cookie is SameSite=Lax besides.
 
@@ -51,6 +53,16 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 FORWARDED_REQUEST_HEADERS = ("Accept", "Content-Type", "X-Requested-With", "X-XSRFToken", "Sec-Fetch-Site")
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control", "Last-Modified", "ETag")
 FLOWER_COOKIE = "_xsrf"
+# What Flower shows is task results (arguments, outcomes): the permission to see them in admin.
+VIEW_PERMISSION = "django_celery_results.view_taskresult"
+# The state-changing requests Flower's own pages make (flower/static/js/flower.js): a worker's
+# pool and queues, its shutdown, and a task's revoke, time limit and rate limit. Not Flower's
+# task-sending API (apply, async-apply, send-task): running any task with any arguments is not
+# an operations action, and the admin does not pass it on.
+ACTIONS = re.compile(
+    r"api/worker/(shutdown|pool/(restart|grow|shrink|autoscale)|queue/(add|cancel)-consumer)/[^/]+"
+    r"|api/task/(revoke|timeout|rate-limit)/[^/]+"
+)
 PATH_SAFE = "/@:!$&'()*+,;=-._~"  # a worker's name (celery@host) stays as Flower wrote it
 
 
@@ -84,9 +96,13 @@ def flower(request: HttpRequest, path: str = "") -> HttpResponse:
     answer is marked never to be cached."""
     if not settings.FLOWER_URL:
         raise Http404("Flower is not configured (FLOWER_URL)")
+    if not request.user.has_perm(VIEW_PERMISSION):
+        return _plain("You are not allowed to see task results, nor Flower.", status=403)
     if request.method not in SAFE_METHODS:
         if not _from_this_site(request):
             return _plain("Cross-site request to Flower refused.", status=403)
+        if not ACTIONS.fullmatch(path):
+            return _plain("Flower's admin page does not do that.", status=403)
         if not may_act(request):
             return _plain("You are not allowed to act on workers or tasks.", status=403)
         logger.warning("flower: %s /%s by %s", request.method, path, request.user.get_username())
@@ -156,7 +172,8 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
+# No proxy from the environment (http_proxy): Flower's credentials go to FLOWER_URL and nowhere else.
+_NO_REDIRECTS = urllib.request.build_opener(urllib.request.ProxyHandler({}), _KeepRedirects)
 
 
 def _prefixed_html(html: str) -> str:
@@ -165,10 +182,14 @@ def _prefixed_html(html: str) -> str:
 
 
 def _prefixed_location(location: str) -> str:
+    """A redirect within Flower stays within the prefix; one anywhere else goes to Flower's home."""
     parts = urllib.parse.urlsplit(location)
-    if parts.scheme or parts.netloc or not location.startswith("/"):
-        return location
-    return PREFIX + location
+    flower = urllib.parse.urlsplit(settings.FLOWER_URL)
+    if parts.netloc and (parts.scheme, parts.netloc) != (flower.scheme, flower.netloc):
+        return PREFIX + "/"
+    if not parts.path.startswith("/"):
+        return location if not (parts.scheme or parts.netloc) else PREFIX + "/"
+    return urllib.parse.urlunsplit(("", "", PREFIX + parts.path, parts.query, parts.fragment))
 
 
 def _pass_flower_cookie(response: HttpResponse, header: str) -> None:
