@@ -210,6 +210,22 @@ def test_flowers_api_that_sends_any_task_is_not_passed_on_even_for_a_superuser(a
 
 
 @pytest.mark.django_db
+def test_the_tasks_tables_search_is_a_read_though_flower_sends_it_as_a_post(client, flower):
+    looker = get_user_model().objects.create_user("looker", password="a-long-enough-password", is_staff=True)
+    looker.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
+    log_in_staff(client, looker, password="a-long-enough-password")
+    _answer(
+        flower, "/tasks/datatable", Response('{"data": []}', content_type="application/json"), method="POST"
+    )
+
+    response = client.post(
+        "/admin/flower/tasks/datatable", {"search[value]": "x"}, HTTP_SEC_FETCH_SITE="same-origin"
+    )
+
+    assert response.status_code == 200 and response.json() == {"data": []}
+
+
+@pytest.mark.django_db
 def test_flowers_versioned_static_files_keep_their_cache_lifetime(admin_client, flower):
     script = Response("var x;", content_type="application/javascript")
     script.headers["Cache-Control"] = "max-age=315360000"

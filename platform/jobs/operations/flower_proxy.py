@@ -59,6 +59,7 @@ VIEW_PERMISSION = "django_celery_results.view_taskresult"
 # pool and queues, its shutdown, and a task's revoke, time limit and rate limit. Not Flower's
 # task-sending API (apply, async-apply, send-task): running any task with any arguments is not
 # an operations action, and the admin does not pass it on.
+READS_BY_POST = {"tasks/datatable"}  # the Tasks page's table, its search and paging
 ACTIONS = re.compile(
     r"api/worker/(shutdown|pool/(restart|grow|shrink|autoscale)|queue/(add|cancel)-consumer)/[^/]+"
     r"|api/task/(revoke|timeout|rate-limit)/[^/]+"
@@ -101,11 +102,14 @@ def flower(request: HttpRequest, path: str = "") -> HttpResponse:
     if request.method not in SAFE_METHODS:
         if not _from_this_site(request):
             return _plain("Cross-site request to Flower refused.", status=403)
-        if not ACTIONS.fullmatch(path):
+        if path in READS_BY_POST:
+            pass  # a search, sent as a POST by Flower's script: a read like any GET
+        elif not ACTIONS.fullmatch(path):
             return _plain("Flower's admin page does not do that.", status=403)
-        if not may_act(request):
+        elif not may_act(request):
             return _plain("You are not allowed to act on workers or tasks.", status=403)
-        logger.warning("flower: %s /%s by %s", request.method, path, request.user.get_username())
+        else:
+            logger.warning("flower: %s /%s by %s", request.method, path, request.user.get_username())
     try:
         status, headers, body = _ask_flower(request, path)
     except FlowerUnavailable as exc:
