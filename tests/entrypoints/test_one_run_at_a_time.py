@@ -49,16 +49,23 @@ def stop_after():
         process.wait()
 
 
-@pytest.mark.parametrize(
-    "elsewhere",
-    [
-        {},
-        {"REDIS_URL": "redis://127.0.0.1:6379/15"},
-        {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/other"},
-    ],
-    ids=["same-both", "same-database", "same-redis"],
-)
-def test_a_run_sharing_this_ones_database_or_redis_waits_for_it(tmp_path, stop_after, elsewhere):
+def _another_database(tmp_path) -> str:
+    """A database URL no other run uses (these runs never connect to it): each test its own, so
+    that tests running side by side do not wait on each other's runs."""
+    return f"postgres://postgres@127.0.0.1:5432/other_{tmp_path.name}"
+
+
+def _another_redis(tmp_path) -> str:
+    return f"redis://127.0.0.1:6379/15?for={tmp_path.name}"
+
+
+@pytest.mark.parametrize("shares", ["both", "database", "redis"])
+def test_a_run_sharing_this_ones_database_or_redis_waits_for_it(tmp_path, stop_after, shares):
+    elsewhere = {
+        "both": {},
+        "database": {"REDIS_URL": _another_redis(tmp_path)},
+        "redis": {"DATABASE_URL": _another_database(tmp_path)},
+    }[shares]
     other = _another_run(tmp_path, **elsewhere)
     stop_after(other)
     said: list[str] = []
@@ -76,9 +83,7 @@ def test_a_run_sharing_this_ones_database_or_redis_waits_for_it(tmp_path, stop_a
 
 def test_a_run_on_another_database_and_another_redis_does_not_wait(tmp_path, stop_after):
     other = _another_run(
-        tmp_path,
-        REDIS_URL="redis://127.0.0.1:6379/15",
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/other",
+        tmp_path, REDIS_URL=_another_redis(tmp_path), DATABASE_URL=_another_database(tmp_path)
     )
     stop_after(other)
 
